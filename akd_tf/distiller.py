@@ -1,0 +1,278 @@
+"""Keras models that distil a frozen teacher into a student: `AnnealingKD` and the `HintonKD` baseline.
+
+Both own their training step (TensorFlow backend) and share one piece of plumbing, `Distiller`:
+
+* the teacher is frozen (``trainable = False``), runs with ``training=False`` *before* the gradient tape
+  and is never in the optimizer's variables;
+* ``call(x)`` is the student, so ``evaluate``/``predict``/``save`` of the distiller measure the student;
+* losses are reduced per replica and divided by the replica count, because the optimizer all-reduces
+  gradients with a SUM: the step on N replicas equals the step on one device with the same global batch.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from akd_tf import losses
+from akd_tf import schedule
+
+
+def _known_shape(model, which):
+    tensors = getattr(model, which, None)
+    if not tensors or len(tensors) != 1 or not hasattr(tensors[0], "shape"):
+        return None
+    return tuple(tensors[0].shape[1:])
+
+
+def check_compatible(teacher, student):
+    """Raises `ValueError` when teacher and student disagree on class count or input shape."""
+    for name, model in (("teacher", teacher), ("student", student)):
+        if not isinstance(model, keras.Model):
+            raise TypeError(f"`{name}` must be a keras.Model. Received: {name}={model!r}")
+    t_out, s_out = _known_shape(teacher, "outputs"), _known_shape(student, "outputs")
+    if t_out is not None and s_out is not None and t_out[-1:] != s_out[-1:]:
+        raise ValueError(
+            "Teacher and student must predict the same number of classes. "
+            f"Received: teacher outputs {t_out[-1]}, student outputs {s_out[-1]}"
+        )
+    t_in, s_in = _known_shape(teacher, "inputs"), _known_shape(student, "inputs")
+    if t_in is not None and s_in is not None and t_in != s_in:
+        raise ValueError(
+            f"Teacher and student must take the same input shape. Received: teacher {t_in}, student {s_in}"
+        )
+
+
+class Distiller(keras.Model):
+    """A frozen teacher, a trainable student, and a per-example loss defined by the subclass."""
+
+    def __init__(self, teacher, student, **kwargs):
+        super().__init__(**kwargs)
+        check_compatible(teacher, student)
+        # Without this, Keras would count the teacher's weights as trainable and update them.
+        teacher.trainable = False
+        self.teacher = teacher
+        self.student = student
+        self._teacher_output_tail = None
+        # fit() calls the student, never this model, so mark it built when both parts are.
+        if teacher.built and student.built:
+            self.built = True
+
+    def build(self, input_shape):
+        for model in (self.teacher, self.student):
+            if not model.built:
+                model.build(input_shape)
+        self.built = True
+
+    def call(self, inputs, training=False):
+        return self.student(inputs, training=training)
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
+        """Like `keras.Model.compile`, without ``loss``: the method defines its loss.
+
+        ``metrics`` are computed on the labels against the student's logits; by default the top-1
+        accuracy (``"accuracy"``).
+        """
+        if loss is not None:
+            raise ValueError(
+                f"{type(self).__name__} defines its own loss; do not pass `loss` to compile(). Received: loss={loss!r}"
+            )
+        if metrics is None:
+            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips this for models with a custom compile(); ours takes the same arguments.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built and self.optimizer is not None:
+            self.optimizer.build(self.trainable_variables)
+
+    # -- what subclasses define -------------------------------------------------------------------
+    def uses_teacher(self):
+        """Does the current step need the teacher's logits? `True`, or a boolean tensor read at run time."""
+        return True
+
+    def per_example_loss(self, labels, student_logits, teacher_logits):
+        raise NotImplementedError
+
+    # -- the step ---------------------------------------------------------------------------------
+    def _teacher_output_shape(self, x):
+        if self._teacher_output_tail is None:
+            spec = tf.nest.map_structure(
+                lambda t: keras.KerasTensor(t.shape, keras.backend.standardize_dtype(t.dtype)), x
+            )
+            self._teacher_output_tail = tuple(self.teacher.compute_output_spec(spec).shape[1:])
+        batch = tf.shape(tf.nest.flatten(x)[0])[0]
+        return tf.stack([batch, *self._teacher_output_tail])
+
+    def teacher_logits(self, x):
+        """The teacher's logits in inference mode, or zeros when the current step does not need them
+        (a `tf.cond`, so phase 2 of AKD never runs the teacher)."""
+        run = lambda: ops.cast(self.teacher(x, training=False), "float32")  # noqa: E731
+        needed = self.uses_teacher()
+        if needed is True:
+            return tf.stop_gradient(run())
+        skip = lambda: tf.zeros(self._teacher_output_shape(x), "float32")  # noqa: E731
+        return tf.stop_gradient(tf.cond(needed, run, skip))
+
+    def _replica_loss(self, y, student_logits, teacher_logits, sample_weight):
+        per_example = ops.cast(self.per_example_loss(y, student_logits, teacher_logits), "float32")
+        if sample_weight is not None:
+            per_example = per_example * ops.cast(sample_weight, "float32")
+        loss = ops.mean(per_example)
+        # Regularisation of the student only: the frozen teacher's terms are constants.
+        if self.student.losses:
+            loss = loss + ops.cast(ops.sum(self.student.losses), "float32")
+        return loss
+
+    @staticmethod
+    def _unpack(data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            raise ValueError(
+                "Distillation needs (inputs, labels) batches: the label phase and the accuracy metric use "
+                "the labels. Received batches with inputs only."
+            )
+        return x, y, sample_weight
+
+    def _log(self, x, y, student_logits, loss, sample_weight):
+        # `loss` is this replica's mean over its own examples; weighting it by the replica's batch size
+        # makes the (SUM-synchronised) tracker report the mean over the global batch.
+        self._loss_tracker.update_state(loss, sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
+        return self.compute_metrics(x, y, student_logits, sample_weight=sample_weight)
+
+    def train_step(self, data):
+        x, y, sample_weight = self._unpack(data)
+        teacher_logits = self.teacher_logits(x)  # outside the tape: nothing of the teacher is recorded
+        with tf.GradientTape() as tape:
+            student_logits = self.student(x, training=True)
+            loss = self._replica_loss(y, student_logits, teacher_logits, sample_weight)
+            # The optimizer SUMs gradients over replicas, so each contributes 1/N of its mean.
+            scaled_loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
+            scaled_loss = self.optimizer.scale_loss(scaled_loss)
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled_loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return self._log(x, y, student_logits, loss, sample_weight)
+
+    def test_step(self, data):
+        x, y, sample_weight = self._unpack(data)
+        student_logits = self.student(x, training=False)
+        loss = self._replica_loss(y, student_logits, self.teacher_logits(x), sample_weight)
+        return self._log(x, y, student_logits, loss, sample_weight)
+
+    # -- serialisation ----------------------------------------------------------------------------
+    def get_config(self):
+        def serialize(model):
+            config = keras.saving.serialize_keras_object(model)
+            # Their own compile state (e.g. the optimizer the teacher was trained with) is not ours.
+            config.pop("compile_config", None)
+            return config
+
+        return {"name": self.name, "teacher": serialize(self.teacher), "student": serialize(self.student)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("teacher", "student"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="akd_tf")
+class AnnealingKD(Distiller):
+    """Annealing Knowledge Distillation (Jafari et al., EACL 2021, arXiv 2104.07163).
+
+    Phase 1 (``phase == 1``) fits the student's logits to the annealed teacher's, with no labels::
+
+        loss = mean over batch and classes of (z_s(x) − Φ(T) · z_t(x))²,   Φ(T) = 1 − (T − 1) / τ_max
+
+    Phase 2 (``phase == 2``) trains the student with cross-entropy on the hard labels; the teacher is not
+    run. ``temperature`` and ``phase`` are variables, so a traced step sees every change; the
+    `akd_tf.AnnealingSchedule` callback sets them per epoch so that one ``fit`` runs both phases::
+
+        akd = AnnealingKD(teacher=teacher, student=student, max_temperature=10)
+        akd.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+        akd.fit(train, validation_data=val, epochs=p1 + p2, callbacks=[AnnealingSchedule(p1)])
+
+    Args:
+        teacher: a trained `keras.Model` returning logits. It is frozen in place (``trainable = False``).
+        student: a `keras.Model` returning logits of the same shape.
+        max_temperature: τ_max, a positive integer (the paper uses 10 on CIFAR, 7 on GLUE).
+    """
+
+    def __init__(self, teacher, student, max_temperature=10, **kwargs):
+        if isinstance(max_temperature, bool) or not isinstance(max_temperature, int) or max_temperature < 1:
+            raise ValueError(f"`max_temperature` must be a positive integer. Received: max_temperature={max_temperature!r}")
+        super().__init__(teacher, student, **kwargs)
+        self.max_temperature = max_temperature
+        self._temperature = self.add_weight(
+            name="temperature", shape=(), dtype="float32", trainable=False,
+            initializer=keras.initializers.Constant(max_temperature),
+        )
+        self._phase = self.add_weight(
+            name="phase", shape=(), dtype="float32", trainable=False,
+            initializer=keras.initializers.Constant(schedule.PHASE_DISTILL),
+        )
+
+    @property
+    def temperature(self) -> int:
+        """The current T in [1, τ_max]; assigning it takes effect at the next step."""
+        return int(round(float(ops.convert_to_numpy(self._temperature))))
+
+    @temperature.setter
+    def temperature(self, value):
+        schedule.annealing_factor(value, self.max_temperature)  # validates the range
+        self._temperature.assign(float(value))
+
+    @property
+    def phase(self) -> int:
+        """1 (logit matching against the annealed teacher) or 2 (hard labels)."""
+        return int(round(float(ops.convert_to_numpy(self._phase))))
+
+    @phase.setter
+    def phase(self, value):
+        if value not in (schedule.PHASE_DISTILL, schedule.PHASE_LABELS):
+            raise ValueError(f"`phase` must be 1 or 2. Received: phase={value!r}")
+        self._phase.assign(float(value))
+
+    @property
+    def phi(self) -> float:
+        """Φ(T) for the current temperature."""
+        return schedule.annealing_factor(self.temperature, self.max_temperature)
+
+    def uses_teacher(self):
+        return ops.equal(self._phase, float(schedule.PHASE_DISTILL))
+
+    def per_example_loss(self, labels, student_logits, teacher_logits):
+        phi = 1.0 - (self._temperature - 1.0) / float(self.max_temperature)
+        return tf.cond(
+            self.uses_teacher(),
+            lambda: losses.annealing_loss(student_logits, teacher_logits, phi),
+            lambda: losses.label_loss(labels, student_logits),
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "max_temperature": self.max_temperature}
+
+
+@keras.saving.register_keras_serializable(package="akd_tf")
+class HintonKD(Distiller):
+    """Vanilla knowledge distillation (Hinton et al., 2015): `akd_tf.losses.hinton_kd_loss` with the
+    teacher run on every step. The baseline the paper compares against, and TAKD's building block."""
+
+    def __init__(self, teacher, student, temperature=4.0, alpha=0.9, **kwargs):
+        if not temperature > 0:
+            raise ValueError(f"`temperature` must be > 0. Received: temperature={temperature!r}")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"`alpha` must lie in [0, 1]. Received: alpha={alpha!r}")
+        super().__init__(teacher, student, **kwargs)
+        self.temperature = float(temperature)
+        self.alpha = float(alpha)
+
+    def per_example_loss(self, labels, student_logits, teacher_logits):
+        return losses.hinton_kd_loss(labels, student_logits, teacher_logits, self.temperature, self.alpha)
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature, "alpha": self.alpha}

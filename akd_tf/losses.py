@@ -1,0 +1,40 @@
+"""Distillation losses as per-example tensors (``keras.ops``), so a caller can reduce them over the
+*global* batch under a distribution strategy.
+
+Each function returns a vector of shape ``[batch]``; the mean over the batch is the paper's loss.
+"""
+
+from keras import ops
+
+
+def annealing_loss(student_logits, teacher_logits, phi):
+    """Phase 1 of Annealing-KD (Jafari et al., 2021, Eq. 3)::
+
+        L(x) = mean_c (z_s(x)_c − Φ(T) · z_t(x)_c)²
+
+    ``phi`` is the annealing factor ``Φ(T) = 1 − (T − 1)/τ_max``. The student's logits are not scaled,
+    there is no label term and no KL: at ``Φ = 1`` this is plain MSE against the raw teacher logits.
+    """
+    teacher_logits = ops.cast(teacher_logits, student_logits.dtype)
+    phi = ops.cast(phi, student_logits.dtype)
+    return ops.mean(ops.square(student_logits - phi * teacher_logits), axis=-1)
+
+
+def label_loss(labels, student_logits):
+    """Phase 2 of Annealing-KD and the plain baseline: cross-entropy on the hard labels, from logits."""
+    return ops.sparse_categorical_crossentropy(labels, student_logits, from_logits=True)
+
+
+def hinton_kd_loss(labels, student_logits, teacher_logits, temperature, alpha):
+    """Hinton et al. (2015) knowledge distillation, as used by the KD and TAKD baselines::
+
+        L(x) = (1 − α) · CE(y, z_s) + α · T² · KL(softmax(z_t / T) ‖ softmax(z_s / T))
+
+    The ``T²`` factor keeps the soft term's gradient scale independent of ``T``.
+    """
+    teacher_logits = ops.cast(teacher_logits, student_logits.dtype)
+    soft_teacher = ops.softmax(teacher_logits / temperature, axis=-1)
+    log_soft_teacher = ops.log_softmax(teacher_logits / temperature, axis=-1)
+    log_soft_student = ops.log_softmax(student_logits / temperature, axis=-1)
+    kl = ops.sum(soft_teacher * (log_soft_teacher - log_soft_student), axis=-1)
+    return (1.0 - alpha) * label_loss(labels, student_logits) + alpha * temperature**2 * kl

@@ -1,0 +1,25 @@
+"""Networks by name: a flat registry from name to constructor.
+
+Every constructor takes ``(num_classes=10, input_shape=(32, 32, 3), weight_decay=0.0, name=None)`` and
+returns a functional `keras.Model` that outputs logits.
+"""
+
+import functools
+
+from akd_tf.nets.plain_cnn import plain_cnn
+from akd_tf.nets.resnet import resnet_cifar
+
+NETS = {
+    **{f"resnet{d}": functools.partial(resnet_cifar, d) for d in (8, 14, 20, 26, 32, 44, 56, 110)},
+    **{f"plane{d}": functools.partial(plain_cnn, d) for d in (2, 4, 6, 8, 10)},
+}
+
+
+def build(name, num_classes=10, input_shape=(32, 32, 3), weight_decay=0.0):
+    """Builds the network registered as ``name``."""
+    if name not in NETS:
+        raise ValueError(f"Unknown network {name!r}. Allowed: {', '.join(NETS)}")
+    return NETS[name](num_classes=num_classes, input_shape=tuple(input_shape), weight_decay=weight_decay, name=name)
+
+
+__all__ = ["NETS", "build", "plain_cnn", "resnet_cifar"]

@@ -1,0 +1,100 @@
+"""The Annealing-KD schedules as pure functions: no TensorFlow, no Keras, no flags.
+
+Jafari et al., *Annealing Knowledge Distillation*, EACL 2021 (arXiv 2104.07163).
+
+* Annealing function: ``Φ(T) = 1 − (T − 1) / τ_max`` for integer ``T`` in ``[1, τ_max]``,
+  so ``Φ(τ_max) = 1/τ_max`` and ``Φ(1) = 1``.
+* Temperature: ``T`` starts at ``τ_max`` and drops by 1 every ``⌊phase1_epochs / τ_max⌋`` epochs, never
+  below 1. The official code keeps a counter ``t = 1, 2, …`` that steps when
+  ``epoch % int(epochs / τ_max) == 0 and epoch > 0`` and scales the teacher by ``t / τ_max``; with
+  ``T = τ_max − t + 1`` that is the same factor at every epoch (it would overshoot ``Φ = 1`` when
+  ``phase1_epochs`` is not a multiple of ``τ_max``; here ``T`` stays at 1 instead).
+* Phases: epochs ``[0, phase1_epochs)`` are phase 1 (logit matching, no labels), later epochs phase 2
+  (hard labels). Each phase restarts its own learning-rate schedule.
+"""
+
+from __future__ import annotations
+
+PHASE_DISTILL = 1
+PHASE_LABELS = 2
+
+
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+
+
+def validate_schedule(phase1_epochs: int, max_temperature: int) -> None:
+    """Raises `ValueError` unless every temperature ``τ_max … 1`` gets at least one phase-1 epoch."""
+    _check_positive_int("max_temperature", max_temperature)
+    _check_positive_int("phase1_epochs", phase1_epochs)
+    if phase1_epochs < max_temperature:
+        raise ValueError(
+            "Phase 1 needs at least one epoch per temperature, so `phase1_epochs` must be >= "
+            f"`max_temperature`. Received: phase1_epochs={phase1_epochs}, max_temperature={max_temperature}"
+        )
+
+
+def annealing_factor(temperature: float, max_temperature: int) -> float:
+    """``Φ(T) = 1 − (T − 1) / τ_max``: the scale applied to the teacher's logits in phase 1."""
+    if not 1 <= temperature <= max_temperature:
+        raise ValueError(
+            f"`temperature` must lie in [1, max_temperature={max_temperature}]. Received: temperature={temperature}"
+        )
+    return 1.0 - (temperature - 1.0) / max_temperature
+
+
+def epochs_per_temperature(phase1_epochs: int, max_temperature: int) -> int:
+    """How many epochs each temperature lasts (the last temperature, T=1, takes any remainder)."""
+    validate_schedule(phase1_epochs, max_temperature)
+    return phase1_epochs // max_temperature
+
+
+def temperature_at(epoch: int, phase1_epochs: int, max_temperature: int) -> int:
+    """The temperature for a 0-based ``epoch`` of the whole run; 1 for every epoch after phase 1."""
+    if epoch < 0:
+        raise ValueError(f"`epoch` must be >= 0. Received: epoch={epoch}")
+    step = epochs_per_temperature(phase1_epochs, max_temperature)
+    return max(1, max_temperature - epoch // step)
+
+
+def phase_at(epoch: int, phase1_epochs: int) -> int:
+    """1 for epochs in ``[0, phase1_epochs)``, 2 after."""
+    if epoch < 0:
+        raise ValueError(f"`epoch` must be >= 0. Received: epoch={epoch}")
+    return PHASE_DISTILL if epoch < phase1_epochs else PHASE_LABELS
+
+
+def step_learning_rate(epoch_in_phase: int, phase_epochs: int, base_learning_rate: float) -> float:
+    """The official CIFAR ResNet recipe, per phase: ``base`` for the first half of the phase's epochs,
+    ``base/10`` until 75 %, then ``base/100``."""
+    _check_positive_int("phase_epochs", phase_epochs)
+    if epoch_in_phase < 0.5 * phase_epochs:
+        return base_learning_rate
+    if epoch_in_phase < 0.75 * phase_epochs:
+        return base_learning_rate * 0.1
+    return base_learning_rate * 0.01
+
+
+def learning_rate_at(
+    epoch: int,
+    phase_epochs: tuple[int, ...],
+    base_learning_rate: float,
+    kind: str = "step",
+) -> float:
+    """Learning rate for a 0-based ``epoch`` of a run made of consecutive phases of ``phase_epochs``
+    epochs each; every phase restarts the schedule (``kind`` is ``"step"`` or ``"constant"``)."""
+    if kind not in LR_SCHEDULES:
+        raise ValueError(f"Unknown learning-rate schedule {kind!r}. Allowed: {sorted(LR_SCHEDULES)}")
+    start = 0
+    for epochs in phase_epochs:
+        if epoch < start + epochs:
+            return LR_SCHEDULES[kind](epoch - start, epochs, base_learning_rate)
+        start += epochs
+    raise ValueError(f"`epoch` {epoch} lies past the last phase; phases: {tuple(phase_epochs)}")
+
+
+LR_SCHEDULES = {
+    "step": step_learning_rate,
+    "constant": lambda epoch_in_phase, phase_epochs, base: base,
+}

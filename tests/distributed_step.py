@@ -1,0 +1,74 @@
+"""Runs one AnnealingKD training step per phase under a given number of logical CPU replicas and writes
+the student's weights and the logged losses to an .npz file.
+
+Run as a script, one strategy per process (several MirroredStrategy objects in one process can abort
+collectives): ``python tests/distributed_step.py --replicas 2 --out /tmp/r2.npz``.
+"""
+
+import argparse
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+GLOBAL_BATCH = 16
+
+
+def _model(name, units, l2):
+    import keras
+
+    reg = keras.regularizers.L2(l2) if l2 else None
+    return keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(8, activation="relu", kernel_regularizer=reg),
+         keras.layers.Dense(units, kernel_regularizer=reg)],
+        name=name,
+    )
+
+
+def _set_weights(model, seed):
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.get_weights()])
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--replicas", type=int, required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+
+    import akd_tf
+
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][: args.replicas]
+    strategy = tf.distribute.MirroredStrategy(devices) if args.replicas > 1 else tf.distribute.OneDeviceStrategy(devices[0])
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(GLOBAL_BATCH, 6)).astype("float32")
+    y = rng.integers(0, 3, size=GLOBAL_BATCH)
+    results = {}
+    for phase in (1, 2):
+        with strategy.scope():
+            teacher = _model("teacher", 3, 0.0)
+            student = _model("student", 3, 1e-2)  # a regulariser, to check its scaling too
+            _set_weights(teacher, 1)
+            _set_weights(student, 2)
+            akd = akd_tf.AnnealingKD(teacher=teacher, student=student, max_temperature=4)
+            akd.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+        akd.phase = phase
+        akd.temperature = 3  # Φ = 0.5
+        data = tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL_BATCH)
+        history = akd.fit(data, epochs=1, verbose=0)
+        results[f"phase{phase}_loss"] = np.float64(history.history["loss"][0])
+        for i, w in enumerate(student.get_weights()):
+            results[f"phase{phase}_student_{i}"] = w
+        results[f"phase{phase}_replicas"] = np.int64(strategy.num_replicas_in_sync)
+    np.savez(args.out, **results)
+
+
+if __name__ == "__main__":
+    main()
