@@ -9,6 +9,7 @@ Flagfile paths, including ``--flagfile`` lines inside a flagfile, are relative t
 
 import dataclasses
 import os
+import sys
 
 from absl import app, flags, logging
 
@@ -62,7 +63,12 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     config = config_from_flags()
-    config.validate()
+    try:
+        config.validate()
+    except (ValueError, FileNotFoundError) as error:
+        # Bad input is reported in one line, before any data or model is loaded.
+        print(f"akd_tf.main: error: {error}", file=sys.stderr)
+        return 2
     os.makedirs(FLAGS.workdir, exist_ok=True)
     # The resolved flags, as a flagfile that reproduces the run.
     FLAGS.append_flags_into_file(os.path.join(FLAGS.workdir, "flags.txt"))

@@ -66,14 +66,16 @@ def _check_positive(name, value, allow_none=True):
 
 def _builder(name, data_dir, download):
     builder = tfds.builder(name, data_dir=data_dir)
-    if not tf.io.gfile.exists(os.path.join(builder.data_dir, "dataset_info.json")):
+    if download:
+        builder.download_and_prepare()  # a no-op when the dataset is already prepared
+    try:
+        builder.as_dataset(split="train[:1]")
+    except AssertionError:  # TFDS's "could not find data in <dir>"
         where = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
-        if not download:
-            raise FileNotFoundError(
-                f"TFDS dataset {name!r} is not prepared under {where!r} and downloading is off. "
-                "Point --data_dir or TFDS_DATA_DIR at a prepared TFDS directory, or allow the download."
-            )
-        builder.download_and_prepare()
+        raise FileNotFoundError(
+            f"TFDS dataset {name!r} is not prepared under {where!r} and downloading is off. "
+            "Point --data_dir or TFDS_DATA_DIR at a prepared TFDS directory, or allow the download."
+        ) from None
     return builder
 
 

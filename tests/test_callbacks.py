@@ -1,0 +1,112 @@
+"""AnnealingSchedule: temperatures per epoch, best-student restore, optimizer restart, resumed fits."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import akd_tf
+
+
+def _setup(tau=2, seed=0):
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(96, 6)).astype("float32"), rng.integers(0, 3, 96)
+    teacher = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)])
+    student = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+    akd = akd_tf.AnnealingKD(teacher=teacher, student=student, max_temperature=tau)
+    akd.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    train = tf.data.Dataset.from_tensor_slices((x[:64], y[:64])).batch(16)
+    val = tf.data.Dataset.from_tensor_slices((x[64:], y[64:])).batch(32)
+    return akd, train, val
+
+
+class Probe(keras.callbacks.Callback):
+    """Records, per epoch, what the model looks like at epoch begin and end."""
+
+    def __init__(self):
+        super().__init__()
+        self.begin, self.end = {}, {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        opt = self.model.optimizer
+        self.begin[epoch] = {
+            "temperature": self.model.temperature, "phase": self.model.phase,
+            "weights": [w.copy() for w in self.model.student.get_weights()],
+            "iterations": int(opt.iterations.numpy()) if opt.built else None,
+            "momentum_norm": sum(float(np.abs(v.numpy()).sum()) for v in opt.variables if "momentum" in v.path),
+        }
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.end[epoch] = {"weights": [w.copy() for w in self.model.student.get_weights()],
+                           "val_loss": logs["val_loss"]}
+
+
+def test_temperature_and_phase_per_epoch():
+    akd, train, val = _setup(tau=2)
+    probe = Probe()
+    history = akd.fit(train, validation_data=val, epochs=6, verbose=0,
+                      callbacks=[akd_tf.AnnealingSchedule(4, verbose=0), probe]).history
+    assert [probe.begin[e]["temperature"] for e in range(4)] == [2, 2, 1, 1]
+    assert [probe.begin[e]["phase"] for e in range(6)] == [1, 1, 1, 1, 2, 2]
+    assert history["temperature"] == [2, 2, 1, 1, 1, 1]
+
+
+def test_best_phase1_student_restored_and_optimizer_restarted():
+    akd, train, val = _setup(tau=2)
+    probe = Probe()
+    # Probe first: its on_epoch_end sees the weights before the schedule restores anything.
+    schedule = akd_tf.AnnealingSchedule(4, monitor="val_loss", verbose=0)
+    akd.fit(train, validation_data=val, epochs=6, verbose=0, callbacks=[probe, schedule])
+    best = int(np.argmin([probe.end[e]["val_loss"] for e in range(4)]))
+    assert schedule.best[1]["epoch"] == best
+    for restored, recorded in zip(probe.begin[4]["weights"], probe.end[best]["weights"]):
+        np.testing.assert_array_equal(restored, recorded)
+    assert probe.begin[3]["iterations"] == 12 and probe.begin[3]["momentum_norm"] > 0
+    assert probe.begin[4]["iterations"] == 0 and probe.begin[4]["momentum_norm"] == 0.0
+    assert float(akd.optimizer.learning_rate.numpy()) == pytest.approx(0.1)
+    # And at the end, the best phase-2 student.
+    best2 = 4 + int(np.argmin([probe.end[e]["val_loss"] for e in (4, 5)]))
+    for final, recorded in zip(akd.student.get_weights(), probe.end[best2]["weights"]):
+        np.testing.assert_array_equal(final, recorded)
+
+
+def test_iteration_based_learning_rate_schedule_restarts_in_phase2():
+    akd, train, val = _setup(tau=2)
+    lr = keras.optimizers.schedules.PiecewiseConstantDecay([6], [0.1, 0.01])
+    akd.compile(optimizer=keras.optimizers.SGD(lr, momentum=0.9))
+    seen = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda e, logs: seen.append(float(akd.optimizer.learning_rate.numpy())))
+    akd.fit(train, validation_data=val, epochs=4, verbose=0,
+            callbacks=[akd_tf.AnnealingSchedule(2, verbose=0), record])
+    assert seen == pytest.approx([0.1, 0.1, 0.1, 0.1])  # 4 steps/epoch: epoch 2 would be at step 8 > 6
+
+
+def test_resumed_fit_lands_on_the_right_temperature_and_phase():
+    akd, train, val = _setup(tau=2)
+    probe = Probe()
+    akd.fit(train, validation_data=val, epochs=6, initial_epoch=3, verbose=0,
+            callbacks=[akd_tf.AnnealingSchedule(4, verbose=0), probe])
+    assert probe.begin[3]["temperature"] == 1 and probe.begin[3]["phase"] == 1
+    assert probe.begin[4]["phase"] == 2 and probe.begin[4]["iterations"] == 0
+
+    akd, train, val = _setup(tau=2)
+    probe = Probe()
+    akd.fit(train, validation_data=val, epochs=6, initial_epoch=5, verbose=0,
+            callbacks=[akd_tf.AnnealingSchedule(4, verbose=0), probe])
+    assert probe.begin[5]["phase"] == 2 and akd.phase == 2
+
+
+def test_schedule_errors():
+    with pytest.raises(ValueError, match="phase1_epochs=3, max_temperature=4"):
+        akd_tf.AnnealingSchedule(3, max_temperature=4)
+    with pytest.raises(ValueError, match="phase1_epochs=0"):
+        akd_tf.AnnealingSchedule(0)
+    akd, train, _ = _setup(tau=3)
+    with pytest.raises(ValueError, match="phase1_epochs=2, max_temperature=3"):
+        akd.fit(train, epochs=1, verbose=0, callbacks=[akd_tf.AnnealingSchedule(2)])
+    plain = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+    plain.compile("sgd", "mse")
+    with pytest.raises(TypeError, match="Received a Sequential"):
+        plain.fit(np.zeros((4, 6)), np.zeros((4, 3)), verbose=0, callbacks=[akd_tf.AnnealingSchedule(2)])

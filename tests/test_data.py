@@ -1,0 +1,67 @@
+"""TFDS input: splits, augmentation, normalisation; on mock data and on the real prepared CIFAR-10."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from akd_tf import data
+from akd_tf.data import images
+
+
+def test_augment_keeps_shape_and_moves_content():
+    image = tf.ones((32, 32, 3), tf.uint8) * 200
+    tf.random.set_seed(0)
+    outs = [images.augment(image).numpy() for _ in range(20)]
+    assert all(o.shape == (32, 32, 3) and o.dtype == np.uint8 for o in outs)
+    # Crops of the zero-padded image show black borders in most draws.
+    assert sum((o == 0).any() for o in outs) >= 10
+
+
+def test_normalize_uses_the_official_statistics():
+    pixel = np.array([[[0.507, 0.487, 0.441]]]) * 255
+    np.testing.assert_allclose(images.normalize(tf.constant(pixel)).numpy(), 0.0, atol=1e-6)
+    np.testing.assert_allclose(images.normalize(tf.zeros((1, 1, 3))).numpy().ravel(),
+                               -np.array(images.MEAN) / np.array(images.STD), rtol=1e-6)
+
+
+def test_pipeline_on_mock_data():
+    # Mock examples with the real metadata; the mock yields `num_examples` per split whatever the slice.
+    with tfds.testing.mock_data(num_examples=40, data_dir=os.environ["TFDS_DATA_DIR"]):
+        splits = data.load("cifar10", batch_size=16, validation_size=8, train_size=16, test_size=24)
+        assert splits.num_examples == {"train": 40, "validation": 40, "test": 40}
+        assert (splits.num_classes, splits.input_shape) == (10, (32, 32, 3))
+        x, y = next(iter(splits.train))
+        assert x.shape == (16, 32, 32, 3) and x.dtype == tf.float32 and y.shape == (16,)
+        assert [b[0].shape[0] for b in splits.test] == [16, 16, 8]
+        assert np.isfinite(x.numpy()).all()
+
+
+def test_bad_arguments_are_rejected():
+    with pytest.raises(ValueError, match="Unknown dataset 'mnist'. Allowed: cifar10, cifar100"):
+        data.load("mnist", batch_size=8)
+    with pytest.raises(ValueError, match="batch_size=0"):
+        data.load("cifar10", batch_size=0)
+    with pytest.raises(FileNotFoundError, match="not prepared under"):
+        data.load("cifar100", batch_size=8, data_dir=os.path.join(os.path.dirname(__file__), "no_such_dir"))
+
+
+def test_real_cifar10_from_the_shared_tfds_directory():
+    """Fails (never skips) when the prepared data is missing: CI must have it."""
+    data_dir = os.environ["TFDS_DATA_DIR"]
+    assert os.path.isfile(os.path.join(data_dir, "cifar10", "3.0.2", "dataset_info.json")), (
+        f"Prepared CIFAR-10 not found under TFDS_DATA_DIR={data_dir}")
+    splits = data.load("cifar10", batch_size=250, validation_size=500, test_size=500, train_size=500)
+    assert splits.num_examples == {"train": 500, "validation": 500, "test": 500}
+    x, y = next(iter(splits.validation))
+    x = x.numpy()
+    # Normalised real photos: roughly zero mean, unit spread per channel; all ten classes present.
+    assert np.all(np.abs(x.mean(axis=(0, 1, 2))) < 0.3) and np.all(np.abs(x.std(axis=(0, 1, 2)) - 1) < 0.3)
+    labels = np.concatenate([b[1].numpy() for b in splits.test])
+    assert set(labels.tolist()) == set(range(10))
+    # The validation slice is the end of the training split, disjoint from the training slice.
+    train_ids = {e["id"].numpy() for e in tfds.load("cifar10", split="train[:500]")}
+    val_ids = {e["id"].numpy() for e in tfds.load("cifar10", split="train[-500:]")}
+    assert not train_ids & val_ids

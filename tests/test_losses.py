@@ -1,0 +1,44 @@
+import keras
+import numpy as np
+import pytest
+
+from akd_tf import losses
+
+S = np.array([[1.0, 2.0], [3.0, 4.0]], "float32")
+T = np.array([[2.0, 2.0], [4.0, 0.0]], "float32")
+
+
+def test_annealing_loss_golden():
+    # Φ=0.5: targets [[1,1],[2,0]], squared errors [[0,1],[1,16]], per-example means [0.5, 8.5].
+    per_example = keras.ops.convert_to_numpy(losses.annealing_loss(S, T, 0.5))
+    np.testing.assert_allclose(per_example, [0.5, 8.5])
+    assert per_example.mean() == pytest.approx(4.5)
+
+
+def test_annealing_loss_at_phi_one_is_plain_mse_on_raw_teacher_logits():
+    mse = keras.losses.MeanSquaredError()(T, S)
+    assert float(keras.ops.mean(losses.annealing_loss(S, T, 1.0))) == pytest.approx(float(mse))
+
+
+def test_annealing_loss_does_not_scale_the_student():
+    # Student equal to Φ·teacher gives zero loss for any Φ.
+    for phi in (0.1, 0.5, 1.0):
+        assert float(keras.ops.max(losses.annealing_loss(phi * T, T, phi))) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_label_loss_golden():
+    # CE of logits [1,2] for label 1: log(1 + e^-1) = 0.3132617.
+    value = keras.ops.convert_to_numpy(losses.label_loss(np.array([1, 0]), S))
+    np.testing.assert_allclose(value, [np.log1p(np.exp(-1.0)), np.log1p(np.exp(1.0))], rtol=1e-6)
+
+
+def test_hinton_kd_loss_golden():
+    labels = np.array([1, 0])
+    temperature, alpha = 2.0, 0.75
+    pt = np.exp(T / temperature) / np.exp(T / temperature).sum(-1, keepdims=True)
+    ps = np.exp(S / temperature) / np.exp(S / temperature).sum(-1, keepdims=True)
+    kl = (pt * np.log(pt / ps)).sum(-1)
+    ce = np.array([np.log1p(np.exp(-1.0)), np.log1p(np.exp(1.0))])
+    expected = (1 - alpha) * ce + alpha * temperature**2 * kl
+    got = keras.ops.convert_to_numpy(losses.hinton_kd_loss(labels, S, T, temperature, alpha))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
