@@ -70,8 +70,10 @@ def main(argv):
         print(f"akd_tf.main: error: {error}", file=sys.stderr)
         return 2
     os.makedirs(FLAGS.workdir, exist_ok=True)
-    # The resolved flags, as a flagfile that reproduces the run.
-    FLAGS.append_flags_into_file(os.path.join(FLAGS.workdir, "flags.txt"))
+    # The resolved flags of this tool (not absl's or TensorFlow's), as a flagfile that reproduces the run.
+    own = sorted(FLAGS.get_key_flags_for_module(sys.argv[0]), key=lambda flag: flag.name)
+    with open(os.path.join(FLAGS.workdir, "flags.txt"), "w") as f:
+        f.write("".join(f"{flag.serialize()}\n" for flag in own if flag.value is not None))
     metrics = train.train_and_evaluate(config, FLAGS.workdir)
     logging.info("Done. Results in %s", FLAGS.workdir)
     student = metrics["student"]
