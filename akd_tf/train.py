@@ -242,6 +242,14 @@ def _student(config, data, strategy, teacher, workdir):
     return student, history, summary
 
 
+def _save(model, path):
+    # An optimizer compiled only for evaluate() is unbuilt; building it keeps the file's optimizer
+    # state consistent with what load_model rebuilds (else Keras warns and skips it on load).
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.save(path)
+
+
 def _write_json(path, payload):
     with open(path, "w") as f:
         json.dump(payload, f, indent=2, sort_keys=False)
@@ -284,7 +292,7 @@ def train_and_evaluate(config: Config, workdir: str) -> dict:
     teacher, teacher_history = None, {}
     if config.method != "scratch" or config.teacher_path:
         teacher, teacher_summary, teacher_history = _teacher(config, data, strategy, workdir)
-        teacher.save(os.path.join(workdir, "teacher.keras"))
+        _save(teacher, os.path.join(workdir, "teacher.keras"))
         metrics["teacher"] = {
             "net": teacher.name, "params": _count_params(teacher), **teacher_summary,
             **_evaluate(teacher, data.test, config.verbose),
@@ -304,7 +312,7 @@ def train_and_evaluate(config: Config, workdir: str) -> dict:
     metrics["phases"] = phases
     logging.info("Student: %s", metrics["student"])
 
-    student.save(os.path.join(workdir, "student.keras"))
+    _save(student, os.path.join(workdir, "student.keras"))
     export_student(student, os.path.join(workdir, "student"), data, config)
     _write_json(os.path.join(workdir, "metrics.json"), metrics)
     plots.plot_run(
