@@ -77,3 +77,11 @@ def test_bad_input_fails_fast_with_one_line(tmp_path, args, message):
 def test_unknown_network_is_refused_by_the_flag_parser(tmp_path):
     proc = _main("--flagfile=configs/smoke.flags", f"--workdir={tmp_path}", "--student_net=resnet9", timeout=120)
     assert proc.returncode != 0 and "resnet9" in proc.stderr
+
+
+def test_keras_api_example_runs():
+    proc = subprocess.run(
+        [sys.executable, "examples/keras_api.py", "--train_size=256", "--teacher_epochs=1", "--phase1_epochs=2",
+         "--phase2_epochs=1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "AKD student" in proc.stdout and "Phase 2 (hard labels)" in proc.stdout
