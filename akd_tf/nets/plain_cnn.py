@@ -7,7 +7,7 @@ paper also uses. ``Conv<k>`` is a 3×3 conv with bias + BN + ReLU, ``MaxPool`` h
 import keras
 from keras import layers
 
-from akd_tf.nets.resnet import _regularizer
+from akd_tf.nets.resnet import l2_regularizer
 
 _CIFAR10_SPECS = {
     2: ["Conv16", "MaxPool", "Conv16", "MaxPool"],
@@ -39,7 +39,7 @@ def plain_cnn(depth, num_classes=10, input_shape=(32, 32, 3), weight_decay=0.0, 
     x = inputs
     for i, layer in enumerate(specs[depth], start=1):
         if layer.startswith("Conv"):
-            x = layers.Conv2D(int(layer[4:]), 3, padding="same", kernel_regularizer=_regularizer(weight_decay),
+            x = layers.Conv2D(int(layer[4:]), 3, padding="same", kernel_regularizer=l2_regularizer(weight_decay),
                               name=f"conv{i}")(x)
             x = layers.ReLU(name=f"relu{i}")(layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"bn{i}")(x))
         elif layer == "MaxPool":
@@ -48,9 +48,9 @@ def plain_cnn(depth, num_classes=10, input_shape=(32, 32, 3), weight_decay=0.0, 
             if len(x.shape) > 2:
                 # PyTorch flattens NCHW; the order of features differs but the function class is the same.
                 x = layers.Flatten(name="flatten")(x)
-            x = layers.Dense(int(layer[2:]), activation="relu", kernel_regularizer=_regularizer(weight_decay),
+            x = layers.Dense(int(layer[2:]), activation="relu", kernel_regularizer=l2_regularizer(weight_decay),
                              name=f"fc{i}")(x)
     if len(x.shape) > 2:
         x = layers.Flatten(name="flatten")(x)
-    outputs = layers.Dense(num_classes, kernel_regularizer=_regularizer(weight_decay), name="logits")(x)
+    outputs = layers.Dense(num_classes, kernel_regularizer=l2_regularizer(weight_decay), name="logits")(x)
     return keras.Model(inputs, outputs, name=name or f"plane{depth}")

@@ -10,7 +10,7 @@ import keras
 from keras import layers
 
 
-def _regularizer(weight_decay):
+def l2_regularizer(weight_decay):
     # SGD's coupled weight decay λ·w (PyTorch `weight_decay=λ`) is the gradient of (λ/2)·‖w‖².
     return keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
 
@@ -18,7 +18,7 @@ def _regularizer(weight_decay):
 def _conv(filters, kernel_size, strides, weight_decay, name):
     return layers.Conv2D(
         filters, kernel_size, strides=strides, padding="same", use_bias=False,
-        kernel_initializer="he_normal", kernel_regularizer=_regularizer(weight_decay), name=name,
+        kernel_initializer="he_normal", kernel_regularizer=l2_regularizer(weight_decay), name=name,
     )
 
 
@@ -49,5 +49,5 @@ def resnet_cifar(depth, num_classes=10, input_shape=(32, 32, 3), weight_decay=0.
         for block in range(blocks):
             x = _basic_block(x, filters, strides if block == 0 else 1, weight_decay, f"stage{stage}_block{block + 1}")
     x = layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = layers.Dense(num_classes, kernel_regularizer=_regularizer(weight_decay), name="logits")(x)
+    outputs = layers.Dense(num_classes, kernel_regularizer=l2_regularizer(weight_decay), name="logits")(x)
     return keras.Model(inputs, outputs, name=name or f"resnet{depth}")
