@@ -64,19 +64,20 @@ def _check_positive(name, value, allow_none=True):
         raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
 
 
-def _builder(name, data_dir, download):
-    builder = tfds.builder(name, data_dir=data_dir)
+def builder(name, data_dir=None, download=False):
+    """The TFDS builder of a prepared dataset; `FileNotFoundError` in one line when it is not prepared."""
+    dataset_builder = tfds.builder(name, data_dir=data_dir)
     if download:
-        builder.download_and_prepare()  # a no-op when the dataset is already prepared
+        dataset_builder.download_and_prepare()  # a no-op when the dataset is already prepared
     try:
-        builder.as_dataset(split="train[:1]")
+        dataset_builder.as_dataset(split="train[:1]")
     except AssertionError:  # TFDS's "could not find data in <dir>"
         where = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
         raise FileNotFoundError(
             f"TFDS dataset {name!r} is not prepared under {where!r} and downloading is off. "
             "Point --data_dir or TFDS_DATA_DIR at a prepared TFDS directory, or allow the download."
         ) from None
-    return builder
+    return dataset_builder
 
 
 def load(
@@ -110,8 +111,8 @@ def load(
     if isinstance(validation_size, bool) or not isinstance(validation_size, int) or validation_size < 0:
         raise ValueError(f"`validation_size` must be an integer >= 0. Received: validation_size={validation_size!r}")
     spec = DATASETS[name]
-    builder = _builder(name, data_dir, download)
-    total_train = builder.info.splits["train"].num_examples
+    dataset_builder = builder(name, data_dir, download)
+    total_train = dataset_builder.info.splits["train"].num_examples
     if validation_size >= total_train:
         raise ValueError(
             f"`validation_size` must be smaller than the {total_train} training examples of {name}. "
@@ -128,7 +129,7 @@ def load(
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     datasets, counts = {}, {}
     for split, tfds_split in splits.items():
-        ds = builder.as_dataset(split=tfds_split, as_supervised=True, shuffle_files=False)
+        ds = dataset_builder.as_dataset(split=tfds_split, as_supervised=True, shuffle_files=False)
         counts[split] = int(ds.cardinality())
         ds = ds.cache()
         if split == "train":

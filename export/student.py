@@ -1,0 +1,82 @@
+"""The saved student that `akd_tf.main` writes (`<workdir>/student/`): load it, validate it, and read the
+images of its dataset the way it was trained on them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+METADATA = "akd_tf.json"
+
+
+@dataclasses.dataclass
+class Student:
+    directory: str
+    serve: object  # the SavedModel's serving function: float32 images -> logits
+    input_shape: tuple  # without the batch dimension
+    num_classes: int
+    metadata: dict
+    loaded: object = None  # keeps the SavedModel's variables alive for `serve`
+
+    def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        return np.concatenate([self.serve(tf.constant(images[i:i + batch_size])).numpy()
+                               for i in range(0, len(images), batch_size)])
+
+
+def load(path: str, dataset: str | None = None) -> Student:
+    """Loads and validates a student SavedModel directory. Errors name what was received and what is expected."""
+    expected = "a TF SavedModel directory such as <workdir>/student/ written by `python -m akd_tf.main`"
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"--model path does not exist. Received: {path!r}; expected {expected}.")
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise ValueError(f"--model is not a SavedModel (no saved_model.pb). Received: {path!r}; expected {expected}.")
+    loaded = tf.saved_model.load(path)
+    signature = loaded.signatures.get("serving_default")
+    if signature is None:
+        raise ValueError(f"--model has no serving_default signature. Received: {path!r}; expected {expected}.")
+    inputs = signature.structured_input_signature[1]
+    outputs = signature.structured_outputs
+    spec = next(iter(inputs.values())) if len(inputs) == 1 else None
+    out_spec = next(iter(outputs.values())) if len(outputs) == 1 else None
+    if (spec is None or spec.dtype != tf.float32 or spec.shape.rank != 4 or out_spec is None
+            or out_spec.shape.rank != 2):
+        received = {name: f"{s.dtype.name}{s.shape}" for name, s in inputs.items()}
+        raise ValueError(
+            "--model has an unexpected signature: expected one float32 image input [batch, height, width, "
+            f"channels] and one logits output [batch, classes]. Received inputs: {received}"
+        )
+    metadata = {}
+    if os.path.isfile(os.path.join(path, METADATA)):
+        with open(os.path.join(path, METADATA)) as f:
+            metadata = json.load(f)
+    if dataset:
+        metadata["dataset"] = dataset
+    if "dataset" not in metadata:
+        raise ValueError(f"--model has no {METADATA} naming its dataset; pass --dataset. Received: {path!r}")
+    input_shape = tuple(spec.shape[1:])
+    if "input_shape" in metadata and tuple(metadata["input_shape"]) != input_shape:
+        raise ValueError(f"--model input shape {input_shape} differs from its {METADATA}: {metadata['input_shape']}")
+    serve = getattr(loaded, "serve", None) or (lambda x: next(iter(signature(x).values())))
+    return Student(path, serve, input_shape, int(out_spec.shape[-1]), metadata, loaded)
+
+
+def images(student: Student, split: str, count: int | None, data_dir: str | None = None):
+    """(float32 images normalised as in training, int labels) of the first ``count`` examples of ``split``."""
+    from akd_tf.data import images as image_data
+
+    builder = image_data.builder(student.metadata["dataset"], data_dir=data_dir)
+    tfds_split = split if count is None else f"{split}[:{count}]"
+    ds = builder.as_dataset(split=tfds_split, as_supervised=True, shuffle_files=False)
+    prep = student.metadata.get("preprocessing", {})
+    mean = np.asarray(prep.get("mean", image_data.MEAN), np.float32)
+    std = np.asarray(prep.get("std", image_data.STD), np.float32)
+    scale = np.float32(prep.get("scale", 1 / 255.0))
+    xs, ys = [], []
+    for x, y in ds.batch(1000).as_numpy_iterator():
+        xs.append((x.astype(np.float32) * scale - mean) / std)
+        ys.append(y)
+    return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
