@@ -18,14 +18,6 @@ def _main(*args, timeout=600):
                           timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def smoke_workdir(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("smoke"))
-    proc = _main("--flagfile=configs/smoke.flags", f"--workdir={workdir}")
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return workdir
-
-
 def test_smoke_run_writes_every_output(smoke_workdir):
     for name in ("teacher.keras", "student.keras", "metrics.json", "config.json", "flags.txt", "run.png",
                  "teacher.png", "history_student.csv", "history_teacher.csv", "student/saved_model.pb",

@@ -15,11 +15,12 @@ NETS = {
 }
 
 
-def build(name, num_classes=10, input_shape=(32, 32, 3), weight_decay=0.0):
-    """Builds the network registered as ``name``."""
+def build(name, num_classes=10, input_shape=(32, 32, 3), weight_decay=0.0, keras_module=None):
+    """Builds the network registered as ``name`` (with ``keras_module``: Keras 3 by default, or tf_keras)."""
     if name not in NETS:
         raise ValueError(f"Unknown network {name!r}. Allowed: {', '.join(NETS)}")
-    return NETS[name](num_classes=num_classes, input_shape=tuple(input_shape), weight_decay=weight_decay, name=name)
+    return NETS[name](num_classes=num_classes, input_shape=tuple(input_shape), weight_decay=weight_decay, name=name,
+                      keras_module=keras_module)
 
 
 __all__ = ["NETS", "build", "plain_cnn", "resnet_cifar"]

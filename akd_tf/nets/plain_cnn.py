@@ -5,7 +5,6 @@ paper also uses. ``Conv<k>`` is a 3×3 conv with bias + BN + ReLU, ``MaxPool`` h
 """
 
 import keras
-from keras import layers
 
 from akd_tf.nets.resnet import l2_regularizer
 
@@ -29,17 +28,19 @@ _CIFAR100_SPECS = {
 }
 
 
-def plain_cnn(depth, num_classes=10, input_shape=(32, 32, 3), weight_decay=0.0, name=None):
+def plain_cnn(depth, num_classes=10, input_shape=(32, 32, 3), weight_decay=0.0, name=None, keras_module=None):
     """TAKD's plain CNN with ``depth`` in {2, 4, 6, 8, 10} learnable layers; the CIFAR-100 variants
-    (wider) are used when ``num_classes == 100``."""
+    (wider) are used when ``num_classes == 100``. ``keras_module``: as in `resnet_cifar`."""
     specs = _CIFAR100_SPECS if num_classes == 100 else _CIFAR10_SPECS
     if depth not in specs:
         raise ValueError(f"Plain CNN depth must be one of {sorted(specs)}. Received: depth={depth}")
-    inputs = keras.Input(shape=input_shape, name="image")
+    k = keras_module or keras
+    layers = k.layers
+    inputs = k.Input(shape=input_shape, name="image")
     x = inputs
     for i, layer in enumerate(specs[depth], start=1):
         if layer.startswith("Conv"):
-            x = layers.Conv2D(int(layer[4:]), 3, padding="same", kernel_regularizer=l2_regularizer(weight_decay),
+            x = layers.Conv2D(int(layer[4:]), 3, padding="same", kernel_regularizer=l2_regularizer(weight_decay, k),
                               name=f"conv{i}")(x)
             x = layers.ReLU(name=f"relu{i}")(layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"bn{i}")(x))
         elif layer == "MaxPool":
@@ -48,9 +49,9 @@ def plain_cnn(depth, num_classes=10, input_shape=(32, 32, 3), weight_decay=0.0, 
             if len(x.shape) > 2:
                 # PyTorch flattens NCHW; the order of features differs but the function class is the same.
                 x = layers.Flatten(name="flatten")(x)
-            x = layers.Dense(int(layer[2:]), activation="relu", kernel_regularizer=l2_regularizer(weight_decay),
+            x = layers.Dense(int(layer[2:]), activation="relu", kernel_regularizer=l2_regularizer(weight_decay, k),
                              name=f"fc{i}")(x)
     if len(x.shape) > 2:
         x = layers.Flatten(name="flatten")(x)
-    outputs = layers.Dense(num_classes, kernel_regularizer=l2_regularizer(weight_decay), name="logits")(x)
-    return keras.Model(inputs, outputs, name=name or f"plane{depth}")
+    outputs = layers.Dense(num_classes, kernel_regularizer=l2_regularizer(weight_decay, k), name="logits")(x)
+    return k.Model(inputs, outputs, name=name or f"plane{depth}")

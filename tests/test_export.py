@@ -1,0 +1,132 @@
+"""Export: every quantization mode on a tiny model, the checks, QAT, the CLI on the smoke student, errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from export import convert, runtime
+from export import student as student_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny CIFAR-shaped Keras model exported as a SavedModel, with calibration and probe images."""
+    keras.utils.set_random_seed(0)
+    # 48 filters: 1,296 conv weights, above the 1,024 under which dynamic-range quantization keeps floats.
+    model = keras.Sequential([
+        keras.Input((8, 8, 3)), keras.layers.Conv2D(48, 3, padding="same"), keras.layers.BatchNormalization(),
+        keras.layers.ReLU(), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)])
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(64, 8, 8, 3)).astype("float32")
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(images, rng.integers(0, 4, 64), epochs=1, verbose=0)
+    directory = str(tmp_path_factory.mktemp("tiny") / "student")
+    model.export(directory, verbose=False)
+    return directory, images, model.predict(images, verbose=0)
+
+
+@pytest.mark.parametrize("mode", convert.MODES)
+def test_every_mode_converts_and_runs(tiny, mode):
+    directory, images, reference = tiny
+    model = convert.convert(directory, mode, representative_images=images[:32])
+    logits = runtime.TFLiteModel(model, batch_size=16).predict(images)
+    assert logits.shape == reference.shape
+    error = np.abs(logits - reference).max()
+    if mode == "fp32":
+        assert error <= 1e-4
+    else:  # quantized: close to the float logits relative to their spread
+        assert error < reference.std(), (error, reference.std())
+    dtypes = convert.tensor_dtypes(model)
+    expected = {"fp32": "float32", "dynamic": "int8", "float16": "float16", "int8": "int8", "int16x8": "int16"}
+    assert dtypes.get(expected[mode], 0) > 0, dtypes
+
+
+def test_int8_file_holds_int8_tensors_and_optional_int8_io(tiny):
+    directory, images, reference = tiny
+    float_io = convert.convert(directory, "int8", representative_images=images)
+    int8_io = convert.convert(directory, "int8", representative_images=images, int8_io=True)
+    for model, io in ((float_io, np.float32), (int8_io, np.int8)):
+        dtypes = convert.tensor_dtypes(model)
+        assert dtypes["int8"] > dtypes.get("float32", 0)
+        assert runtime.TFLiteModel(model).input_dtype == io
+    # The int8-io model, fed quantized inputs through the same helper, agrees with the float-io one.
+    a = runtime.TFLiteModel(float_io, batch_size=8).predict(images)
+    b = runtime.TFLiteModel(int8_io, batch_size=8).predict(images)
+    assert np.mean(a.argmax(-1) == b.argmax(-1)) >= 0.9
+
+
+def test_convert_errors(tiny):
+    directory, _, _ = tiny
+    with pytest.raises(ValueError, match="Unknown quantization mode 'int4'. Allowed: fp32"):
+        convert.convert(directory, "int4")
+    with pytest.raises(ValueError, match="needs representative images"):
+        convert.convert(directory, "int8")
+
+
+def test_latency_reports_percentiles(tiny):
+    directory, images, _ = tiny
+    result = runtime.latency(convert.convert(directory, "fp32"), images[0], num_threads=1, invokes=50, warmup=5)
+    assert result["invokes"] == 50 and 0 < result["min_us"] <= result["median_us"] <= result["p90_us"] <= result["p99_us"]
+
+
+def test_student_loading_errors(tmp_path, tiny):
+    with pytest.raises(FileNotFoundError, match="--model path does not exist. Received: '/no/such'"):
+        student_lib.load("/no/such")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="not a SavedModel"):
+        student_lib.load(str(tmp_path / "empty"))
+    with pytest.raises(ValueError, match="no akd_tf.json naming its dataset; pass --dataset"):
+        student_lib.load(tiny[0])
+    flat = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+    flat.export(str(tmp_path / "flat"), verbose=False)
+    with pytest.raises(ValueError, match="unexpected signature.*Received inputs"):
+        student_lib.load(str(tmp_path / "flat"), dataset="cifar10")
+
+
+def _export(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "export.tflite", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_cli_on_the_smoke_student(smoke_workdir, tmp_path):
+    out = tmp_path / "tflite"
+    proc = _export(f"--model={smoke_workdir}/student", "--quantization=fp32,dynamic,int8,qat", "--test_size=300",
+                   "--representative_examples=64", "--invokes=20", "--qat_train_size=256", "--qat_epochs=1",
+                   f"--output={out}")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for name in ("student_fp32.tflite", "student_dynamic.tflite", "student_int8.tflite", "student_qat.tflite",
+                 "export_report.json", "export_report.md", "export_report.png"):
+        assert (out / name).exists(), name
+    report = json.loads((out / "export_report.json").read_text())
+    rows = {r["mode"]: r for r in report["results"]}
+    assert rows["fp32"]["max_abs_logit_diff"] <= 1e-4 and rows["fp32"]["agreement"] == 1.0
+    assert rows["int8"]["tensor_dtypes"]["int8"] > 0 and rows["qat"]["tensor_dtypes"]["int8"] > 0
+    assert rows["int8"]["fp32_size_over_this"] > 2.5
+    assert rows["qat"]["qat"]["copy_max_abs_logit_diff"] < 1e-3
+    for row in rows.values():
+        assert row["test_examples"] == 300 and row["latency_1_threads"]["invokes"] == 20
+    assert "| int8 |" in (out / "export_report.md").read_text()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tflite-staging")]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model=/no/such/student"], "--model path does not exist. Received: '/no/such/student'"),
+    (["--quantization=fp32,int4"], "unknown quantization mode(s) ['int4']. Allowed: fp32, dynamic"),
+    (["--dataset=cifar100"], "TFDS dataset 'cifar100' is not prepared under"),
+])
+def test_cli_errors_leave_earlier_output_untouched(smoke_workdir, tmp_path, args, message):
+    out = tmp_path / "tflite"
+    out.mkdir()
+    (out / "earlier.txt").write_text("keep me")
+    model = [] if any(a.startswith("--model") for a in args) else [f"--model={smoke_workdir}/student"]
+    proc = _export(*model, *args, f"--output={out}", timeout=300)
+    assert proc.returncode != 0
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert (out / "earlier.txt").read_text() == "keep me" and os.listdir(out) == ["earlier.txt"]
