@@ -12,6 +12,7 @@ from export import convert as convert_lib
 from export import runtime
 
 QAT = "qat"
+FP32_TOLERANCE = 1e-4  # max |logit difference| allowed between the fp32 file and the float student
 ALL_MODES = convert_lib.MODES + (QAT,)
 
 
@@ -54,6 +55,11 @@ def export_modes(student, modes, representative, test_images, test_labels, *, in
         logging.info("[%s] %d bytes; checking on %d test images", mode, len(model), len(test_labels))
         row = {"mode": mode, "file": name, "size_bytes": len(model), "tensor_dtypes": convert_lib.tensor_dtypes(model),
                **check(model, test_images, test_labels, reference)}
+        if mode == "fp32" and row["max_abs_logit_diff"] > FP32_TOLERANCE:
+            raise RuntimeError(
+                f"The fp32 TFLite file differs from the float student by {row['max_abs_logit_diff']:.2e} "
+                f"(allowed: {FP32_TOLERANCE:g}); the conversion is wrong, nothing is reported."
+            )
         if qat_info:
             row["qat"] = qat_info
         if benchmark:
