@@ -16,8 +16,9 @@ import tempfile
 
 from absl import app, flags, logging
 
+from export.pipeline import ALL_MODES as _MODES
+
 FLAGS = flags.FLAGS
-_MODES = ("fp32", "dynamic", "float16", "int8", "int16x8", "qat")
 
 flags.DEFINE_string("model", None, "The student SavedModel directory (<workdir>/student/).", required=True)
 flags.DEFINE_list("quantization", "fp32,dynamic,float16,int8,int16x8",
@@ -77,7 +78,8 @@ def main(argv):
         if FLAGS[name].value < 1:
             return _fail(f"--{name} must be a positive integer. Received: {FLAGS[name].value}")
 
-    from export import pipeline, report, student as student_lib
+    from export import pipeline, report
+    from export import student as student_lib
 
     try:
         student = student_lib.load(FLAGS.model, dataset=FLAGS.dataset)
