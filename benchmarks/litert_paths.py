@@ -11,7 +11,6 @@ Writes ``litert_paths.{json,md}`` next to ``--output``.
 import glob
 import json
 import os
-import time
 
 from absl import app, flags
 
@@ -65,6 +64,8 @@ def main(argv):
     del argv
     import numpy as np
 
+    from export import runtime
+
     files = sorted(glob.glob(os.path.join(FLAGS.tflite_dir, "*.tflite")))
     if not files:
         raise app.UsageError(f"No .tflite files in --tflite_dir={FLAGS.tflite_dir!r}")
@@ -76,14 +77,7 @@ def main(argv):
     medians = {key: [] for key in runners}
     for round_ in range(FLAGS.rounds):
         for key, run in runners.items():
-            for _ in range(20):
-                run()
-            times = []
-            for _ in range(FLAGS.invokes):
-                start = time.perf_counter()
-                run()
-                times.append(time.perf_counter() - start)
-            medians[key].append(float(np.median(times) * 1e6))
+            medians[key].append(float(np.median(runtime.time_calls(run, FLAGS.invokes, warmup=20))))
         print(f"round {round_ + 1}/{FLAGS.rounds} done", flush=True)
     names = list(dict.fromkeys(name for _, name in runners))
     lines = [f"Batch-1 latency in µs ({FLAGS.threads} thread(s)), median of {FLAGS.invokes} invokes; "

@@ -44,7 +44,7 @@ def convert(
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if mode in NEEDS_DATA:
-        converter.representative_dataset = _representative(representative_images)
+        converter.representative_dataset = representative_dataset(representative_images)
     if mode == "int8":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if int8_io:
@@ -57,7 +57,8 @@ def convert(
     return converter.convert()
 
 
-def _representative(images: np.ndarray) -> Callable[[], Iterable[list]]:
+def representative_dataset(images: np.ndarray) -> Callable[[], Iterable[list]]:
+    """The converter's calibration input: one float32 image per step, with a batch dimension."""
     def generator():
         for image in images:
             yield [image[np.newaxis].astype(np.float32)]

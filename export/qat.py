@@ -18,6 +18,7 @@ import tensorflow as tf
 from absl import logging
 
 from akd_tf import nets
+from export import convert
 from export import student as student_lib
 
 
@@ -71,7 +72,7 @@ def quantization_aware_int8(student, epochs=2, train_size=10000, learning_rate=1
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if representative is not None:
-            converter.representative_dataset = lambda: ([img[np.newaxis]] for img in representative)
+            converter.representative_dataset = convert.representative_dataset(representative)
         model_bytes = converter.convert()
     info = {"epochs": epochs, "train_examples": int(len(y)), "learning_rate": learning_rate,
             "final_train_accuracy": float(history.history["accuracy"][-1]), "copy_max_abs_logit_diff": gap}

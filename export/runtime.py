@@ -49,7 +49,7 @@ class TFLiteModel:
         self.interpreter.invoke()
         return self._dequantize_output(self.interpreter.get_tensor(self._output["index"]))
 
-    def predict(self, images: np.ndarray, progress=None) -> np.ndarray:
+    def predict(self, images: np.ndarray) -> np.ndarray:
         """Float logits for every image; the last partial batch is padded."""
         prepared = self.quantize_input(images)
         outputs = []
@@ -59,9 +59,19 @@ class TFLiteModel:
             if pad:
                 batch = np.concatenate([batch, np.repeat(batch[-1:], pad, axis=0)])
             outputs.append(self.invoke(batch)[: self.batch_size - pad])
-            if progress:
-                progress(min(start + self.batch_size, len(prepared)), len(prepared))
         return np.concatenate(outputs)
+
+
+def time_calls(run, invokes: int = 200, warmup: int = 20) -> np.ndarray:
+    """Wall time of each of ``invokes`` calls of ``run()`` after ``warmup`` untimed ones, in microseconds."""
+    for _ in range(warmup):
+        run()
+    times = np.empty(invokes)
+    for i in range(invokes):
+        start = time.perf_counter()
+        run()
+        times[i] = time.perf_counter() - start
+    return times * 1e6
 
 
 def latency(model: bytes, image: np.ndarray, num_threads: int, invokes: int = 200, warmup: int = 20) -> dict:
@@ -69,16 +79,12 @@ def latency(model: bytes, image: np.ndarray, num_threads: int, invokes: int = 20
     runner = TFLiteModel(model, num_threads=num_threads)
     batch = runner.quantize_input(image[np.newaxis])
     interpreter, index = runner.interpreter, runner._input["index"]
-    for _ in range(warmup):
+
+    def run():
         interpreter.set_tensor(index, batch)
         interpreter.invoke()
-    times = np.empty(invokes)
-    for i in range(invokes):
-        start = time.perf_counter()
-        interpreter.set_tensor(index, batch)
-        interpreter.invoke()
-        times[i] = time.perf_counter() - start
-    times *= 1e6
+
+    times = time_calls(run, invokes, warmup)
     return {
         "threads": num_threads,
         "invokes": invokes,

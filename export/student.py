@@ -72,11 +72,10 @@ def images(student: Student, split: str, count: int | None, data_dir: str | None
     tfds_split = split if count is None else f"{split}[:{count}]"
     ds = builder.as_dataset(split=tfds_split, as_supervised=True, shuffle_files=False)
     prep = student.metadata.get("preprocessing", {})
-    mean = np.asarray(prep.get("mean", image_data.MEAN), np.float32)
-    std = np.asarray(prep.get("std", image_data.STD), np.float32)
-    scale = np.float32(prep.get("scale", 1 / 255.0))
+    ds = ds.batch(1000).map(lambda x, y: (image_data.normalize(
+        x, prep.get("mean", image_data.MEAN), prep.get("std", image_data.STD), prep.get("scale", 1 / 255.0)), y))
     xs, ys = [], []
-    for x, y in ds.batch(1000).as_numpy_iterator():
-        xs.append((x.astype(np.float32) * scale - mean) / std)
+    for x, y in ds.as_numpy_iterator():
+        xs.append(x)
         ys.append(y)
     return np.concatenate(xs), np.concatenate(ys).astype(np.int64)

@@ -42,10 +42,10 @@ class ImageSplits:
     preprocessing: dict  # what a deployed model must do to raw uint8 pixels, for export
 
 
-def normalize(image):
-    """uint8 HWC pixels -> float32, per-channel standardised."""
-    image = tf.cast(image, tf.float32) / 255.0
-    return (image - tf.constant(MEAN)) / tf.constant(STD)
+def normalize(image, mean=MEAN, std=STD, scale=1 / 255.0):
+    """uint8 pixels (any leading batch dims) -> float32, scaled and per-channel standardised."""
+    image = tf.cast(image, tf.float32) * scale
+    return (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
 
 
 def augment(image):
