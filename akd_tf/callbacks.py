@@ -9,6 +9,41 @@ from keras.src.utils import io_utils  # the printer Keras callbacks use (respect
 from akd_tf import schedule
 
 
+def _resolve_mode(monitor, mode):
+    if mode not in ("auto", "max", "min"):
+        raise ValueError(f"`mode` must be 'auto', 'max' or 'min'. Received: mode={mode!r}")
+    if mode == "auto":
+        return "max" if ("acc" in monitor or "auc" in monitor or "corr" in monitor) else "min"
+    return mode
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Raises `TrainingDiverged` at the first batch whose loss is NaN or infinite.
+
+    Unlike `keras.callbacks.TerminateOnNaN`, it stops ``fit`` at once, before any ``on_epoch_end``
+    hook can record the diverged weights as a checkpoint or a best model.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            where = f"epoch {self._epoch + 1}, batch {batch + 1}"
+            if hasattr(self.model, "phase") and hasattr(self.model, "temperature"):
+                where += f" (phase {self.model.phase}, T={self.model.temperature})"
+            raise TrainingDiverged(f"the training loss became {float(loss)} at {where}")
+
+
 class AnnealingSchedule(keras.callbacks.Callback):
     """Sets an `akd_tf.AnnealingKD` model's temperature and phase at every epoch.
 
@@ -52,10 +87,7 @@ class AnnealingSchedule(keras.callbacks.Callback):
             schedule.validate_schedule(phase1_epochs, max_temperature)
         elif isinstance(phase1_epochs, bool) or not isinstance(phase1_epochs, int) or phase1_epochs < 1:
             raise ValueError(f"`phase1_epochs` must be a positive integer. Received: phase1_epochs={phase1_epochs!r}")
-        if mode not in ("auto", "max", "min"):
-            raise ValueError(f"`mode` must be 'auto', 'max' or 'min'. Received: mode={mode!r}")
-        if mode == "auto":
-            mode = "max" if ("acc" in monitor or "auc" in monitor or "corr" in monitor) else "min"
+        mode = _resolve_mode(monitor, mode)
         self.phase1_epochs = phase1_epochs
         self.max_temperature = max_temperature
         self.monitor = monitor
@@ -118,6 +150,18 @@ class AnnealingSchedule(keras.callbacks.Callback):
             "optimizer and learning-rate schedule restarted." if self.reset_optimizer else "optimizer state kept."
         )
 
+    # -- checkpointing (akd_tf.checkpoint.TrainingCheckpoint) ---------------------------------------
+    def get_state(self):
+        """The best-so-far record and weights, so a resumed run selects the same students."""
+        state = {"best": {str(phase): best for phase, best in self.best.items()},
+                 "warned_missing_monitor": self._warned_missing_monitor}
+        return state, list(self._best_weights or [])
+
+    def set_state(self, state, arrays):
+        self.best = {int(phase): dict(best) for phase, best in state["best"].items()}
+        self._warned_missing_monitor = bool(state["warned_missing_monitor"])
+        self._best_weights = [np.array(a) for a in arrays] or None
+
     # -- Keras hooks ------------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
         model = self.model
@@ -172,3 +216,45 @@ class AnnealingSchedule(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.model.phase == schedule.PHASE_LABELS:
             self._print(f"AnnealingSchedule: {self._restore_best(schedule.PHASE_LABELS)}")
+
+
+class KeepBest(keras.callbacks.Callback):
+    """Keeps the weights of the best epoch by ``monitor`` and restores them when training ends.
+
+    `keras.callbacks.EarlyStopping(restore_best_weights=True)` without the stopping, plus
+    ``get_state``/``set_state`` so that the best-so-far weights survive a resumed run.
+    """
+
+    def __init__(self, monitor="val_accuracy", mode="auto", verbose=1):
+        super().__init__()
+        mode = _resolve_mode(monitor, mode)
+        self.monitor, self.mode, self.verbose = monitor, mode, verbose
+        self.best = None  # {"epoch": int, monitor: float}
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            return
+        value = float(value)
+        previous = None if self.best is None else self.best[self.monitor]
+        if previous is None or (value > previous if self.mode == "max" else value < previous):
+            self.best = {"epoch": epoch, self.monitor: value}
+            self.best_weights = [np.array(w) for w in self.model.get_weights()]
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is None:
+            return
+        self.model.set_weights(self.best_weights)
+        if self.verbose:
+            io_utils.print_msg(
+                f"KeepBest: restored the weights of epoch {self.best['epoch'] + 1} "
+                f"({self.monitor}={self.best[self.monitor]:.4f})."
+            )
+
+    def get_state(self):
+        return {"best": self.best}, list(self.best_weights or [])
+
+    def set_state(self, state, arrays):
+        self.best = state["best"]
+        self.best_weights = [np.array(a) for a in arrays] or None

@@ -5,10 +5,12 @@
 
 Flags only build an `akd_tf.train.Config`; the work is `akd_tf.train.train_and_evaluate`.
 Flagfile paths, including ``--flagfile`` lines inside a flagfile, are relative to the current directory.
+
+Killed at any moment, the same command resumes the run in ``--workdir``. Exit status: 0 done; 2 bad
+input (one line on stderr, before any training); 3 the training diverged (NaN or infinite loss).
 """
 
 import dataclasses
-import os
 import sys
 
 from absl import app, flags, logging
@@ -16,6 +18,7 @@ from absl import app, flags, logging
 from akd_tf import data as data_lib
 from akd_tf import nets, schedule
 from akd_tf import train
+from akd_tf.callbacks import TrainingDiverged
 
 FLAGS = flags.FLAGS
 
@@ -47,9 +50,30 @@ flags.DEFINE_enum("lr_schedule", "step", list(schedule.LR_SCHEDULES),
 flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
 flags.DEFINE_float("weight_decay", 1e-4, "SGD weight decay λ (an L2 penalty λ/2·‖w‖² on kernels).")
 flags.DEFINE_integer("seed", 20, "Random seed (the official recipe uses 20).")
+flags.DEFINE_bool("deterministic", False, "TensorFlow op determinism: the same command gives the same weights, "
+                  "also across a kill and resume (slower on GPUs).")
+flags.DEFINE_bool("overwrite", False, "Replace a finished (or differently configured) run in --workdir.")
 flags.DEFINE_enum("strategy", "auto", list(train.STRATEGIES),
-                  "auto: mirrored when there are several GPUs, else default.")
+                  "auto: mirrored when there are several GPUs, else default. multi_worker: "
+                  "MultiWorkerMirroredStrategy over the cluster in TF_CONFIG (run the same command on every worker).")
 flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bars, 2 a line per epoch.")
+
+
+PROG = "akd_tf.main"
+
+
+def _error(message, status):
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def parse_flags(argv):
+    """absl's parser, with its errors (unknown flag, missing flagfile, bad value) in one line, exit 2."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        message = " ".join(str(error).split())
+        _error(message.removeprefix("ERROR:: "), 2)
 
 
 def config_from_flags() -> train.Config:
@@ -63,18 +87,16 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     config = config_from_flags()
-    try:
-        config.validate()
-    except (ValueError, FileNotFoundError) as error:
-        # Bad input is reported in one line, before any data or model is loaded.
-        print(f"akd_tf.main: error: {error}", file=sys.stderr)
-        return 2
-    os.makedirs(FLAGS.workdir, exist_ok=True)
     # The resolved flags of this tool (not absl's or TensorFlow's), as a flagfile that reproduces the run.
     own = sorted(FLAGS.get_key_flags_for_module(sys.argv[0]), key=lambda flag: flag.name)
-    with open(os.path.join(FLAGS.workdir, "flags.txt"), "w") as f:
-        f.write("".join(f"{flag.serialize()}\n" for flag in own if flag.value is not None))
-    metrics = train.train_and_evaluate(config, FLAGS.workdir)
+    flags_txt = "".join(f"{flag.serialize()}\n" for flag in own if flag.value is not None and flag.name != "overwrite")
+    try:
+        metrics = train.train_and_evaluate(config, FLAGS.workdir, overwrite=FLAGS.overwrite,
+                                           notes={"flags.txt": flags_txt})
+    except train.BadInput as error:
+        _error(error, 2)  # one line, before any training
+    except TrainingDiverged as error:
+        _error(error, 3)
     logging.info("Done. Results in %s", FLAGS.workdir)
     student = metrics["student"]
     print(f"student {student['net']} ({config.method}): test accuracy {student['test_accuracy']:.4f}; "
@@ -82,4 +104,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -9,14 +9,25 @@
     config.json                      the resolved configuration
     history_<stage>.csv, run.png     per-epoch logs and a plot of them
     tensorboard/<stage>/             TensorBoard logs
+    checkpoints/<stage>/             the newest end-of-epoch checkpoint while a stage trains
+
+Every file is written under a temporary name and renamed, so a kill never leaves half a file. Killed at
+any moment, the same call with the same ``workdir`` resumes: a finished teacher is reused, a stage in
+progress continues from its last checkpoint (weights, optimizer, epoch, temperature, phase, best-so-far
+weights), and the training data of each epoch is a pure function of (seed, epoch). With
+``deterministic=True`` the resumed run ends with the same weights as an uninterrupted one.
+A workdir that holds a finished run (``metrics.json``) is refused unless ``overwrite=True``.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import os
+import tempfile
 import time
+import zipfile
 
 import keras
 import numpy as np
@@ -24,12 +35,22 @@ import tensorflow as tf
 from absl import logging
 
 from akd_tf import data as data_lib
-from akd_tf import nets, plots, schedule
-from akd_tf.callbacks import AnnealingSchedule
+from akd_tf import distiller, files, multi_worker, nets, plots, schedule
+from akd_tf.callbacks import AnnealingSchedule, KeepBest, StopOnDivergence, TrainingDiverged
+from akd_tf.checkpoint import TrainingCheckpoint, is_chief
 from akd_tf.distiller import AnnealingKD, HintonKD
 
 METHODS = ("akd", "scratch", "kd")
-STRATEGIES = ("auto", "mirrored", "one_device", "default")
+STRATEGIES = ("auto", "mirrored", "one_device", "default", "multi_worker")
+# Everything a run writes into its workdir; `overwrite=True` removes exactly these.
+OUTPUTS = ("teacher.keras", "student.keras", "student", "metrics.json", "config.json", "flags.txt", "run.png",
+           "teacher.png", "history_teacher.csv", "history_student.csv", "tensorboard", "checkpoints")
+# Config fields that may change when a run is resumed (they do not change what is computed).
+RESUMABLE_CHANGES = ("verbose",)
+
+
+class BadInput(ValueError):
+    """A configuration, path or file that cannot work; raised before any training starts."""
 
 
 @dataclasses.dataclass
@@ -59,6 +80,7 @@ class Config:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     seed: int = 20
+    deterministic: bool = False
     strategy: str = "auto"
     verbose: int = 1
 
@@ -93,6 +115,8 @@ class Config:
             schedule.validate_schedule(self.phase1_epochs, self.max_temperature)
         if self.teacher_path is not None and not os.path.isfile(self.teacher_path):
             raise FileNotFoundError(f"--teacher file not found. Received: {self.teacher_path!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"`seed` must be an integer >= 0. Received: seed={self.seed!r}")
 
     @property
     def student_epochs(self):
@@ -101,7 +125,13 @@ class Config:
 
 
 def make_strategy(name):
-    """``auto``: `MirroredStrategy` over all GPUs when there are several, else the default strategy."""
+    """``auto``: `MirroredStrategy` over all GPUs when there are several, else the default strategy.
+
+    ``multi_worker``: `MultiWorkerMirroredStrategy` over the cluster that ``TF_CONFIG`` describes; it must
+    be created before any other TensorFlow call of the process.
+    """
+    if name == "multi_worker":
+        return multi_worker.strategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "default"
@@ -129,22 +159,87 @@ def _sgd(config, learning_rate=None):
     return keras.optimizers.SGD(learning_rate=learning_rate or config.learning_rate, momentum=config.momentum)
 
 
-def _callbacks(config, workdir, stage, phase_epochs, base_learning_rate):
+def _callbacks(config, out, stage, phase_epochs, base_learning_rate):
     """Per-phase learning rate, timing, CSV and TensorBoard logs shared by every stage."""
     lr = lambda epoch, _: schedule.learning_rate_at(epoch, phase_epochs, base_learning_rate, config.lr_schedule)  # noqa: E731
     return [
         keras.callbacks.LearningRateScheduler(lr),
         EpochTimer(),
-        keras.callbacks.CSVLogger(os.path.join(workdir, f"history_{stage}.csv")),
-        keras.callbacks.TensorBoard(log_dir=os.path.join(workdir, "tensorboard", stage)),
+        # Appends: a resumed stage continues the log (trimmed to its checkpoint by `_fit`).
+        keras.callbacks.CSVLogger(os.path.join(out, f"history_{stage}.csv"), append=True),
+        keras.callbacks.TensorBoard(log_dir=os.path.join(out, "tensorboard", stage)),
     ]
 
 
-def _restore_best(config):
-    # Never stops early (patience = all epochs); only reloads the best weights by validation accuracy.
-    return keras.callbacks.EarlyStopping(
-        monitor="val_accuracy", mode="max", patience=10**9, restore_best_weights=True, verbose=config.verbose
-    )
+def _read_history(path):
+    """A CSVLogger file as a Keras ``History.history`` dict (``{}`` when there is none)."""
+    if not os.path.isfile(path):
+        return {}
+    history = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            for key, value in row.items():
+                if key != "epoch" and value != "":
+                    history.setdefault(key, []).append(float(value))
+    return history
+
+
+def _truncate_history(path, epochs):
+    """Keeps the header and the first ``epochs`` rows: rows past the checkpoint are recomputed on resume."""
+    if not os.path.isfile(path):
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if len(rows) > epochs + 1:
+        files.write_text(path, "".join(",".join(row) + "\n" for row in rows[: epochs + 1]))
+
+
+class _Run:
+    """Where a run reads and writes: the chief writes into the workdir; other workers of a multi-worker
+    run read the chief's checkpoints but write into a private temporary directory."""
+
+    def __init__(self, config, workdir, strategy):
+        self.config, self.workdir, self.strategy = config, workdir, strategy
+        self.chief = is_chief(strategy)
+        self.out = workdir if self.chief else tempfile.mkdtemp(prefix="akd_tf_worker_")
+
+    def fit(self, model, data, stage, epochs, phase_epochs, base_learning_rate, stateful):
+        """``model.fit`` that resumes from the stage's checkpoint; returns the stage's full history."""
+        config = self.config
+        checkpoint = TrainingCheckpoint(os.path.join(self.workdir, "checkpoints", stage), stateful=stateful)
+        start = checkpoint.restore(model)
+        history_path = os.path.join(self.out, f"history_{stage}.csv")
+        _truncate_history(history_path, start)
+        if start:
+            logging.info("Resuming %s at epoch %d of %d from %s", stage, start + 1, epochs, checkpoint.directory)
+            if config.verbose:
+                print(f"Resuming {stage} training at epoch {start + 1}/{epochs} from its checkpoint.")
+        if start < epochs:
+            callbacks = (
+                [c for c in stateful if isinstance(c, AnnealingSchedule)]  # first: it adds T/phase to the logs
+                + _callbacks(config, self.out, stage, phase_epochs, base_learning_rate)
+                + [c for c in stateful if not isinstance(c, AnnealingSchedule)]
+                + [StopOnDivergence(), checkpoint]  # last: it records what the others did
+            )
+            try:
+                model.fit(
+                    data.train_epochs(start, epochs), steps_per_epoch=data.steps_per_epoch, initial_epoch=start,
+                    shuffle=False,  # the dataset shuffles, by (seed, epoch)
+                    epochs=epochs, validation_data=data.validation, verbose=config.verbose, callbacks=callbacks,
+                )
+            except TrainingDiverged as error:
+                kept = checkpoint.latest_epoch()
+                raise TrainingDiverged(
+                    f"{stage} training diverged: {error}. "
+                    + (f"The last good checkpoint (after epoch {kept}) is kept in {checkpoint.directory}. "
+                       if kept else "No epoch finished, so there is no checkpoint. ")
+                    + "Try a lower --learning_rate (with --overwrite or a new --workdir)."
+                ) from None
+        else:
+            for callback in stateful:  # the stage had finished: only its end-of-training step is left
+                callback.set_model(model)
+                callback.on_train_end()
+        return _read_history(history_path)
 
 
 def _compile_classifier(model, optimizer):
@@ -183,53 +278,98 @@ def _phase_summary(history, start, stop, num_train):
     return summary
 
 
-def _teacher(config, data, strategy, workdir):
-    """Loads ``config.teacher_path`` or trains ``config.teacher_net`` with cross-entropy."""
-    if config.teacher_path:
-        logging.info("Loading the teacher from %s", config.teacher_path)
+def load_model(path, what="--teacher"):
+    """Loads a ``.keras`` model with ``safe_mode`` on (no code from the file runs).
+
+    Raises `BadInput` in one line when the file is missing, not a Keras model, corrupt or unsafe.
+    """
+    if not os.path.isfile(path):
+        raise BadInput(f"{what} file not found. Received: {path!r}")
+    prefix = f"{what} {path!r} is not a loadable Keras model"
+    if not path.endswith(".keras"):
+        raise BadInput(f"{prefix}: expected a .keras file (Keras 3 format).")
+    if not zipfile.is_zipfile(path):
+        raise BadInput(f"{prefix}: it is not a .keras zip archive (another format, or a truncated/corrupt file).")
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # noqa: BLE001 - Keras raises many types for bad files; all mean the same here
+        reason = " ".join(str(error).split())
+        if "safe_mode" in reason or "arbitrary code" in reason:
+            raise BadInput(f"{prefix} with safe_mode=True: it contains Python code (e.g. a Lambda layer) that "
+                           "safe mode refuses to run. Rebuild it from registered layers.") from None
+        if len(reason) > 200:
+            reason = reason[:200] + "…"
+        raise BadInput(f"{prefix} (loaded with safe_mode=True): {type(error).__name__}: {reason}") from None
+
+
+def _check_teacher_fits_data(teacher, path, data_spec):
+    outputs = distiller._known_shape(teacher, "outputs")
+    inputs = distiller._known_shape(teacher, "inputs")
+    if outputs is not None and outputs[-1] != data_spec["num_classes"]:
+        raise BadInput(f"--teacher {path!r} predicts {outputs[-1]} classes; the dataset has "
+                       f"{data_spec['num_classes']}.")
+    if inputs is not None and tuple(inputs) != tuple(data_spec["input_shape"]):
+        raise BadInput(f"--teacher {path!r} takes inputs of shape {tuple(inputs)}; the dataset's images are "
+                       f"{tuple(data_spec['input_shape'])}.")
+
+
+def _teacher(run, data):
+    """Loads ``config.teacher_path`` or the teacher this workdir already trained, or trains
+    ``config.teacher_net`` with cross-entropy (resuming from its checkpoint)."""
+    config, strategy = run.config, run.strategy
+    trained = os.path.join(run.workdir, "teacher.keras")
+    if config.teacher_path or os.path.isfile(trained):
+        path = config.teacher_path or trained
+        logging.info("Loading the teacher from %s", path)
         with strategy.scope():
-            teacher = keras.models.load_model(config.teacher_path, compile=False, safe_mode=True)
+            teacher = load_model(path)
             _compile_classifier(teacher, _sgd(config))
-        return teacher, {"source": config.teacher_path}, {}
+        if config.teacher_path:
+            return teacher, {"source": config.teacher_path}, {}
+        history = _read_history(os.path.join(run.workdir, "history_teacher.csv"))
+        return teacher, _teacher_summary(config, history), history
     logging.info("Training the teacher %s for %d epochs", config.teacher_net, config.teacher_epochs)
     learning_rate = config.teacher_learning_rate or config.learning_rate
+    keras.utils.set_random_seed(config.seed)  # per stage: a resumed run builds the same initial weights
     with strategy.scope():
         teacher = nets.build(config.teacher_net, data.num_classes, data.input_shape, config.weight_decay)
         _compile_classifier(teacher, _sgd(config, learning_rate))
-    start = time.perf_counter()
-    history = teacher.fit(
-        data.train, validation_data=data.validation, epochs=config.teacher_epochs, verbose=config.verbose,
-        callbacks=_callbacks(config, workdir, "teacher", (config.teacher_epochs,), learning_rate)
-        + ([_restore_best(config)] if data.validation is not None else []),
-    ).history
-    summary = {"source": "trained", "epochs": config.teacher_epochs, "wall_time_s": time.perf_counter() - start}
-    return teacher, {**summary, **_best(history)}, history
+    keep_best = [KeepBest(verbose=config.verbose)] if data.validation is not None else []
+    history = run.fit(teacher, data, "teacher", config.teacher_epochs, (config.teacher_epochs,), learning_rate,
+                      stateful=keep_best)
+    _save(teacher, os.path.join(run.out, "teacher.keras"))
+    return teacher, _teacher_summary(config, history), history
 
 
-def _student(config, data, strategy, teacher, workdir):
+def _teacher_summary(config, history):
+    summary = {"source": "trained", "epochs": config.teacher_epochs}
+    if history.get("epoch_time_s"):
+        summary["wall_time_s"] = float(np.sum(history["epoch_time_s"]))
+    return {**summary, **_best(history)}
+
+
+def _student(run, data, teacher):
     """Trains the student by ``config.method``; returns it, its history and per-phase figures."""
+    config, strategy = run.config, run.strategy
+    keras.utils.set_random_seed(config.seed + 1)
     with strategy.scope():
         student = nets.build(config.student_net, data.num_classes, data.input_shape, config.weight_decay)
         if config.method == "akd":
             model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature)
             model.compile(optimizer=_sgd(config))
             phases = (config.phase1_epochs, config.phase2_epochs)
-            extra = [AnnealingSchedule(config.phase1_epochs, config.max_temperature, verbose=config.verbose)]
+            stateful = [AnnealingSchedule(config.phase1_epochs, config.max_temperature, verbose=config.verbose)]
         elif config.method == "kd":
             model = HintonKD(teacher=teacher, student=student, temperature=config.kd_temperature, alpha=config.kd_alpha)
             model.compile(optimizer=_sgd(config))
-            phases, extra = (config.student_epochs,), []
+            phases, stateful = (config.student_epochs,), []
         else:
             model = student
             _compile_classifier(model, _sgd(config))
-            phases, extra = (config.student_epochs,), []
+            phases, stateful = (config.student_epochs,), []
     if config.method != "akd" and data.validation is not None:
-        extra.append(_restore_best(config))
-    history = model.fit(
-        data.train, validation_data=data.validation, epochs=config.student_epochs, verbose=config.verbose,
-        # AnnealingSchedule first: it adds temperature/phase to the logs the others record.
-        callbacks=extra + _callbacks(config, workdir, "student", phases, config.learning_rate),
-    ).history
+        stateful.append(KeepBest(verbose=config.verbose))
+    history = run.fit(model, data, "student", config.student_epochs, phases, config.learning_rate, stateful)
     num_train = data.num_examples["train"]
     if config.method == "akd":
         p1 = config.phase1_epochs
@@ -247,19 +387,19 @@ def _save(model, path):
     # state consistent with what load_model rebuilds (else Keras warns and skips it on load).
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    model.save(path)
-
-
-def _write_json(path, payload):
-    with open(path, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=False)
-        f.write("\n")
+    with files.atomic_path(path) as tmp:
+        model.save(tmp)
 
 
 def export_student(student, directory, data, config):
     """Writes the student as a TF SavedModel (``serve`` endpoint) with a JSON note of its input."""
-    student.export(directory, format="tf_saved_model", verbose=False)
-    _write_json(os.path.join(directory, "akd_tf.json"), {
+    with files.atomic_path(directory) as tmp:
+        student.export(tmp, format="tf_saved_model", verbose=False)
+        _write_metadata(tmp, data, config)
+
+
+def _write_metadata(directory, data, config):
+    files.write_json(os.path.join(directory, "akd_tf.json"), {
         "dataset": config.dataset,
         "num_classes": data.num_classes,
         "input_shape": list(data.input_shape),
@@ -269,17 +409,92 @@ def export_student(student, directory, data, config):
     })
 
 
-def train_and_evaluate(config: Config, workdir: str) -> dict:
+def _differences(saved, config):
+    """``name (saved X, now Y)`` for each field of the saved ``config.json`` that differs and matters."""
+    current = dataclasses.asdict(config)
+    names = sorted(k for k in set(saved) | set(current) if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
+    return [f"{k} (saved {saved.get(k)!r}, now {current.get(k)!r})" for k in names]
+
+
+def prepare_workdir(config: Config, workdir: str, overwrite: bool = False):
+    """Checks that ``workdir`` can take this run, before anything long starts; `BadInput` otherwise.
+
+    A new or empty workdir is fine. One with an unfinished run of the same configuration is resumed.
+    A finished run, or an unfinished one with another configuration, is refused unless ``overwrite``,
+    which removes this tool's outputs there (`OUTPUTS`) and nothing else.
+    """
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise BadInput(f"--workdir {workdir!r} exists and is not a directory.")
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=workdir):
+            pass
+    except OSError as error:
+        raise BadInput(f"--workdir {workdir!r} is not writable: {error.strerror or error}.") from None
+    config_path, metrics_path = os.path.join(workdir, "config.json"), os.path.join(workdir, "metrics.json")
+    if overwrite:
+        for name in OUTPUTS:
+            files.remove(os.path.join(workdir, name))
+        return
+    if os.path.isfile(metrics_path):
+        raise BadInput(f"--workdir {workdir!r} holds a finished run (metrics.json). Pass --overwrite to replace "
+                       "it, or choose another --workdir.")
+    if os.path.isfile(config_path):
+        with open(config_path) as f:
+            differing = _differences(json.load(f), config)
+        if differing:
+            listed = ", ".join(differing[:3]) + (f" and {len(differing) - 3} more" if len(differing) > 3 else "")
+            raise BadInput(
+                f"--workdir {workdir!r} holds an unfinished run with other settings: {listed}. "
+                "Run the same command to resume it, pass --overwrite to start over, or choose another --workdir."
+            )
+
+
+def preflight(config: Config, workdir: str, overwrite: bool = False):
+    """Every check that needs no training: configuration, workdir, prepared dataset, teacher file.
+
+    Raises `BadInput` with a one-line message naming what was received and what is allowed.
+    """
+    try:
+        config.validate()
+    except (ValueError, OSError) as error:
+        raise BadInput(str(error)) from None
+    prepare_workdir(config, workdir, overwrite)
+    try:
+        data_lib.images.builder(config.dataset, config.data_dir, config.download)
+    except FileNotFoundError as error:
+        raise BadInput(str(error)) from None
+    if config.teacher_path:
+        _check_teacher_fits_data(load_model(config.teacher_path), config.teacher_path,
+                                 data_lib.DATASETS[config.dataset])
+
+
+def train_and_evaluate(config: Config, workdir: str, overwrite: bool = False, notes: dict | None = None) -> dict:
     """Runs teacher, student and evaluation as ``config`` says and writes the results to ``workdir``.
 
-    Returns the figures also written to ``metrics.json``.
+    Resumes an unfinished run in ``workdir`` (see the module docstring). ``notes`` maps file names to
+    text written into the workdir once it is prepared (the CLI's ``flags.txt``). Returns the figures
+    also written to ``metrics.json``. Raises `BadInput` before training for unusable input, and
+    `akd_tf.callbacks.TrainingDiverged` when the loss becomes NaN or infinite.
     """
-    config.validate()
-    os.makedirs(workdir, exist_ok=True)
-    _write_json(os.path.join(workdir, "config.json"), dataclasses.asdict(config))
-    keras.utils.set_random_seed(config.seed)
-    strategy = make_strategy(config.strategy)
+    try:
+        config.validate()
+    except (ValueError, OSError) as error:
+        raise BadInput(str(error)) from None
+    # A multi-worker strategy must exist before any other TensorFlow call; the others after the checks.
+    strategy = make_strategy(config.strategy) if config.strategy == "multi_worker" else None
+    if strategy is None or is_chief(strategy):
+        preflight(config, workdir, overwrite)
+    strategy = strategy or make_strategy(config.strategy)
     logging.info("Strategy %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    run = _Run(config, workdir, strategy)
+    if run.chief:
+        files.write_json(os.path.join(workdir, "config.json"), dataclasses.asdict(config))
+        for name, text in (notes or {}).items():
+            files.write_text(os.path.join(workdir, name), text)
+    keras.utils.set_random_seed(config.seed)
 
     data = data_lib.load(
         config.dataset, batch_size=config.batch_size, data_dir=config.data_dir,
@@ -291,8 +506,7 @@ def train_and_evaluate(config: Config, workdir: str) -> dict:
 
     teacher, teacher_history = None, {}
     if config.method != "scratch" or config.teacher_path:
-        teacher, teacher_summary, teacher_history = _teacher(config, data, strategy, workdir)
-        _save(teacher, os.path.join(workdir, "teacher.keras"))
+        teacher, teacher_summary, teacher_history = _teacher(run, data)
         metrics["teacher"] = {
             "net": teacher.name, "params": _count_params(teacher), **teacher_summary,
             **_evaluate(teacher, data.test, config.verbose),
@@ -300,28 +514,31 @@ def train_and_evaluate(config: Config, workdir: str) -> dict:
         logging.info("Teacher: %s", metrics["teacher"])
 
     logging.info("Training the student %s with method %s", config.student_net, config.method)
-    start = time.perf_counter()
-    student, history, phases = _student(config, data, strategy, teacher, workdir)
-    wall_time = time.perf_counter() - start
+    student, history, phases = _student(run, data, teacher)
     with strategy.scope():
         _compile_classifier(student, _sgd(config))
+    times = history.get("epoch_time_s", [])
     metrics["student"] = {
-        "net": config.student_net, "params": _count_params(student), "wall_time_s": wall_time,
+        "net": config.student_net, "params": _count_params(student), "wall_time_s": float(np.sum(times)),
         **_evaluate(student, data.test, config.verbose),
     }
     metrics["phases"] = phases
     logging.info("Student: %s", metrics["student"])
 
-    _save(student, os.path.join(workdir, "student.keras"))
-    export_student(student, os.path.join(workdir, "student"), data, config)
-    _write_json(os.path.join(workdir, "metrics.json"), metrics)
-    plots.plot_run(
-        history, os.path.join(workdir, "run.png"),
-        title=f"{config.method}: {config.student_net} on {config.dataset}"
-        + (f" (teacher {metrics['teacher']['net']}: {metrics['teacher']['test_accuracy']:.2%})" if teacher else "")
-        + f" — student test {metrics['student']['test_accuracy']:.2%}",
-        phase1_epochs=config.phase1_epochs if config.method == "akd" else None,
-    )
+    _save(student, os.path.join(run.out, "student.keras"))
+    export_student(student, os.path.join(run.out, "student"), data, config)
+    title = (f"{config.method}: {config.student_net} on {config.dataset}"
+             + (f" (teacher {metrics['teacher']['net']}: {metrics['teacher']['test_accuracy']:.2%})" if teacher else "")
+             + f" — student test {metrics['student']['test_accuracy']:.2%}")
+    with files.atomic_path(os.path.join(run.out, "run.png")) as tmp:
+        plots.plot_run(history, tmp, title=title,
+                       phase1_epochs=config.phase1_epochs if config.method == "akd" else None)
     if teacher_history:
-        plots.plot_run(teacher_history, os.path.join(workdir, "teacher.png"), title=f"teacher {config.teacher_net}")
+        with files.atomic_path(os.path.join(run.out, "teacher.png")) as tmp:
+            plots.plot_run(teacher_history, tmp, title=f"teacher {config.teacher_net}")
+    # Last: metrics.json marks the run as finished; the checkpoints are no longer needed after it.
+    files.write_json(os.path.join(run.out, "metrics.json"), metrics)
+    files.remove(os.path.join(run.out, "checkpoints"))
+    if not run.chief:
+        files.remove(run.out)
     return metrics

@@ -13,11 +13,30 @@ from akd_tf.data import images
 
 def test_augment_keeps_shape_and_moves_content():
     image = tf.ones((32, 32, 3), tf.uint8) * 200
-    tf.random.set_seed(0)
-    outs = [images.augment(image).numpy() for _ in range(20)]
+    outs = [images.augment(image, tf.constant([7, i])).numpy() for i in range(20)]
     assert all(o.shape == (32, 32, 3) and o.dtype == np.uint8 for o in outs)
     # Crops of the zero-padded image show black borders in most draws.
     assert sum((o == 0).any() for o in outs) >= 10
+    # Stateless: the same seed gives the same view.
+    np.testing.assert_array_equal(images.augment(image, tf.constant([7, 3])).numpy(), outs[3])
+
+
+def test_each_epoch_is_a_pure_function_of_seed_and_epoch():
+    """What makes a resumed run see the batches of an uninterrupted one."""
+    splits = data.load("cifar10", batch_size=32, validation_size=16, train_size=64, test_size=16, shuffle_seed=5)
+    assert splits.steps_per_epoch == 2
+    whole = [(x.numpy(), y.numpy()) for x, y in splits.train_epochs(0, 3)]
+    assert len(whole) == 6 and int(splits.train_epochs(1, 3).cardinality()) == 4
+    resumed = [(x.numpy(), y.numpy()) for x, y in splits.train_epochs(2, 3)]
+    for (xa, ya), (xb, yb) in zip(whole[4:], resumed):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    # Every epoch visits every example once, in a new order with new crops.
+    epoch_labels = [np.concatenate([whole[2 * e][1], whole[2 * e + 1][1]]) for e in range(3)]
+    assert all(sorted(labels) == sorted(epoch_labels[0]) for labels in epoch_labels)
+    assert not np.array_equal(epoch_labels[0], epoch_labels[1]) and not np.array_equal(whole[0][0], whole[2][0])
+    with pytest.raises(ValueError, match="start=3, stop=3"):
+        splits.train_epochs(3, 3)
 
 
 def test_normalize_uses_the_official_statistics():

@@ -3,6 +3,9 @@
 * ``train[:-V]`` trains, ``train[-V:]`` (V = ``validation_size``, 5,000 by default) selects models, and
   ``test`` is only for the final report (the official code picks checkpoints on test; this does not).
 * Training images: random 32×32 crop of the image zero-padded by 4 pixels, random horizontal flip.
+  The draws are stateless: epoch ``e`` of `ImageSplits.train_epochs` is a pure function of
+  (``shuffle_seed``, ``e``), so a run resumed at epoch ``e`` sees the very batches an uninterrupted
+  run would have seen.
 * All images: scaled to [0, 1], then normalised per channel with the official recipe's mean and std.
 * Batches are *global* batches: under a `tf.distribute` strategy, Keras splits each into per-replica
   batches of ``batch_size / num_replicas`` (data auto-sharding for several workers).
@@ -40,6 +43,26 @@ class ImageSplits:
     input_shape: tuple
     num_examples: dict  # split name -> number of examples
     preprocessing: dict  # what a deployed model must do to raw uint8 pixels, for export
+    batch_size: int = 0
+    epoch_fn: object = None  # epoch (int64 tensor) -> that epoch's batches; see `train_epochs`
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Batches in one training epoch (the last one may be partial)."""
+        return -(-self.num_examples["train"] // self.batch_size)
+
+    def train_epochs(self, start: int, stop: int) -> tf.data.Dataset:
+        """Training epochs ``start … stop-1`` back to back, each shuffled and augmented as a pure
+        function of (``shuffle_seed``, epoch). Pass it to ``fit(…, initial_epoch=start, epochs=stop,
+        steps_per_epoch=self.steps_per_epoch)``: a run resumed at ``start`` gets the same batches as
+        an uninterrupted one.
+        """
+        if not 0 <= start < stop:
+            raise ValueError(f"Need 0 <= start < stop. Received: start={start}, stop={stop}")
+        epochs = tf.data.Dataset.range(start, stop).flat_map(self.epoch_fn)
+        # flat_map hides the length; stating it keeps Keras and tf.distribute on their known-size paths.
+        epochs = epochs.apply(tf.data.experimental.assert_cardinality((stop - start) * self.steps_per_epoch))
+        return epochs.prefetch(tf.data.AUTOTUNE).with_options(_distribute_options())
 
 
 def normalize(image, mean=MEAN, std=STD, scale=1 / 255.0):
@@ -48,13 +71,22 @@ def normalize(image, mean=MEAN, std=STD, scale=1 / 255.0):
     return (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
 
 
-def augment(image):
-    """Random crop of the 4-pixel zero-padded image, random horizontal flip (uint8 in, uint8 out)."""
+def augment(image, seed):
+    """Random crop of the 4-pixel zero-padded image, random horizontal flip (uint8 in, uint8 out).
+
+    ``seed``: an int32/int64 tensor of shape [2]; the same seed gives the same view.
+    """
     height, width = image.shape[0], image.shape[1]
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
-    image = tf.image.random_crop(padded, tf.shape(image))
+    image = tf.image.stateless_random_crop(padded, tf.shape(image), crop_seed)
     image = tf.ensure_shape(image, (height, width, image.shape[-1]))
-    return tf.image.random_flip_left_right(image)
+    return tf.image.stateless_random_flip_left_right(image, flip_seed)
+
+
+def epoch_key(seed, epoch):
+    """The random key of one training epoch: distinct for every (seed, epoch) pair."""
+    return tf.cast(seed, tf.int64) * 1_000_003 + tf.cast(epoch, tf.int64)
 
 
 def _check_positive(name, value, allow_none=True):
@@ -125,19 +157,27 @@ def load(
     if validation_size:
         splits["validation"] = f"train[{total_train - validation_size}:]"
 
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    seed = 0 if shuffle_seed is None else shuffle_seed
     datasets, counts = {}, {}
     for split, tfds_split in splits.items():
         ds = dataset_builder.as_dataset(split=tfds_split, as_supervised=True, shuffle_files=False)
         counts[split] = int(ds.cardinality())
         ds = ds.cache()
         if split == "train":
+            train_cache = ds.enumerate()  # (index, (image, label)): the index keys each example's draws
+            # Reshuffled each iteration, for plain `fit(train, epochs=…)` use; the CLI uses `train_epochs`.
+            ds = tf.data.Dataset.zip(train_cache, tf.data.Dataset.random(shuffle_seed, rerandomize_each_iteration=True))
             ds = ds.shuffle(counts[split], seed=shuffle_seed, reshuffle_each_iteration=True)
-            ds = ds.map(lambda x, y: (normalize(augment(x)), y), num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(lambda example, key: _train_example(example, key), num_parallel_calls=tf.data.AUTOTUNE)
         else:
             ds = ds.map(lambda x, y: (normalize(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-        datasets[split] = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
+        datasets[split] = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(_distribute_options())
+
+    def epoch_fn(epoch):
+        key = epoch_key(seed, epoch)
+        ds = train_cache.shuffle(counts["train"], seed=key, reshuffle_each_iteration=False)
+        ds = ds.map(lambda i, example: _train_example((i, example), key), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.batch(batch_size)
 
     return ImageSplits(
         name=name,
@@ -148,4 +188,18 @@ def load(
         input_shape=spec["input_shape"],
         num_examples=counts,
         preprocessing={"input": "uint8 RGB HWC pixels", "scale": 1 / 255.0, "mean": list(MEAN), "std": list(STD)},
+        batch_size=batch_size,
+        epoch_fn=epoch_fn,
     )
+
+
+def _train_example(example, key):
+    index, (image, label) = example
+    return normalize(augment(image, tf.stack([tf.cast(key, tf.int64), index]))), label
+
+
+def _distribute_options():
+    # Global batches; with several workers each takes its share of every batch (DATA sharding).
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options

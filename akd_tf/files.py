@@ -1,0 +1,85 @@
+"""Writing results so that a kill at any moment leaves either the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside ``path``; when the block succeeds it is renamed onto ``path``.
+
+    Works for files and directories. The temporary name keeps ``path``'s extension (Keras and matplotlib
+    pick formats by it) and starts with a dot. On an exception the temporary is removed and ``path`` is
+    left as it was.
+    """
+    path = os.fspath(path).rstrip(os.sep)
+    directory, name = os.path.split(path)
+    stem, ext = os.path.splitext(name)
+    tmp = os.path.join(directory, f".{stem}.tmp-{os.getpid()}{ext}")
+    remove(tmp)
+    try:
+        yield tmp
+        _fsync(tmp)
+        if os.path.isdir(tmp) and os.path.isdir(path):
+            # A directory cannot be renamed onto a non-empty one: move the old aside first.
+            old = os.path.join(directory, f".{stem}.old-{os.getpid()}{ext}")
+            remove(old)
+            os.rename(path, old)
+            os.rename(tmp, path)
+            remove(old)
+        else:
+            os.replace(tmp, path)
+        _fsync(directory or ".")
+    except BaseException:
+        remove(tmp)
+        raise
+
+
+def write_json(path, payload):
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(payload, f, indent=2)
+        f.write("\n")
+
+
+def write_text(path, text):
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(text)
+
+
+def remove_stale_temporaries(directory):
+    """Deletes the ``.*.tmp-<pid>*`` leftovers of writes that were killed."""
+    if not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        if name.startswith(".") and (".tmp-" in name or ".old-" in name):
+            remove(os.path.join(directory, name))
+
+
+def remove(path):
+    """Removes a file, link or directory tree if it exists."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def _fsync(path):
+    # Durable across a machine crash too, not only a killed process.
+    if os.path.isdir(path):
+        for root, _, names in os.walk(path):
+            for name in names:
+                _fsync(os.path.join(root, name))
+        flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    elif os.path.isfile(path):
+        flags = os.O_RDONLY
+    else:
+        return
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,104 @@
+"""Every bad input of the CLI: exit status 2 and one line on stderr naming what was received and what is
+allowed, before any training starts. The cases run as concurrent subprocesses (one TensorFlow start each)."""
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import time
+
+import keras
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOKE = "--flagfile=configs/smoke.flags"
+
+
+def _teacher(path, input_shape=(32, 32, 3), classes=10, unsafe=False):
+    layers = [keras.Input(input_shape)]
+    if unsafe:  # a Lambda layer stores Python bytecode: exactly what safe_mode refuses to run
+        layers.append(keras.layers.Lambda(lambda x: x * 2.0))
+    layers += [keras.layers.Flatten(), keras.layers.Dense(classes)]
+    keras.Sequential(layers).save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad_input")
+    (d / "not_a_model.keras").write_text("this is not a Keras model\n")
+    good = _teacher(d / "good.keras")
+    (d / "corrupt.keras").write_bytes(open(good, "rb").read()[:700])
+    (d / "unknown_flag.flags").write_text("--flagfile=configs/smoke.flags\n--temprature=3\n")
+    (d / "a_file").write_text("")
+    (d / "other_run").mkdir()
+    (d / "other_run" / "config.json").write_text(json.dumps({"batch_size": 32}))
+    (d / "empty_tfds").mkdir()
+    return {
+        "dir": d, "not_a_model": str(d / "not_a_model.keras"), "corrupt": str(d / "corrupt.keras"),
+        "cifar100": _teacher(d / "cifar100.keras", classes=100), "mnist": _teacher(d / "mnist.keras", (28, 28, 1)),
+        "unsafe": _teacher(d / "unsafe.keras", unsafe=True),
+    }
+
+
+# (id, arguments (with {placeholders} from `files`), fragments the one error line must contain)
+CASES = [
+    ("unknown_dataset", [SMOKE, "--dataset=mnist"], ["--dataset=mnist", "cifar10|cifar100"]),
+    ("unknown_student_net", [SMOKE, "--student_net=resnet9"], ["--student_net=resnet9", "resnet8|"]),
+    ("unknown_teacher_net", [SMOKE, "--teacher_net=vgg16"], ["--teacher_net=vgg16", "resnet110"]),
+    ("phase1_shorter_than_tau", [SMOKE, "--phase1_epochs=3", "--max_temperature=10"],
+     ["phase1_epochs=3", "max_temperature=10"]),
+    ("zero_phase1_epochs", [SMOKE, "--phase1_epochs=0"], ["phase1_epochs", "Received: phase1_epochs=0"]),
+    ("negative_phase2_epochs", [SMOKE, "--phase2_epochs=-1"], ["positive integer", "phase2_epochs=-1"]),
+    ("zero_teacher_epochs", [SMOKE, "--teacher_epochs=0"], ["positive integer", "teacher_epochs=0"]),
+    ("zero_batch_size", [SMOKE, "--batch_size=0"], ["positive integer", "batch_size=0"]),
+    ("zero_max_temperature", [SMOKE, "--max_temperature=0"], ["max_temperature", "0"]),
+    ("negative_kd_temperature", [SMOKE, "--method=kd", "--kd_temperature=-1"], ["> 0", "kd_temperature=-1.0"]),
+    ("teacher_not_keras_format", [SMOKE, "--teacher={dir}/a_file"], ["expected a .keras file"]),
+    ("teacher_missing", [SMOKE, "--teacher=/no/such/teacher.keras"],
+     ["--teacher file not found", "'/no/such/teacher.keras'"]),
+    ("teacher_not_a_model", [SMOKE, "--teacher={not_a_model}"], ["not a loadable Keras model", "not_a_model.keras", "not a .keras zip"]),
+    ("teacher_corrupt", [SMOKE, "--teacher={corrupt}"], ["not a loadable Keras model", "corrupt.keras", "truncated/corrupt"]),
+    ("teacher_unsafe_lambda", [SMOKE, "--teacher={unsafe}"], ["not a loadable Keras model", "safe_mode=True", "Lambda"]),
+    ("teacher_other_classes", [SMOKE, "--teacher={cifar100}"], ["predicts 100 classes", "the dataset has 10"]),
+    ("teacher_other_input", [SMOKE, "--teacher={mnist}"], ["(28, 28, 1)", "(32, 32, 3)"]),
+    ("flagfile_missing", ["--flagfile=configs/no_such.flags"], ["Unable to open flagfile", "configs/no_such.flags"]),
+    ("flagfile_unknown_flag", ["--flagfile={dir}/unknown_flag.flags"], ["Unknown command line flag 'temprature'"]),
+    ("workdir_unwritable", [SMOKE, "--workdir={dir}/a_file/run"], ["--workdir", "a_file/run", "not writable"]),
+    ("workdir_other_settings", [SMOKE, "--workdir={dir}/other_run"], ["unfinished run with other settings",
+                                                                      "batch_size (saved 32, now 64)", "--overwrite"]),
+    ("dataset_missing_offline", [SMOKE, "--data_dir={dir}/empty_tfds"], ["'cifar10' is not prepared under",
+                                                                         "empty_tfds"]),
+]
+
+
+@pytest.fixture(scope="module")
+def results(files, tmp_path_factory):
+    def run(case):
+        name, args, _ = case
+        workdir = tmp_path_factory.mktemp(name)
+        argv = [a.format(**files) for a in args]
+        if not any(a.startswith("--workdir") for a in argv):
+            argv.append(f"--workdir={workdir}")
+        start = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "akd_tf.main", *argv], cwd=ROOT, capture_output=True,
+                              text=True, timeout=300)
+        return name, (proc, time.monotonic() - start, workdir)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(pool.map(run, CASES))
+
+
+@pytest.mark.parametrize("name,args,fragments", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_before_any_training(results, name, args, fragments):
+    proc, elapsed, workdir = results[name]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("akd_tf.main: error: ")]
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    assert "Traceback" not in proc.stderr
+    assert "Epoch 1/" not in proc.stdout  # nothing was trained
+    assert not os.path.exists(os.path.join(workdir, "config.json"))
+    print(f"{name}: {errors[0]}  ({elapsed:.1f} s)")

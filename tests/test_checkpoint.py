@@ -1,0 +1,98 @@
+"""Atomic writes, TrainingCheckpoint round trips, divergence, and the workdir rules (finished, resumed,
+overwritten)."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from akd_tf import files, train
+from akd_tf.callbacks import AnnealingSchedule, KeepBest, StopOnDivergence, TrainingDiverged
+from akd_tf.checkpoint import TrainingCheckpoint
+from akd_tf.distiller import AnnealingKD
+
+
+def test_atomic_path_keeps_the_old_file_when_the_write_fails(tmp_path):
+    path = tmp_path / "metrics.json"
+    files.write_json(path, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with files.atomic_path(path) as tmp:
+            open(tmp, "w").write('{"a": ')  # half written, then the writer dies
+            raise RuntimeError("killed")
+    assert json.load(open(path)) == {"a": 1}
+    assert os.listdir(tmp_path) == ["metrics.json"]
+
+
+def test_atomic_path_replaces_a_directory(tmp_path):
+    (tmp_path / "student").mkdir()
+    (tmp_path / "student" / "old.txt").write_text("old")
+    with files.atomic_path(tmp_path / "student") as tmp:
+        os.makedirs(tmp)
+        open(os.path.join(tmp, "new.txt"), "w").write("new")
+    assert os.listdir(tmp_path / "student") == ["new.txt"] and os.listdir(tmp_path) == ["student"]
+
+
+def _akd(seed):
+    keras.utils.set_random_seed(seed)
+    net = lambda name: keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)], name=name)  # noqa: E731
+    model = AnnealingKD(teacher=net("teacher"), student=net("student"), max_temperature=2)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    return model
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 4)).astype("float32"), rng.integers(0, 3, 32)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+
+
+def test_checkpoint_round_trip_restores_weights_optimizer_and_callback_state(tmp_path):
+    model, schedule = _akd(0), AnnealingSchedule(2, 2, verbose=0)
+    checkpoint = TrainingCheckpoint(str(tmp_path), stateful=[schedule])
+    model.fit(_data(), validation_data=_data(), epochs=3, verbose=0, callbacks=[schedule, checkpoint])
+    assert sorted(os.listdir(tmp_path)) == ["epoch-000003"]  # older checkpoints replaced
+
+    restored, restored_schedule = _akd(1), AnnealingSchedule(2, 2, verbose=0)
+    assert TrainingCheckpoint(str(tmp_path), stateful=[restored_schedule]).restore(restored) == 3
+    for a, b in zip(restored.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(restored.optimizer.variables, model.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(restored.optimizer.iterations.numpy()) == 4  # reset at the phase boundary, then one epoch
+    assert (restored.phase, restored.temperature) == (2, 1)
+    assert restored_schedule.best == schedule.best and set(schedule.best) == {1, 2}
+    for a, b in zip(restored_schedule._best_weights, schedule._best_weights):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_divergence_stops_at_the_first_bad_batch_and_keeps_the_last_good_checkpoint(tmp_path):
+    model = _akd(0)
+    keep = KeepBest(verbose=0)
+    checkpoint = TrainingCheckpoint(str(tmp_path), stateful=[keep])
+    blow_up = keras.callbacks.LearningRateScheduler(lambda epoch, lr: 0.05 if epoch == 0 else 1e38)
+    with pytest.raises(TrainingDiverged, match=r"became (nan|inf) at epoch 2, batch \d \(phase 1, T=2\)"):
+        model.fit(_data(), validation_data=_data(), epochs=3, verbose=0,
+                  callbacks=[blow_up, keep, StopOnDivergence(), checkpoint])
+    assert os.listdir(tmp_path) == ["epoch-000001"]
+    fresh = _akd(1)
+    assert TrainingCheckpoint(str(tmp_path), stateful=[KeepBest()]).restore(fresh) == 1
+    assert all(np.isfinite(w).all() for w in fresh.get_weights())
+
+
+def test_workdir_rules(tmp_path):
+    config = train.Config(train_size=64)
+    train.prepare_workdir(config, str(tmp_path))  # empty: fine
+    files.write_json(tmp_path / "config.json", __import__("dataclasses").asdict(config))
+    train.prepare_workdir(train.Config(train_size=64, verbose=0), str(tmp_path))  # verbosity may change on resume
+    with pytest.raises(train.BadInput, match=r"other settings: train_size \(saved 64, now 128\)"):
+        train.prepare_workdir(train.Config(train_size=128), str(tmp_path))
+    (tmp_path / "metrics.json").write_text("{}")
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "student").mkdir()
+    with pytest.raises(train.BadInput, match="holds a finished run"):
+        train.prepare_workdir(config, str(tmp_path))
+    train.prepare_workdir(config, str(tmp_path), overwrite=True)
+    assert os.listdir(tmp_path) == ["notes.txt"]  # only this tool's outputs are removed

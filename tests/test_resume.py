@@ -1,0 +1,83 @@
+"""kill -9 the CLI at several points of the smoke run; the same command resumes, and with --deterministic
+the resumed run ends with the very weights and logs of the uninterrupted one (the `smoke_workdir` run)."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Lines of the smoke run's output after which the process is killed: teacher training, phase 1 at T=2,
+# phase 1 at T=1, the phase boundary, and the end of training (evaluation and export).
+KILL_AFTER = (
+    "Epoch 2/2",
+    "AnnealingSchedule: epoch 1, phase 1, T=2",
+    "AnnealingSchedule: epoch 2, phase 1, T=1",
+    "Phase 2 (hard labels)",
+    "restored the best phase-2 student",
+)
+
+
+def _command(workdir):
+    return [sys.executable, "-u", "-m", "akd_tf.main", "--flagfile=configs/smoke.flags", f"--workdir={workdir}"]
+
+
+def _run_until(workdir, marker, timeout=300):
+    """Starts the CLI and kills it (SIGKILL) right after it prints ``marker``; returns its output."""
+    proc = subprocess.Popen(_command(workdir), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines, deadline = [], time.monotonic() + timeout
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if marker in line:
+                proc.send_signal(signal.SIGKILL)
+                break
+            assert time.monotonic() < deadline, f"no {marker!r} within {timeout} s"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    output = "".join(lines)
+    assert any(marker in line for line in lines), f"the run ended without printing {marker!r}:\n{output[-3000:]}"
+    assert proc.returncode == -signal.SIGKILL, output[-3000:]
+    return output
+
+
+def _history(path):
+    with open(path, newline="") as f:
+        return [{k: v for k, v in row.items() if k != "epoch_time_s"} for row in csv.DictReader(f)]
+
+
+def test_killed_at_five_points_resumes_to_the_same_student(tmp_path, smoke_workdir):
+    workdir = tmp_path / "killed"
+    outputs = [_run_until(workdir, marker) for marker in KILL_AFTER]
+    assert not (workdir / "metrics.json").exists()
+    # Each restart after the first picked up where the previous process stopped.
+    assert all("Resuming" in out or "Loading the teacher" in out for out in outputs[2:]), outputs[2][-2000:]
+    assert "Resuming teacher training at epoch 2/2" in outputs[1] or "Epoch 2/2" in outputs[1]
+
+    final = subprocess.run(_command(workdir), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert not any(name.startswith(".") for name in os.listdir(workdir))  # no temporaries left behind
+    assert not (workdir / "checkpoints").exists()
+
+    for name in ("teacher.keras", "student.keras"):
+        resumed = keras.models.load_model(workdir / name).get_weights()
+        reference = keras.models.load_model(os.path.join(smoke_workdir, name)).get_weights()
+        assert len(resumed) == len(reference)
+        for a, b in zip(resumed, reference):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    for stage in ("teacher", "student"):
+        assert _history(workdir / f"history_{stage}.csv") == _history(os.path.join(smoke_workdir, f"history_{stage}.csv"))
+    resumed = json.load(open(workdir / "metrics.json"))
+    reference = json.load(open(os.path.join(smoke_workdir, "metrics.json")))
+    assert resumed["student"]["test_accuracy"] == reference["student"]["test_accuracy"]
+    assert resumed["phases"]["phase1"]["best_val_accuracy"] == reference["phases"]["phase1"]["best_val_accuracy"]
