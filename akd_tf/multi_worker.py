@@ -5,9 +5,10 @@ https://github.com/keras-team/keras/issues/20585) in two places of
 ``keras/src/backend/tensorflow/trainer.py``; `patch_keras` mends both, and only for multi-worker
 strategies (every other strategy takes Keras's own code path):
 
-1. ``_maybe_symbolic_build`` reduces the first data batch across workers eagerly, a collective that
-   workers do not enter together. The batch is only used for its shapes, so the local replica's values
-   serve as well.
+1. ``_maybe_symbolic_build`` pulls a first batch through the cross-worker iterator and reduces it across
+   workers eagerly: collectives that the workers do not enter together (seen here: a failure at once, or
+   now and then an empty batch in a later ``evaluate``). The batch only provides shapes and dtypes, so
+   the dataset's ``element_spec`` serves, with no collective at all.
 2. ``reduce_per_replica`` means the logged metrics with ``strategy.reduce("MEAN", v, axis=0)``, which
    fails for the scalar metric results. Scalars are meant across replicas with ``axis=None``.
 
@@ -55,10 +56,7 @@ def patch_keras():
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         if iterator is None or self._distribute_strategy is None or not _is_multi_worker(self.distribute_strategy):
             return original_build(self, iterator=iterator, data_batch=data_batch)
-        for _, _, it in iterator:
-            data_batch = tree.map_structure(lambda v: _local(self.distribute_strategy, v), next(it))
-            break
-        return original_build(self, data_batch=data_batch)
+        return original_build(self, data_batch=iterator.data_adapter.get_tf_dataset().element_spec)
 
     def reduce_per_replica(values, strategy, reduction):
         if reduction not in ("auto", "mean") or not _is_multi_worker(strategy):

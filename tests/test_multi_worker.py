@@ -1,5 +1,7 @@
-"""Two workers on 127.0.0.1 under MultiWorkerMirroredStrategy train the same student as one worker."""
+"""Two workers on 127.0.0.1 under MultiWorkerMirroredStrategy: the same student as one worker (library),
+and the CLI's `--strategy=multi_worker` end to end (one set of outputs, written by the chief)."""
 
+import json
 import os
 import socket
 import subprocess
@@ -8,7 +10,8 @@ import sys
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TIMEOUT_S = 240
+ROOT = os.path.dirname(HERE)
+TIMEOUT_S = 300
 
 
 def _free_ports(count):
@@ -21,28 +24,38 @@ def _free_ports(count):
     return ports
 
 
-def _cluster(num_workers, tmp_path):
-    ports = ",".join(map(str, _free_ports(num_workers)))
-    outs = [tmp_path / f"w{num_workers}_{i}.npz" for i in range(num_workers)]
-    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "multi_worker_fit.py"), "--ports", ports,
-                               "--index", str(i), "--out", str(out)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for i, out in enumerate(outs)]
+def _workers(command, num_workers):
+    """Starts ``command(index, ports)`` once per worker; returns their outputs. Bounded in time: a worker
+    still running at the deadline (e.g. waiting for a dead peer) is killed, never left behind."""
+    ports = _free_ports(num_workers)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = [subprocess.Popen(command(i, ports), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster,
+                                                                          "task": {"type": "worker", "index": i}})})
+             for i in range(num_workers)]
     try:
         logs = [p.communicate(timeout=TIMEOUT_S)[0] for p in procs]
     finally:
-        for p in procs:  # bounded: a worker waiting for a dead peer is stopped, never left behind
+        for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
     for p, log in zip(procs, logs):
         assert p.returncode == 0, log[-3000:]
+    return logs
+
+
+def _library_run(num_workers, tmp_path):
+    outs = [tmp_path / f"w{num_workers}_{i}.npz" for i in range(num_workers)]
+    _workers(lambda i, ports: [sys.executable, os.path.join(HERE, "multi_worker_fit.py"),
+                               "--ports", ",".join(map(str, ports)), "--index", str(i), "--out", str(outs[i])],
+             num_workers)
     return [np.load(out) for out in outs]
 
 
 def test_two_workers_match_one_worker(tmp_path):
-    (one,) = _cluster(1, tmp_path)
-    two = _cluster(2, tmp_path)
+    (one,) = _library_run(1, tmp_path)
+    two = _library_run(2, tmp_path)
     assert int(one["replicas"]) == 1 and int(two[0]["replicas"]) == 2
     np.testing.assert_allclose(two[0]["loss"], one["loss"], rtol=1e-5)
     np.testing.assert_allclose(two[0]["val_loss"], one["val_loss"], rtol=1e-5)
@@ -51,3 +64,17 @@ def test_two_workers_match_one_worker(tmp_path):
     for key in keys:
         np.testing.assert_allclose(two[0][key], one[key], rtol=1e-5, atol=1e-6, err_msg=key)
         np.testing.assert_array_equal(two[1][key], two[0][key], err_msg=key)  # the workers agree exactly
+
+
+def test_cli_on_two_workers_writes_one_run(tmp_path, smoke_workdir):
+    workdir = tmp_path / "run"
+    logs = _workers(lambda i, ports: [
+        sys.executable, "-m", "akd_tf.main", "--flagfile=configs/smoke.flags", f"--workdir={workdir}",
+        "--strategy=multi_worker", f"--teacher={os.path.join(smoke_workdir, 'teacher.keras')}"], 2)
+    finals = [[line for line in log.splitlines() if line.startswith("student plane2 (akd): test accuracy")]
+              for log in logs]
+    assert all(len(f) == 1 for f in finals) and finals[0] == finals[1], finals  # both workers evaluated alike
+    metrics = json.load(open(workdir / "metrics.json"))
+    assert metrics["num_examples"]["train"] == 512 and metrics["phases"]["phase2"]["epochs"] == 1
+    assert not [n for n in os.listdir(workdir) if n.startswith(".")] and not (workdir / "checkpoints").exists()
+    assert "--strategy=multi_worker" in open(workdir / "flags.txt").read()
