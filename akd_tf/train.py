@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import os
 import tempfile
@@ -191,7 +192,9 @@ def _truncate_history(path, epochs):
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     if len(rows) > epochs + 1:
-        files.write_text(path, "".join(",".join(row) + "\n" for row in rows[: epochs + 1]))
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows(rows[: epochs + 1])
+        files.write_text(path, text.getvalue())
 
 
 class _Run:
@@ -420,8 +423,8 @@ def prepare_workdir(config: Config, workdir: str, overwrite: bool = False):
     """Checks that ``workdir`` can take this run, before anything long starts; `BadInput` otherwise.
 
     A new or empty workdir is fine. One with an unfinished run of the same configuration is resumed.
-    A finished run, or an unfinished one with another configuration, is refused unless ``overwrite``,
-    which removes this tool's outputs there (`OUTPUTS`) and nothing else.
+    A finished run, or an unfinished one with another configuration, is refused unless ``overwrite``;
+    `clear_outputs` then removes them, once every other check has passed.
     """
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise BadInput(f"--workdir {workdir!r} exists and is not a directory.")
@@ -433,8 +436,11 @@ def prepare_workdir(config: Config, workdir: str, overwrite: bool = False):
         raise BadInput(f"--workdir {workdir!r} is not writable: {error.strerror or error}.") from None
     config_path, metrics_path = os.path.join(workdir, "config.json"), os.path.join(workdir, "metrics.json")
     if overwrite:
-        for name in OUTPUTS:
-            files.remove(os.path.join(workdir, name))
+        doomed = [os.path.realpath(os.path.join(workdir, name)) for name in OUTPUTS]
+        teacher = os.path.realpath(config.teacher_path) if config.teacher_path else None
+        if teacher and any(teacher == d or teacher.startswith(d + os.sep) for d in doomed):
+            raise BadInput(f"--teacher {config.teacher_path!r} is one of the outputs that --overwrite would delete "
+                           f"in --workdir {workdir!r}. Copy it elsewhere first.")
         return
     if os.path.isfile(metrics_path):
         raise BadInput(f"--workdir {workdir!r} holds a finished run (metrics.json). Pass --overwrite to replace "
@@ -448,6 +454,12 @@ def prepare_workdir(config: Config, workdir: str, overwrite: bool = False):
                 f"--workdir {workdir!r} holds an unfinished run with other settings: {listed}. "
                 "Run the same command to resume it, pass --overwrite to start over, or choose another --workdir."
             )
+
+
+def clear_outputs(workdir: str):
+    """Removes this tool's outputs (`OUTPUTS`) from ``workdir`` and nothing else."""
+    for name in OUTPUTS:
+        files.remove(os.path.join(workdir, name))
 
 
 def preflight(config: Config, workdir: str, overwrite: bool = False):
@@ -467,6 +479,8 @@ def preflight(config: Config, workdir: str, overwrite: bool = False):
     if config.teacher_path:
         _check_teacher_fits_data(load_model(config.teacher_path), config.teacher_path,
                                  data_lib.DATASETS[config.dataset])
+    if overwrite:  # last: a bad flag must not cost the user the run it would replace
+        clear_outputs(workdir)
 
 
 def train_and_evaluate(config: Config, workdir: str, overwrite: bool = False, notes: dict | None = None) -> dict:

@@ -94,5 +94,9 @@ def test_workdir_rules(tmp_path):
     (tmp_path / "student").mkdir()
     with pytest.raises(train.BadInput, match="holds a finished run"):
         train.prepare_workdir(config, str(tmp_path))
+    (tmp_path / "teacher.keras").write_text("")
+    with pytest.raises(train.BadInput, match="would delete"):
+        train.prepare_workdir(train.Config(teacher_path=str(tmp_path / "teacher.keras")), str(tmp_path), True)
     train.prepare_workdir(config, str(tmp_path), overwrite=True)
+    train.clear_outputs(str(tmp_path))
     assert os.listdir(tmp_path) == ["notes.txt"]  # only this tool's outputs are removed

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -68,6 +69,21 @@ def test_a_finished_workdir_is_kept_unless_overwrite(smoke_workdir, tmp_path):
     proc = _main("--flagfile=configs/smoke.flags", f"--workdir={smoke_workdir}", timeout=120)
     assert proc.returncode == 2 and "holds a finished run (metrics.json). Pass --overwrite" in proc.stderr
     assert open(os.path.join(smoke_workdir, "metrics.json")).read() == before
+
+    workdir = tmp_path / "copy"
+    shutil.copytree(smoke_workdir, workdir)
+    (workdir / "my_notes.txt").write_text("kept")
+    # A bad flag with --overwrite deletes nothing: every check runs before the old outputs are removed.
+    proc = _main("--flagfile=configs/smoke.flags", f"--workdir={workdir}", "--overwrite", "--phase2_epochs=0",
+                 timeout=120)
+    assert proc.returncode == 2 and (workdir / "metrics.json").read_text() == before
+    teacher = os.path.join(smoke_workdir, "teacher.keras")
+    proc = _main("--flagfile=configs/smoke.flags", f"--workdir={workdir}", "--overwrite", f"--teacher={teacher}",
+                 timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.load(open(workdir / "metrics.json"))
+    assert metrics["teacher"]["source"] == teacher and (workdir / "my_notes.txt").read_text() == "kept"
+    assert not (workdir / "history_teacher.csv").exists()  # the old run's files are gone
 
 
 def test_keras_api_example_runs():
