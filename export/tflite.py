@@ -10,11 +10,11 @@ place at the end, so a failed run leaves an earlier ``--output`` untouched.
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 
 from absl import app, flags, logging
+
+from akd_tf import files as akd_files
 
 from export.pipeline import ALL_MODES as _MODES
 
@@ -43,10 +43,9 @@ def _fail(message):
 
 def write_atomically(output, files, report, markdown, plot):
     """Writes everything into a temporary sibling of ``output``, then swaps it in."""
-    parent = os.path.dirname(os.path.abspath(output))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".tflite-staging-", dir=parent)
-    try:
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with akd_files.atomic_path(output) as staging:
+        os.makedirs(staging)
         for name, content in files.items():
             with open(os.path.join(staging, name), "wb") as f:
                 f.write(content)
@@ -55,16 +54,6 @@ def write_atomically(output, files, report, markdown, plot):
         with open(os.path.join(staging, "export_report.md"), "w") as f:
             f.write(markdown)
         plot(report, os.path.join(staging, "export_report.png"))
-        if os.path.exists(output):
-            previous = f"{output}.previous-{os.getpid()}"
-            os.rename(output, previous)
-            os.rename(staging, output)
-            shutil.rmtree(previous)
-        else:
-            os.rename(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def main(argv):

@@ -113,7 +113,7 @@ def test_cli_on_the_smoke_student(smoke_workdir, tmp_path):
     for row in rows.values():
         assert row["test_examples"] == 300 and row["latency_1_threads"]["invokes"] == 20
     assert "| int8 |" in (out / "export_report.md").read_text()
-    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tflite-staging")]
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no staging directory left behind
 
 
 @pytest.mark.parametrize("args,message", [
