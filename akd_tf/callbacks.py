@@ -17,6 +17,11 @@ def _resolve_mode(monitor, mode):
     return mode
 
 
+def _better(value, previous, mode):
+    """Whether ``value`` beats ``previous`` (None: nothing recorded yet) in ``mode`` ``"max"``/``"min"``."""
+    return previous is None or (value > previous if mode == "max" else value < previous)
+
+
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
@@ -106,10 +111,7 @@ class AnnealingSchedule(keras.callbacks.Callback):
             io_utils.print_msg(message)
 
     def _improved(self, value, phase):
-        if phase not in self.best:
-            return True
-        previous = self.best[phase][self.monitor]
-        return value > previous if self.mode == "max" else value < previous
+        return _better(value, self.best.get(phase, {}).get(self.monitor), self.mode)
 
     def _restore_best(self, phase):
         """Reloads the best student of ``phase``; returns what it did, for the log."""
@@ -237,8 +239,7 @@ class KeepBest(keras.callbacks.Callback):
         if value is None:
             return
         value = float(value)
-        previous = None if self.best is None else self.best[self.monitor]
-        if previous is None or (value > previous if self.mode == "max" else value < previous):
+        if _better(value, None if self.best is None else self.best[self.monitor], self.mode):
             self.best = {"epoch": epoch, self.monitor: value}
             self.best_weights = [np.array(w) for w in self.model.get_weights()]
 

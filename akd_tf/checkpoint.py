@@ -43,11 +43,11 @@ def is_chief(strategy=None) -> bool:
     """False only on the non-chief workers of a multi-worker strategy (they must not write results)."""
     strategy = strategy or tf.distribute.get_strategy()
     resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(resolver, "cluster_spec", None) or not resolver.cluster_spec().as_dict():
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not cluster:
         return True
     task_type, task_id = resolver.task_type, resolver.task_id
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return task_type == "chief" or (not has_chief and task_type == "worker" and task_id == 0)
+    return task_type == "chief" or ("chief" not in cluster and task_type == "worker" and task_id == 0)
 
 
 class TrainingCheckpoint(keras.callbacks.Callback):

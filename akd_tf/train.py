@@ -456,6 +456,13 @@ def prepare_workdir(config: Config, workdir: str, overwrite: bool = False):
             )
 
 
+def _validate(config):
+    try:
+        config.validate()
+    except (ValueError, OSError) as error:
+        raise BadInput(str(error)) from None
+
+
 def clear_outputs(workdir: str):
     """Removes this tool's outputs (`OUTPUTS`) from ``workdir`` and nothing else."""
     for name in OUTPUTS:
@@ -467,10 +474,7 @@ def preflight(config: Config, workdir: str, overwrite: bool = False):
 
     Raises `BadInput` with a one-line message naming what was received and what is allowed.
     """
-    try:
-        config.validate()
-    except (ValueError, OSError) as error:
-        raise BadInput(str(error)) from None
+    _validate(config)
     prepare_workdir(config, workdir, overwrite)
     try:
         data_lib.images.builder(config.dataset, config.data_dir, config.download)
@@ -491,10 +495,7 @@ def train_and_evaluate(config: Config, workdir: str, overwrite: bool = False, no
     also written to ``metrics.json``. Raises `BadInput` before training for unusable input, and
     `akd_tf.callbacks.TrainingDiverged` when the loss becomes NaN or infinite.
     """
-    try:
-        config.validate()
-    except (ValueError, OSError) as error:
-        raise BadInput(str(error)) from None
+    _validate(config)
     # A multi-worker strategy must exist before any other TensorFlow call; the others after the checks.
     strategy = make_strategy(config.strategy) if config.strategy == "multi_worker" else None
     if strategy is None or is_chief(strategy):
