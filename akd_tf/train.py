@@ -506,6 +506,7 @@ def train_and_evaluate(config: Config, workdir: str, overwrite: bool = False, no
         tf.config.experimental.enable_op_determinism()
     run = _Run(config, workdir, strategy)
     if run.chief:
+        files.remove_stale_temporaries(workdir)  # left by writes that a kill interrupted
         files.write_json(os.path.join(workdir, "config.json"), dataclasses.asdict(config))
         for name, text in (notes or {}).items():
             files.write_text(os.path.join(workdir, name), text)

@@ -64,6 +64,7 @@ def test_killed_at_five_points_resumes_to_the_same_student(tmp_path, smoke_workd
     assert all("Resuming" in out or "Loading the teacher" in out for out in outputs[2:]), outputs[2][-2000:]
     assert "Resuming teacher training at epoch 2/2" in outputs[1] or "Epoch 2/2" in outputs[1]
 
+    (workdir / ".student.tmp-99999.keras").write_text("half of a model")  # as a kill during a save leaves it
     final = subprocess.run(_command(workdir), cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr[-3000:]
     assert not any(name.startswith(".") for name in os.listdir(workdir))  # no temporaries left behind
