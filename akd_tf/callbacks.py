@@ -13,7 +13,8 @@ def _resolve_mode(monitor, mode):
     if mode not in ("auto", "max", "min"):
         raise ValueError(f"`mode` must be 'auto', 'max' or 'min'. Received: mode={mode!r}")
     if mode == "auto":
-        return "max" if ("acc" in monitor or "auc" in monitor or "corr" in monitor) else "min"
+        higher_is_better = ("acc", "auc", "corr", "f1", "matthews", "pearson", "spearman")
+        return "max" if any(name in monitor for name in higher_is_better) else "min"
     return mode
 
 
@@ -259,3 +260,48 @@ class KeepBest(keras.callbacks.Callback):
     def set_state(self, state, arrays):
         self.best = state["best"]
         self.best_weights = [np.array(a) for a in arrays] or None
+
+
+class LinearDecay(keras.callbacks.Callback):
+    """Sets the learning rate before every batch: linear decay from ``base_learning_rate`` to 0 over each
+    phase, restarting with each phase (`akd_tf.schedule.linear_learning_rate_at`). A pure function of
+    (epoch, batch), so it needs no state to resume."""
+
+    def __init__(self, base_learning_rate, phase_epochs, steps_per_epoch):
+        super().__init__()
+        self.base_learning_rate = float(base_learning_rate)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.phase_steps = tuple(int(e) * self.steps_per_epoch for e in phase_epochs)
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = self._epoch * self.steps_per_epoch + batch
+        self.model.optimizer.learning_rate = schedule.linear_learning_rate_at(
+            step, self.phase_steps, self.base_learning_rate)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class ValidationMetrics(keras.callbacks.Callback):
+    """Adds metrics of the whole validation set's outputs to each epoch's logs as ``val_<name>``: those that
+    are not means over batches (Matthews and Pearson correlation, F1), so model selection can use them.
+
+    ``metric_fn(outputs, labels) -> {name: value}``; ``dataset`` yields the model's inputs in the order
+    of ``labels``. Put it before the callbacks that read these logs.
+    """
+
+    def __init__(self, dataset, labels, metric_fn):
+        super().__init__()
+        self.dataset, self.labels, self.metric_fn = dataset, labels, metric_fn
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        outputs = self.model.predict(self.dataset, verbose=0)
+        for name, value in self.metric_fn(outputs, self.labels).items():
+            logs[f"val_{name}"] = float(value)

@@ -7,6 +7,15 @@ Both own their training step (TensorFlow backend) and share one piece of plumbin
 * ``call(x)`` is the student, so ``evaluate``/``predict``/``save`` of the distiller measure the student;
 * losses are reduced per replica and divided by the replica count, because the optimizer all-reduces
   gradients with a SUM: the step on N replicas equals the step on one device with the same global batch.
+
+Inputs are either one structure that both models take, or a dict that says who gets what::
+
+    {STUDENT_INPUTS: x_s}                              both models take x_s
+    {STUDENT_INPUTS: x_s, TEACHER_INPUTS: x_t}         e.g. text models with different tokenizers
+    {STUDENT_INPUTS: x_s, TEACHER_LOGITS: z_t}         the teacher's logits computed once, ahead of time
+
+With ``TEACHER_LOGITS`` the teacher is never run in ``fit``: the loss is the same, the cost is the
+student's alone (inputs without random augmentation, such as text, make this exact).
 """
 
 from __future__ import annotations
@@ -17,6 +26,22 @@ from keras import ops
 
 from akd_tf import losses
 from akd_tf import schedule
+
+STUDENT_INPUTS = "student_inputs"
+TEACHER_INPUTS = "teacher_inputs"
+TEACHER_LOGITS = "teacher_logits"
+_INPUT_KEYS = (STUDENT_INPUTS, TEACHER_INPUTS, TEACHER_LOGITS)
+
+
+def split_inputs(x):
+    """``(student inputs, teacher inputs, cached teacher logits or None)`` of a batch's inputs."""
+    if isinstance(x, dict) and STUDENT_INPUTS in x:
+        unknown = sorted(set(x) - set(_INPUT_KEYS))
+        if unknown:
+            raise ValueError(f"Unknown distillation input key(s) {unknown}. Allowed: {', '.join(_INPUT_KEYS)}")
+        student_x = x[STUDENT_INPUTS]
+        return student_x, x.get(TEACHER_INPUTS, student_x), x.get(TEACHER_LOGITS)
+    return x, x, None
 
 
 def _known_shape(model, which):
@@ -66,7 +91,7 @@ class Distiller(keras.Model):
         self.built = True
 
     def call(self, inputs, training=False):
-        return self.student(inputs, training=training)
+        return self.student(split_inputs(inputs)[0], training=training)
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
         """Like `keras.Model.compile`, without ``loss``: the method defines its loss.
@@ -79,7 +104,8 @@ class Distiller(keras.Model):
                 f"{type(self).__name__} defines its own loss; do not pass `loss` to compile(). Received: loss={loss!r}"
             )
         if metrics is None:
-            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+            metrics = [keras.metrics.MeanSquaredError(name="mse") if getattr(self, "regression", False)
+                       else keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
 
     def compile_from_config(self, config):
@@ -107,8 +133,11 @@ class Distiller(keras.Model):
         return tf.stack([batch, *self._teacher_output_tail])
 
     def teacher_logits(self, x):
-        """The teacher's logits in inference mode, or zeros when the current step does not need them
-        (a `tf.cond`, so phase 2 of AKD never runs the teacher)."""
+        """The teacher's logits in inference mode (the cached ones when ``x`` carries them), or zeros
+        when the current step does not need them (a `tf.cond`, so phase 2 of AKD never runs the teacher)."""
+        _, x, cached = split_inputs(x)
+        if cached is not None:
+            return tf.stop_gradient(ops.cast(cached, "float32"))
         run = lambda: ops.cast(self.teacher(x, training=False), "float32")  # noqa: E731
         needed = self.uses_teacher()
         if needed is True:
@@ -139,6 +168,7 @@ class Distiller(keras.Model):
     def _log(self, x, y, student_logits, loss, sample_weight):
         # `loss` is this replica's mean over its own examples; weighting it by the replica's batch size
         # makes the (SUM-synchronised) tracker report the mean over the global batch.
+        x = split_inputs(x)[0]
         self._loss_tracker.update_state(loss, sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
         return self.compute_metrics(x, y, student_logits, sample_weight=sample_weight)
 
@@ -146,7 +176,7 @@ class Distiller(keras.Model):
         x, y, sample_weight = self._unpack(data)
         teacher_logits = self.teacher_logits(x)  # outside the tape: nothing of the teacher is recorded
         with tf.GradientTape() as tape:
-            student_logits = self.student(x, training=True)
+            student_logits = self.student(split_inputs(x)[0], training=True)
             loss = self._replica_loss(y, student_logits, teacher_logits, sample_weight)
             # The optimizer SUMs gradients over replicas, so each contributes 1/N of its mean.
             scaled_loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
@@ -158,7 +188,7 @@ class Distiller(keras.Model):
 
     def test_step(self, data):
         x, y, sample_weight = self._unpack(data)
-        student_logits = self.student(x, training=False)
+        student_logits = self.student(split_inputs(x)[0], training=False)
         loss = self._replica_loss(y, student_logits, self.teacher_logits(x), sample_weight)
         return self._log(x, y, student_logits, loss, sample_weight)
 
@@ -188,8 +218,8 @@ class AnnealingKD(Distiller):
 
         loss = mean over batch and classes of (z_s(x) − Φ(T) · z_t(x))²,   Φ(T) = 1 − (T − 1) / τ_max
 
-    Phase 2 (``phase == 2``) trains the student with cross-entropy on the hard labels; the teacher is not
-    run. ``temperature`` and ``phase`` are variables, so a traced step sees every change; the
+    Phase 2 (``phase == 2``) trains the student with cross-entropy on the hard labels (``regression=True``:
+    squared error against a score, e.g. STS-B, with one output); the teacher is not run. ``temperature`` and ``phase`` are variables, so a traced step sees every change; the
     `akd_tf.AnnealingSchedule` callback sets them per epoch so that one ``fit`` runs both phases::
 
         akd = AnnealingKD(teacher=teacher, student=student, max_temperature=10)
@@ -200,12 +230,14 @@ class AnnealingKD(Distiller):
         teacher: a trained `keras.Model` returning logits. It is frozen in place (``trainable = False``).
         student: a `keras.Model` returning logits of the same shape.
         max_temperature: τ_max, a positive integer (the paper uses 10 on CIFAR, 7 on GLUE).
+        regression: phase 2 fits a score with squared error instead of classes with cross-entropy.
     """
 
-    def __init__(self, teacher, student, max_temperature=10, **kwargs):
+    def __init__(self, teacher, student, max_temperature=10, regression=False, **kwargs):
         if isinstance(max_temperature, bool) or not isinstance(max_temperature, int) or max_temperature < 1:
             raise ValueError(f"`max_temperature` must be a positive integer. Received: max_temperature={max_temperature!r}")
         super().__init__(teacher, student, **kwargs)
+        self.regression = bool(regression)
         self.max_temperature = max_temperature
         self._temperature = self.add_weight(
             name="temperature", shape=(), dtype="float32", trainable=False,
@@ -250,11 +282,11 @@ class AnnealingKD(Distiller):
         return tf.cond(
             self.uses_teacher(),
             lambda: losses.annealing_loss(student_logits, teacher_logits, phi),
-            lambda: losses.label_loss(labels, student_logits),
+            lambda: (losses.regression_loss if self.regression else losses.label_loss)(labels, student_logits),
         )
 
     def get_config(self):
-        return {**super().get_config(), "max_temperature": self.max_temperature}
+        return {**super().get_config(), "max_temperature": self.max_temperature, "regression": self.regression}
 
 
 @keras.saving.register_keras_serializable(package="akd_tf")

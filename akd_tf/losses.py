@@ -25,6 +25,12 @@ def label_loss(labels, student_logits):
     return ops.sparse_categorical_crossentropy(labels, student_logits, from_logits=True)
 
 
+def regression_loss(targets, student_outputs):
+    """Phase 2 of Annealing-KD on a regression task (STS-B): squared error of the single output."""
+    targets = ops.reshape(ops.cast(targets, student_outputs.dtype), (-1, 1))
+    return ops.mean(ops.square(student_outputs - targets), axis=-1)
+
+
 def hinton_kd_loss(labels, student_logits, teacher_logits, temperature, alpha):
     """Hinton et al. (2015) knowledge distillation, as used by the KD and TAKD baselines::
 

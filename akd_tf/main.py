@@ -17,23 +17,29 @@ from absl import app, flags, logging
 
 from akd_tf import data as data_lib
 from akd_tf import nets, schedule
+from akd_tf.data import glue
+from akd_tf.nets import text as text_nets
 from akd_tf import train
 from akd_tf.callbacks import TrainingDiverged
 
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("workdir", None, "Directory for models, metrics, logs and plots.", required=True)
-flags.DEFINE_enum("dataset", "cifar10", list(data_lib.DATASETS), "TFDS image dataset.")
+flags.DEFINE_enum("dataset", "cifar10", list(data_lib.DATASETS) + list(glue.DATASETS),
+                  "TFDS dataset: an image dataset, or a GLUE task (text).")
 flags.DEFINE_string("data_dir", None, "TFDS data directory (default: $TFDS_DATA_DIR or TFDS's default).")
 flags.DEFINE_bool("download", False, "Let TFDS download and prepare the dataset when it is missing.")
 flags.DEFINE_integer("validation_size", 5000, "Training examples held out for model selection.")
 flags.DEFINE_integer("train_size", None, "Use only the first N training examples (quick runs).")
 flags.DEFINE_integer("test_size", None, "Use only the first N test examples (quick runs).")
 flags.DEFINE_enum("method", "akd", list(train.METHODS),
-                  "akd: Annealing-KD; scratch: cross-entropy only; kd: Hinton KD. All train the student for "
+                  "akd: Annealing-KD; scratch (or finetune, its name for a pre-trained student): labels only; kd: Hinton KD. All train the student for "
                   "phase1_epochs + phase2_epochs epochs.")
-flags.DEFINE_enum("teacher_net", "resnet110", list(nets.NETS), "Teacher network, when it is trained here.")
-flags.DEFINE_enum("student_net", "resnet8", list(nets.NETS), "Student network.")
+_NETS = list(nets.NETS) + list(text_nets.ARCHITECTURES)
+flags.DEFINE_enum("teacher_net", "resnet110", _NETS, "Teacher network, when it is trained here (GLUE: a BERT "
+                  "architecture trained from scratch, unless --teacher_preset).")
+flags.DEFINE_enum("student_net", "resnet8", _NETS, "Student network (GLUE: a BERT architecture with random "
+                  "weights, unless --student_preset).")
 flags.DEFINE_string("teacher", None, "A trained teacher (.keras) to load instead of training one.")
 flags.DEFINE_integer("teacher_epochs", 200, "Epochs to train the teacher.")
 flags.DEFINE_integer("phase1_epochs", 200, "AKD phase 1 epochs (>= max_temperature).")
@@ -45,8 +51,8 @@ flags.DEFINE_integer("batch_size", 128, "Global batch size (split across replica
 flags.DEFINE_float("learning_rate", 0.1, "The student's initial learning rate, in every phase (official: 0.1 for "
                    "ResNets, 0.01 for plain CNNs).")
 flags.DEFINE_float("teacher_learning_rate", None, "The teacher's initial learning rate (default: --learning_rate).")
-flags.DEFINE_enum("lr_schedule", "step", list(schedule.LR_SCHEDULES),
-                  "step: ×0.1 at 50% and 75% of each phase (official ResNet recipe); constant.")
+flags.DEFINE_enum("lr_schedule", "step", list(schedule.LR_SCHEDULES) + [schedule.LINEAR],
+                  "step: ×0.1 at 50% and 75% of each phase (official ResNet recipe); constant; linear: per-step decay to 0 over each phase, no warm-up (official GLUE recipe).")
 flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
 flags.DEFINE_float("weight_decay", 1e-4, "SGD weight decay λ (an L2 penalty λ/2·‖w‖² on kernels).")
 flags.DEFINE_integer("seed", 20, "Random seed (the official recipe uses 20).")
@@ -57,6 +63,20 @@ flags.DEFINE_enum("strategy", "auto", list(train.STRATEGIES),
                   "auto: mirrored when there are several GPUs, else default. multi_worker: "
                   "MultiWorkerMirroredStrategy over the cluster in TF_CONFIG (run the same command on every worker).")
 flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bars, 2 a line per epoch.")
+flags.DEFINE_enum("optimizer", "sgd", list(train.OPTIMIZERS), "sgd (with --momentum; the CIFAR recipe) or adamw "
+                  "(decoupled --weight_decay; the GLUE recipe).")
+flags.DEFINE_float("clipnorm", None, "Clip each gradient to this norm (GLUE recipe: 1.0).")
+# Text (GLUE) runs.
+flags.DEFINE_string("teacher_preset", None, "keras-nlp preset of the teacher (e.g. roberta_large_en, or a local "
+                    "preset directory); it is fine-tuned on the task first. GLUE only.")
+flags.DEFINE_string("student_preset", None, "keras-nlp preset of the student (e.g. distil_roberta_base_en, or a "
+                    "local preset directory). GLUE only.")
+flags.DEFINE_integer("sequence_length", 128, "Tokens per example (GLUE).")
+flags.DEFINE_integer("teacher_vocabulary_size", 8000, "WordPiece vocabulary learned for a --teacher_net trained "
+                     "from scratch (GLUE).")
+flags.DEFINE_integer("student_vocabulary_size", 8000, "WordPiece vocabulary learned for a --student_net (GLUE).")
+flags.DEFINE_bool("cache_teacher_logits", True, "GLUE: compute the teacher's logits once before phase 1 instead "
+                  "of running the teacher at every step (same loss; text has no random augmentation).")
 
 
 PROG = "akd_tf.main"
@@ -99,8 +119,12 @@ def main(argv):
         _error(error, 3)
     logging.info("Done. Results in %s", FLAGS.workdir)
     student = metrics["student"]
-    print(f"student {student['net']} ({config.method}): test accuracy {student['test_accuracy']:.4f}; "
-          f"files in {FLAGS.workdir}")
+    if "dev" in student:  # GLUE: the task's metrics on its dev split(s)
+        figures = "; ".join(f"{split} " + ", ".join(f"{k} {v:.4f}" for k, v in values.items())
+                            for split, values in student["dev"].items())
+    else:
+        figures = f"test accuracy {student['test_accuracy']:.4f}"
+    print(f"student {student['net']} ({config.method}): {figures}; files in {FLAGS.workdir}")
 
 
 if __name__ == "__main__":

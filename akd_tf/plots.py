@@ -16,12 +16,13 @@ def plot_run(history: dict, path: str, title: str, phase1_epochs: int | None = N
     for key, style in (("loss", "-"), ("val_loss", "--")):
         if key in history:
             ax_loss.plot(epochs, history[key], style, label=key)
-    for key, style in (("accuracy", "-"), ("val_accuracy", "--")):
+    for key, style in (("accuracy", "-"), ("val_accuracy", "--"), ("val_f1", "-."), ("val_matthews", "-."),
+                       ("val_pearson", "-."), ("val_spearman", ":")):
         if key in history:
             ax_acc.plot(epochs, history[key], style, label=key)
     ax_loss.set_yscale("log")
     ax_loss.set_ylabel("loss (phase 1: annealed MSE; phase 2: cross-entropy)" if phase1_epochs else "loss")
-    ax_acc.set_ylabel("top-1 accuracy")
+    ax_acc.set_ylabel("top-1 accuracy" if "val_pearson" not in history else "correlation")
     for ax in (ax_loss, ax_acc):
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

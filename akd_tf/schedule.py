@@ -94,7 +94,21 @@ def learning_rate_at(
     raise ValueError(f"`epoch` {epoch} lies past the last phase; phases: {tuple(phase_epochs)}")
 
 
+def linear_learning_rate_at(step: int, phase_steps: tuple[int, ...], base_learning_rate: float) -> float:
+    """Linear decay from ``base`` towards 0 over each phase of ``phase_steps`` optimizer steps, per step and
+    without warm-up (the official GLUE recipe); every phase restarts at ``base``."""
+    start = 0
+    for steps in phase_steps:
+        _check_positive_int("phase_steps", steps)
+        if step < start + steps:
+            return base_learning_rate * (1.0 - (step - start) / steps)
+        start += steps
+    raise ValueError(f"`step` {step} lies past the last phase; phase steps: {tuple(phase_steps)}")
+
+
+# Per-epoch schedules; "linear" (per step, `linear_learning_rate_at`) is applied by `akd_tf.callbacks.LinearDecay`.
 LR_SCHEDULES = {
     "step": step_learning_rate,
     "constant": lambda epoch_in_phase, phase_epochs, base: base,
 }
+LINEAR = "linear"

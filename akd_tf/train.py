@@ -37,11 +37,16 @@ from absl import logging
 
 from akd_tf import data as data_lib
 from akd_tf import distiller, files, multi_worker, nets, plots, schedule
-from akd_tf.callbacks import AnnealingSchedule, KeepBest, StopOnDivergence, TrainingDiverged
+from akd_tf.callbacks import AnnealingSchedule, KeepBest, LinearDecay, StopOnDivergence, TrainingDiverged
+from akd_tf.data import glue
+from akd_tf.nets import text as text_nets
 from akd_tf.checkpoint import TrainingCheckpoint, is_chief
 from akd_tf.distiller import AnnealingKD, HintonKD
 
-METHODS = ("akd", "scratch", "kd")
+# "finetune" is "scratch" (labels only) under the name that reads right for a pre-trained student.
+METHODS = ("akd", "scratch", "kd", "finetune")
+LABELS_ONLY = ("scratch", "finetune")
+OPTIMIZERS = ("sgd", "adamw")
 STRATEGIES = ("auto", "mirrored", "one_device", "default", "multi_worker")
 # Everything a run writes into its workdir; `overwrite=True` removes exactly these.
 OUTPUTS = ("teacher.keras", "student.keras", "student", "metrics.json", "config.json", "flags.txt", "run.png",
@@ -84,6 +89,19 @@ class Config:
     deterministic: bool = False
     strategy: str = "auto"
     verbose: int = 1
+    # Text (GLUE) runs only.
+    teacher_preset: str | None = None
+    student_preset: str | None = None
+    sequence_length: int = 128
+    teacher_vocabulary_size: int = 8000
+    student_vocabulary_size: int = 8000
+    cache_teacher_logits: bool = True
+    optimizer: str = "sgd"
+    clipnorm: float | None = None
+
+    @property
+    def text(self) -> bool:
+        return glue.is_glue(self.dataset)
 
     def validate(self):
         """Raises `ValueError` naming the first bad field, before any data or model is touched."""
@@ -92,18 +110,28 @@ class Config:
             if value not in allowed:
                 raise ValueError(f"Unknown {name} {value!r}. Allowed: {', '.join(allowed)}")
 
-        one_of("dataset", tuple(data_lib.DATASETS))
+        one_of("dataset", tuple(data_lib.DATASETS) + tuple(glue.DATASETS))
         one_of("method", METHODS)
-        one_of("student_net", tuple(nets.NETS))
-        if self.teacher_path is None and self.method != "scratch":
-            one_of("teacher_net", tuple(nets.NETS))
-        one_of("lr_schedule", tuple(schedule.LR_SCHEDULES))
+        architectures = tuple(text_nets.ARCHITECTURES if self.text else nets.NETS)
+        if not (self.text and self.student_preset):
+            one_of("student_net", architectures)
+        if self.teacher_path is None and self.method not in LABELS_ONLY and not (self.text and self.teacher_preset):
+            one_of("teacher_net", architectures)
+        if not self.text and (self.teacher_preset or self.student_preset):
+            raise ValueError("`teacher_preset`/`student_preset` name keras-nlp text models; they need a GLUE dataset "
+                             f"(glue/<task>). Received: dataset={self.dataset!r}")
+        if self.text and self.method == "kd" and glue.DATASETS[self.dataset]["num_classes"] == 1:
+            raise ValueError(f"`method` 'kd' needs class probabilities; {self.dataset} is a regression task. "
+                             "Allowed there: akd, scratch, finetune")
+        one_of("lr_schedule", tuple(schedule.LR_SCHEDULES) + (schedule.LINEAR,))
+        one_of("optimizer", OPTIMIZERS)
         one_of("strategy", STRATEGIES)
-        for name in ("phase1_epochs", "phase2_epochs", "batch_size", "max_temperature", "teacher_epochs"):
+        for name in ("phase1_epochs", "phase2_epochs", "batch_size", "max_temperature", "teacher_epochs",
+                     "sequence_length", "teacher_vocabulary_size", "student_vocabulary_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-        for name in ("learning_rate", "kd_temperature", "teacher_learning_rate"):
+        for name in ("learning_rate", "kd_temperature", "teacher_learning_rate", "clipnorm"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0. Received: {name}={getattr(self, name)!r}")
         if not 0 <= self.momentum < 1:
@@ -157,14 +185,24 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def _sgd(config, learning_rate=None):
-    return keras.optimizers.SGD(learning_rate=learning_rate or config.learning_rate, momentum=config.momentum)
+    """The configured optimizer (named for the CIFAR recipe's SGD; ``optimizer="adamw"`` for GLUE's AdamW,
+    whose decoupled ``weight_decay`` replaces the nets' L2 penalty)."""
+    learning_rate = learning_rate or config.learning_rate
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=config.weight_decay,
+                                      clipnorm=config.clipnorm)
+    return keras.optimizers.SGD(learning_rate=learning_rate, momentum=config.momentum, clipnorm=config.clipnorm)
 
 
-def _callbacks(config, out, stage, phase_epochs, base_learning_rate):
+def _callbacks(config, out, stage, phase_epochs, base_learning_rate, steps_per_epoch):
     """Per-phase learning rate, timing, CSV and TensorBoard logs shared by every stage."""
-    lr = lambda epoch, _: schedule.learning_rate_at(epoch, phase_epochs, base_learning_rate, config.lr_schedule)  # noqa: E731
+    if config.lr_schedule == schedule.LINEAR:
+        learning_rate = LinearDecay(base_learning_rate, phase_epochs, steps_per_epoch)
+    else:
+        learning_rate = keras.callbacks.LearningRateScheduler(
+            lambda epoch, _: schedule.learning_rate_at(epoch, phase_epochs, base_learning_rate, config.lr_schedule))
     return [
-        keras.callbacks.LearningRateScheduler(lr),
+        learning_rate,
         EpochTimer(),
         # Appends: a resumed stage continues the log (trimmed to its checkpoint by `_fit`).
         keras.callbacks.CSVLogger(os.path.join(out, f"history_{stage}.csv"), append=True),
@@ -206,8 +244,11 @@ class _Run:
         self.chief = is_chief(strategy)
         self.out = workdir if self.chief else tempfile.mkdtemp(prefix="akd_tf_worker_")
 
-    def fit(self, model, data, stage, epochs, phase_epochs, base_learning_rate, stateful):
-        """``model.fit`` that resumes from the stage's checkpoint; returns the stage's full history."""
+    def fit(self, model, data, stage, epochs, phase_epochs, base_learning_rate, stateful, first=()):
+        """``model.fit`` that resumes from the stage's checkpoint; returns the stage's full history.
+
+        ``first``: stateless callbacks that run before all others (e.g. validation metrics they read).
+        """
         config = self.config
         checkpoint = TrainingCheckpoint(os.path.join(self.workdir, "checkpoints", stage), stateful=stateful)
         start = checkpoint.restore(model)
@@ -219,8 +260,9 @@ class _Run:
                 print(f"Resuming {stage} training at epoch {start + 1}/{epochs} from its checkpoint.")
         if start < epochs:
             callbacks = (
-                [c for c in stateful if isinstance(c, AnnealingSchedule)]  # first: it adds T/phase to the logs
-                + _callbacks(config, self.out, stage, phase_epochs, base_learning_rate)
+                list(first)
+                + [c for c in stateful if isinstance(c, AnnealingSchedule)]  # early: it adds T/phase to the logs
+                + _callbacks(config, self.out, stage, phase_epochs, base_learning_rate, data.steps_per_epoch)
                 + [c for c in stateful if not isinstance(c, AnnealingSchedule)]
                 + [StopOnDivergence(), checkpoint]  # last: it records what the others did
             )
@@ -267,7 +309,7 @@ def _best(history, key="val_accuracy", start=0, stop=None):
     if not values:
         return {}
     best = int(np.argmax(values))
-    return {"best_epoch": start + best + 1, "best_val_accuracy": float(values[best])}
+    return {"best_epoch": start + best + 1, f"best_{key}": float(values[best])}
 
 
 def _phase_summary(history, start, stop, num_train):
@@ -311,7 +353,7 @@ def _check_teacher_fits_data(teacher, path, data_spec):
     if outputs is not None and outputs[-1] != data_spec["num_classes"]:
         raise BadInput(f"--teacher {path!r} predicts {outputs[-1]} classes; the dataset has "
                        f"{data_spec['num_classes']}.")
-    if inputs is not None and tuple(inputs) != tuple(data_spec["input_shape"]):
+    if "input_shape" in data_spec and inputs is not None and tuple(inputs) != tuple(data_spec["input_shape"]):
         raise BadInput(f"--teacher {path!r} takes inputs of shape {tuple(inputs)}; the dataset's images are "
                        f"{tuple(data_spec['input_shape'])}.")
 
@@ -344,11 +386,11 @@ def _teacher(run, data):
     return teacher, _teacher_summary(config, history), history
 
 
-def _teacher_summary(config, history):
+def _teacher_summary(config, history, monitor="val_accuracy"):
     summary = {"source": "trained", "epochs": config.teacher_epochs}
     if history.get("epoch_time_s"):
         summary["wall_time_s"] = float(np.sum(history["epoch_time_s"]))
-    return {**summary, **_best(history)}
+    return {**summary, **_best(history, monitor)}
 
 
 def _student(run, data, teacher):
@@ -482,7 +524,7 @@ def preflight(config: Config, workdir: str, overwrite: bool = False):
         raise BadInput(str(error)) from None
     if config.teacher_path:
         _check_teacher_fits_data(load_model(config.teacher_path), config.teacher_path,
-                                 data_lib.DATASETS[config.dataset])
+                                 {**data_lib.DATASETS, **glue.DATASETS}[config.dataset])
     if overwrite:  # last: a bad flag must not cost the user the run it would replace
         clear_outputs(workdir)
 
@@ -511,6 +553,10 @@ def train_and_evaluate(config: Config, workdir: str, overwrite: bool = False, no
         for name, text in (notes or {}).items():
             files.write_text(os.path.join(workdir, name), text)
     keras.utils.set_random_seed(config.seed)
+    if config.text:
+        from akd_tf import train_text  # keras-nlp: imported only for text runs
+
+        return train_text.train_and_evaluate(run)
 
     data = data_lib.load(
         config.dataset, batch_size=config.batch_size, data_dir=config.data_dir,
@@ -521,7 +567,7 @@ def train_and_evaluate(config: Config, workdir: str, overwrite: bool = False, no
     metrics = {"method": config.method, "dataset": config.dataset, "num_examples": data.num_examples}
 
     teacher, teacher_history = None, {}
-    if config.method != "scratch" or config.teacher_path:
+    if config.method not in LABELS_ONLY or config.teacher_path:
         teacher, teacher_summary, teacher_history = _teacher(run, data)
         metrics["teacher"] = {
             "net": teacher.name, "params": _count_params(teacher), **teacher_summary,

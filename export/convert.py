@@ -32,7 +32,8 @@ def convert(
 ) -> bytes:
     """Converts the SavedModel's serving signature to a TFLite flatbuffer in ``mode``.
 
-    ``representative_images`` (float32, the model's input layout) calibrate ``int8`` and ``int16x8``.
+    ``representative_images`` (float32, the model's input layout; for a text student a dict of int32 token
+    features) calibrate ``int8`` and ``int16x8``.
     """
     if mode not in MODES:
         raise ValueError(f"Unknown quantization mode {mode!r}. Allowed: {', '.join(MODES)}")
@@ -57,11 +58,16 @@ def convert(
     return converter.convert()
 
 
-def representative_dataset(images: np.ndarray) -> Callable[[], Iterable[list]]:
-    """The converter's calibration input: one float32 image per step, with a batch dimension."""
+def representative_dataset(examples) -> Callable[[], Iterable]:
+    """The converter's calibration input: one example per step, with a batch dimension. ``examples`` are
+    float32 images, or a dict of int32 token features keyed by the signature's input names."""
     def generator():
-        for image in images:
-            yield [image[np.newaxis].astype(np.float32)]
+        if isinstance(examples, dict):
+            for i in range(len(next(iter(examples.values())))):
+                yield {name: array[i:i + 1].astype(np.int32) for name, array in examples.items()}
+        else:
+            for image in examples:
+                yield [image[np.newaxis].astype(np.float32)]
 
     return generator
 

@@ -52,7 +52,7 @@ def export_modes(student, modes, representative, test_images, test_labels, *, in
             model, qat_info = convert_lib.convert(student.directory, mode, representative, int8_io), None
         name = f"student_{mode}.tflite"
         files[name] = model
-        logging.info("[%s] %d bytes; checking on %d test images", mode, len(model), len(test_labels))
+        logging.info("[%s] %d bytes; checking on %d test examples", mode, len(model), len(test_labels))
         row = {"mode": mode, "file": name, "size_bytes": len(model), "tensor_dtypes": convert_lib.tensor_dtypes(model),
                **check(model, test_images, test_labels, reference)}
         if mode == "fp32" and row["max_abs_logit_diff"] > FP32_TOLERANCE:
@@ -65,7 +65,7 @@ def export_modes(student, modes, representative, test_images, test_labels, *, in
         if benchmark:
             for threads in sorted({1, threads_all}):
                 logging.info("[%s] latency, batch 1, %d thread(s), %d invokes", mode, threads, invokes)
-                row[f"latency_{threads}_threads"] = runtime.latency(model, test_images[0], threads, invokes)
+                row[f"latency_{threads}_threads"] = runtime.latency(model, test_images, threads, invokes)
         rows.append(row)
         logging.info("[%s] top-1 %.4f (Keras %.4f), agreement %.4f", mode, row["top1"], row["keras_top1"],
                      row["agreement"])

@@ -1,5 +1,6 @@
 """The saved student that `akd_tf.main` writes (`<workdir>/student/`): load it, validate it, and read the
-images of its dataset the way it was trained on them."""
+examples of its dataset the way it was trained on them: normalised images, or, for a GLUE text student,
+token features made by the preprocessor saved beside it (``student/preset/``, a keras-nlp preset)."""
 
 from __future__ import annotations
 
@@ -16,15 +17,22 @@ METADATA = "akd_tf.json"
 @dataclasses.dataclass
 class Student:
     directory: str
-    serve: object  # the SavedModel's serving function: float32 images -> logits
+    serve: object  # the SavedModel's serving function: float32 images (or a dict of int32 tokens) -> logits
     input_shape: tuple  # without the batch dimension
     num_classes: int
     metadata: dict
     loaded: object = None  # keeps the SavedModel's variables alive for `serve`
 
-    def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        return np.concatenate([self.serve(tf.constant(images[i:i + batch_size])).numpy()
-                               for i in range(0, len(images), batch_size)])
+    @property
+    def text(self) -> bool:
+        return self.metadata.get("modality") == "text"
+
+    def predict(self, inputs, batch_size: int = 256) -> np.ndarray:
+        """Logits for images, or for a dict of token feature arrays."""
+        from export import runtime
+
+        return np.concatenate([self.serve(tf.nest.map_structure(tf.constant, runtime.take(inputs, i, i + batch_size))
+                                          ).numpy() for i in range(0, runtime.count(inputs), batch_size)])
 
 
 def load(path: str, dataset: str | None = None) -> Student:
@@ -40,8 +48,11 @@ def load(path: str, dataset: str | None = None) -> Student:
         raise ValueError(f"--model has no serving_default signature. Received: {path!r}; expected {expected}.")
     inputs = signature.structured_input_signature[1]
     outputs = signature.structured_outputs
-    spec = next(iter(inputs.values())) if len(inputs) == 1 else None
     out_spec = next(iter(outputs.values())) if len(outputs) == 1 else None
+    metadata = _metadata(path, dataset)
+    if metadata.get("modality") == "text":
+        return _load_text(path, loaded, inputs, out_spec, metadata)
+    spec = next(iter(inputs.values())) if len(inputs) == 1 else None
     if (spec is None or spec.dtype != tf.float32 or spec.shape.rank != 4 or out_spec is None
             or out_spec.shape.rank != 2):
         received = {name: f"{s.dtype.name}{s.shape}" for name, s in inputs.items()}
@@ -49,6 +60,14 @@ def load(path: str, dataset: str | None = None) -> Student:
             "--model has an unexpected signature: expected one float32 image input [batch, height, width, "
             f"channels] and one logits output [batch, classes]. Received inputs: {received}"
         )
+    input_shape = tuple(spec.shape[1:])
+    if "input_shape" in metadata and tuple(metadata["input_shape"]) != input_shape:
+        raise ValueError(f"--model input shape {input_shape} differs from its {METADATA}: {metadata['input_shape']}")
+    serve = getattr(loaded, "serve", None) or (lambda x: next(iter(signature(x).values())))
+    return Student(path, serve, input_shape, int(out_spec.shape[-1]), metadata, loaded)
+
+
+def _metadata(path, dataset):
     metadata = {}
     if os.path.isfile(os.path.join(path, METADATA)):
         with open(os.path.join(path, METADATA)) as f:
@@ -57,11 +76,47 @@ def load(path: str, dataset: str | None = None) -> Student:
         metadata["dataset"] = dataset
     if "dataset" not in metadata:
         raise ValueError(f"--model has no {METADATA} naming its dataset; pass --dataset. Received: {path!r}")
-    input_shape = tuple(spec.shape[1:])
-    if "input_shape" in metadata and tuple(metadata["input_shape"]) != input_shape:
-        raise ValueError(f"--model input shape {input_shape} differs from its {METADATA}: {metadata['input_shape']}")
-    serve = getattr(loaded, "serve", None) or (lambda x: next(iter(signature(x).values())))
-    return Student(path, serve, input_shape, int(out_spec.shape[-1]), metadata, loaded)
+    return metadata
+
+
+def _load_text(path, loaded, inputs, out_spec, metadata):
+    length = metadata.get("sequence_length")
+    bad = {name: f"{s.dtype.name}{s.shape}" for name, s in inputs.items()
+           if s.dtype != tf.int32 or s.shape.rank != 2 or s.shape[1] != length}
+    if bad or out_spec is None or out_spec.shape.rank != 2:
+        raise ValueError(f"--model is a text student whose signature is not int32 [batch, {length}] token features "
+                         f"-> [batch, classes]. Received inputs: {bad or list(inputs)}")
+    if not os.path.isfile(os.path.join(path, metadata.get("preset", "preset"), "config.json")):
+        raise ValueError(f"--model is a text student without its keras-nlp preset directory "
+                         f"({metadata.get('preset')!r}), which holds its tokenizer. Received: {path!r}")
+    return Student(path, loaded.serve, (length,), int(out_spec.shape[-1]), metadata, loaded)
+
+
+def examples(student: Student, split: str, count: int | None, data_dir: str | None = None):
+    """``(inputs, labels)`` of the first ``count`` examples of ``split`` ("train" or "test"), prepared as the
+    student was trained: normalised images, or token features. For GLUE "test" is the dev split (GLUE's
+    test labels are hidden)."""
+    if not student.text:
+        return images(student, split, count, data_dir)
+    from akd_tf.data import glue
+    from akd_tf.data import images as image_data
+    import keras_nlp
+
+    spec = glue.DATASETS[student.metadata["dataset"]]
+    if split == "test":
+        split = next(iter(spec["eval"].values()))
+    builder = image_data.builder(student.metadata["dataset"], data_dir=data_dir)
+    ds = builder.as_dataset(split=split if count is None else f"{split}[:{count}]", shuffle_files=False)
+    columns = {key: [] for key in (*spec["text"], "label")}
+    for batch in ds.batch(4096).as_numpy_iterator():
+        for key in columns:
+            columns[key].append(batch[key])
+    texts = tuple(np.concatenate(columns[key]) for key in spec["text"])
+    preprocessor = keras_nlp.models.TextClassifierPreprocessor.from_preset(
+        os.path.join(student.directory, student.metadata.get("preset", "preset")))
+    features = glue.tokenize(preprocessor, texts)
+    features = {name: np.asarray(features[name]).astype(np.int32) for name in student.metadata["inputs"]}
+    return features, np.concatenate(columns["label"])
 
 
 def images(student: Student, split: str, count: int | None, data_dir: str | None = None):

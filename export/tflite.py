@@ -19,10 +19,12 @@ from akd_tf import files as akd_files
 from export.pipeline import ALL_MODES as _MODES
 
 FLAGS = flags.FLAGS
+TEXT_UNSUPPORTED = ("int16x8", "qat")
 
 flags.DEFINE_string("model", None, "The student SavedModel directory (<workdir>/student/).", required=True)
 flags.DEFINE_list("quantization", "fp32,dynamic,float16,int8,int16x8",
-                  f"Comma-separated modes, any of: {', '.join(_MODES)}.")
+                  f"Comma-separated modes, any of: {', '.join(_MODES)}. Text students: all but int16x8 and qat "
+                  "(the default drops those two for them).")
 flags.DEFINE_string("output", None, "Output directory (default: <workdir>/tflite beside the student).")
 flags.DEFINE_bool("int8_io", False, "int8 mode: int8 input/output tensors instead of float32.")
 flags.DEFINE_integer("representative_examples", 300, "Training images that calibrate int8/int16x8.")
@@ -74,8 +76,19 @@ def main(argv):
         student = student_lib.load(FLAGS.model, dataset=FLAGS.dataset)
         logging.info("Student %s: input %s, %d classes, dataset %s", FLAGS.model, student.input_shape,
                      student.num_classes, student.metadata["dataset"])
-        representative, _ = student_lib.images(student, "train", FLAGS.representative_examples, FLAGS.data_dir)
-        test_images, test_labels = student_lib.images(student, "test", FLAGS.test_size, FLAGS.data_dir)
+        if student.text:
+            # int16x8 cannot calibrate the int32 token inputs (the converter fails on them); QAT rebuilds the
+            # image nets only.
+            unsupported = [m for m in modes if m in TEXT_UNSUPPORTED]
+            if unsupported and FLAGS["quantization"].present:
+                raise ValueError(f"mode(s) {unsupported} do not support text students. Allowed for text: "
+                                 f"{', '.join(m for m in _MODES if m not in TEXT_UNSUPPORTED)}.")
+            modes = [m for m in modes if m not in TEXT_UNSUPPORTED]
+        if student.text and student.num_classes == 1:
+            raise ValueError("the export checks compare class predictions; regression students (STS-B) are not "
+                             "supported yet.")
+        representative, _ = student_lib.examples(student, "train", FLAGS.representative_examples, FLAGS.data_dir)
+        test_images, test_labels = student_lib.examples(student, "test", FLAGS.test_size, FLAGS.data_dir)
     except (ValueError, FileNotFoundError) as error:
         return _fail(error)
     output = FLAGS.output or os.path.join(os.path.dirname(os.path.normpath(FLAGS.model)), "tflite")

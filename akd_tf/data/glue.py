@@ -1,0 +1,218 @@
+"""GLUE from TFDS (``glue/<task>``): raw text splits, and per-model token features built from them.
+
+* ``train[:-V]`` trains, ``train[-V:]`` (V = ``validation_size``; split ``validation`` here) selects
+  models, and the GLUE dev split(s) are the report set, named ``dev`` (MNLI: ``dev_matched`` and
+  ``dev_mismatched``). GLUE's test labels are hidden (TFDS stores -1), so the test split is not used.
+* Text is not augmented, so each model's tokenization is computed once: `TextSplits.features` runs a
+  model's own keras-nlp preprocessor over every split and keeps the token arrays in memory. Teacher and
+  student may use different tokenizers; each gets its own features from the same raw text.
+* `Features` has the interface `akd_tf.train` fits with (``train_epochs``, ``steps_per_epoch``,
+  ``validation``): epoch ``e`` is a permutation drawn from (``seed``, ``e``), so a resumed run sees the
+  same batches. Extra per-example arrays (e.g. the teacher's cached logits, `akd_tf.distiller.TEACHER_LOGITS`)
+  ride along in the inputs dict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from akd_tf.data import images as _images
+from akd_tf.distiller import STUDENT_INPUTS
+
+_DEV = {"dev": "validation"}
+# task -> text features (one or a pair), classes (1: regression), report splits (our name -> TFDS split),
+# main dev metric (model selection uses it too).
+TASKS = {
+    "cola": {"text": ("sentence",), "num_classes": 2, "eval": _DEV, "metric": "matthews"},
+    "sst2": {"text": ("sentence",), "num_classes": 2, "eval": _DEV, "metric": "accuracy"},
+    "mrpc": {"text": ("sentence1", "sentence2"), "num_classes": 2, "eval": _DEV, "metric": "f1"},
+    "qqp": {"text": ("question1", "question2"), "num_classes": 2, "eval": _DEV, "metric": "f1"},
+    "stsb": {"text": ("sentence1", "sentence2"), "num_classes": 1, "eval": _DEV, "metric": "pearson"},
+    "mnli": {"text": ("premise", "hypothesis"), "num_classes": 3,
+             "eval": {"dev_matched": "validation_matched", "dev_mismatched": "validation_mismatched"},
+             "metric": "accuracy"},
+    "qnli": {"text": ("question", "sentence"), "num_classes": 2, "eval": _DEV, "metric": "accuracy"},
+    "rte": {"text": ("sentence1", "sentence2"), "num_classes": 2, "eval": _DEV, "metric": "accuracy"},
+}
+DATASETS = {f"glue/{task}": spec for task, spec in TASKS.items()}
+
+
+def is_glue(name: str) -> bool:
+    return name in DATASETS
+
+
+def task_of(name: str) -> str:
+    if name not in DATASETS:
+        raise ValueError(f"Unknown GLUE dataset {name!r}. Allowed: {', '.join(DATASETS)}")
+    return name.split("/", 1)[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Features:
+    """One model's view of every split: token arrays (and extras) in memory, batched on demand.
+
+    ``train``/``validation``/``test`` are batched `tf.data.Dataset` of ``(inputs, label)``; ``test``
+    maps each report split's name to its dataset. ``arrays[split]`` holds ``(inputs dict, labels)``.
+    """
+
+    arrays: dict
+    batch_size: int
+    seed: int
+    eval_splits: tuple
+
+    @property
+    def num_examples(self) -> dict:
+        return {split: int(len(labels)) for split, (_, labels) in self.arrays.items()}
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-self.num_examples["train"] // self.batch_size)
+
+    def dataset(self, split: str, batch_size: int | None = None) -> tf.data.Dataset:
+        """``split`` in order, batched."""
+        inputs, labels = self.arrays[split]
+        ds = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(batch_size or self.batch_size)
+        return ds.prefetch(tf.data.AUTOTUNE).with_options(_images._distribute_options())
+
+    @property
+    def validation(self):
+        return self.dataset("validation") if "validation" in self.arrays else None
+
+    @property
+    def test(self) -> dict:
+        return {split: self.dataset(split) for split in self.eval_splits}
+
+    def train_epochs(self, start: int, stop: int) -> tf.data.Dataset:
+        """Epochs ``start … stop-1``, each a permutation of the training set drawn from (seed, epoch)."""
+        if not 0 <= start < stop:
+            raise ValueError(f"Need 0 <= start < stop. Received: start={start}, stop={stop}")
+        inputs, labels = self.arrays["train"]
+        count = len(labels)
+        table = tf.data.Dataset.from_tensors((inputs, labels)).cache()  # one copy, shared by every epoch
+
+        def epoch_batches(epoch):
+            key = tf.stack([tf.cast(self.seed, tf.int64), tf.cast(epoch, tf.int64)])
+            order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=key)
+            return tf.data.Dataset.from_tensor_slices(order).batch(self.batch_size)
+
+        def gather(whole, indices):
+            return tf.nest.map_structure(lambda array: tf.gather(array, indices), whole)
+
+        batches = tf.data.Dataset.range(start, stop).flat_map(epoch_batches)
+        ds = tf.data.Dataset.zip(table.repeat(), batches).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.apply(tf.data.experimental.assert_cardinality((stop - start) * self.steps_per_epoch))
+        return ds.prefetch(tf.data.AUTOTUNE).with_options(_images._distribute_options())
+
+    def with_inputs(self, **extra) -> "Features":
+        """The same examples with ``inputs = {STUDENT_INPUTS: features, **extra}`` (``extra`` maps a name
+        to ``{split: array}``), e.g. the teacher's cached logits or its own token features."""
+        arrays = {}
+        for split, (inputs, labels) in self.arrays.items():
+            arrays[split] = ({STUDENT_INPUTS: inputs, **{k: v[split] for k, v in extra.items()}}, labels)
+        return dataclasses.replace(self, arrays=arrays)
+
+
+@dataclasses.dataclass(frozen=True)
+class TextSplits:
+    """Raw GLUE text by split: ``texts[split]`` is a tuple of string arrays (one per text field),
+    ``labels[split]`` int64 class ids (float32 scores for STS-B)."""
+
+    name: str
+    task: str
+    texts: dict
+    labels: dict
+    num_classes: int
+    batch_size: int
+    seed: int
+
+    @property
+    def spec(self) -> dict:
+        return TASKS[self.task]
+
+    @property
+    def regression(self) -> bool:
+        return self.num_classes == 1
+
+    @property
+    def eval_splits(self) -> tuple:
+        return tuple(self.spec["eval"])
+
+    @property
+    def num_examples(self) -> dict:
+        return {split: int(len(labels)) for split, labels in self.labels.items()}
+
+    def features(self, preprocessor, batch_size: int = 512, progress: bool = True) -> Features:
+        """Every split through ``preprocessor`` (a keras-nlp text classifier preprocessor), once."""
+        arrays = {}
+        for split, texts in self.texts.items():
+            arrays[split] = (tokenize(preprocessor, texts, batch_size, progress and split == "train",
+                                      f"tokenizing {self.name} {split}"), self.labels[split])
+        return Features(arrays=arrays, batch_size=self.batch_size, seed=self.seed, eval_splits=self.eval_splits)
+
+
+def tokenize(preprocessor, texts: tuple, batch_size: int = 512, progress: bool = False, title: str = "") -> dict:
+    """``preprocessor`` over a tuple of string arrays, batched; returns a dict of numpy arrays."""
+    import keras
+
+    count = len(texts[0])
+    bar = keras.utils.Progbar(count, unit_name="example") if progress else None
+    if progress and title:
+        print(title)
+    parts = []
+    for start in range(0, count, batch_size):
+        batch = tuple(tf.constant(t[start:start + batch_size]) for t in texts)
+        out = preprocessor(batch if len(batch) > 1 else batch[0])
+        parts.append(tf.nest.map_structure(lambda t: np.asarray(t), out))
+        if bar:
+            bar.update(min(start + batch_size, count))
+    return tf.nest.map_structure(lambda *xs: np.concatenate(xs), *parts)
+
+
+def load(
+    name: str,
+    *,
+    batch_size: int,
+    data_dir: str | None = None,
+    validation_size: int = 1000,
+    train_size: int | None = None,
+    test_size: int | None = None,
+    shuffle_seed: int | None = None,
+    download: bool = False,
+) -> TextSplits:
+    """Reads a GLUE task from TFDS into memory (arguments as in `akd_tf.data.images.load`).
+
+    ``test_size`` limits the task's GLUE dev split(s), the report set.
+    """
+    task = task_of(name)
+    _images._check_positive("batch_size", batch_size, allow_none=False)
+    _images._check_positive("train_size", train_size)
+    _images._check_positive("test_size", test_size)
+    if isinstance(validation_size, bool) or not isinstance(validation_size, int) or validation_size < 0:
+        raise ValueError(f"`validation_size` must be an integer >= 0. Received: validation_size={validation_size!r}")
+    spec = TASKS[task]
+    builder = _images.builder(name, data_dir, download)
+    total = builder.info.splits["train"].num_examples
+    if validation_size >= total:
+        raise ValueError(f"`validation_size` must be smaller than the {total} training examples of {name}. "
+                         f"Received: validation_size={validation_size}")
+    train_end = total - validation_size if train_size is None else min(total - validation_size, train_size)
+    splits = {"train": f"train[:{train_end}]"}
+    if validation_size:
+        splits["validation"] = f"train[{total - validation_size}:]"
+    for split, tfds_split in spec["eval"].items():
+        splits[split] = tfds_split if test_size is None else f"{tfds_split}[:{test_size}]"
+    texts, labels = {}, {}
+    for split, tfds_split in splits.items():
+        columns = {key: [] for key in (*spec["text"], "label")}
+        ds = builder.as_dataset(split=tfds_split, shuffle_files=False).batch(4096)
+        for batch in ds.as_numpy_iterator():
+            for key in columns:
+                columns[key].append(batch[key])
+        texts[split] = tuple(np.concatenate(columns[key]) for key in spec["text"])
+        label = np.concatenate(columns["label"])
+        labels[split] = label.astype(np.float32) if spec["num_classes"] == 1 else label.astype(np.int64)
+    return TextSplits(name=name, task=task, texts=texts, labels=labels, num_classes=spec["num_classes"],
+                      batch_size=batch_size, seed=0 if shuffle_seed is None else shuffle_seed)

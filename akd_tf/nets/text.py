@@ -1,0 +1,100 @@
+"""Text classifiers from keras-nlp: a preset (pre-trained; a Kaggle handle or a local preset directory) or a
+named BERT architecture with random initialisation and a WordPiece vocabulary learned from the training text.
+
+Each model comes with its own preprocessor (tokenizer + packer), so teacher and student may tokenize
+differently. Models are returned *without* the preprocessor attached: training runs on token features
+computed once (`akd_tf.data.glue.TextSplits.features`); `attached` puts it back for saving, so the
+``.keras`` file takes raw strings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+RESERVED_TOKENS = ("[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]")
+
+
+def _bert(layers, hidden):
+    return {"num_layers": layers, "hidden_dim": hidden, "num_heads": max(1, hidden // 64),
+            "intermediate_dim": 4 * hidden}
+
+
+# BERT shapes for training from scratch (offline): name -> BertBackbone arguments. Heads of 64 dims and a
+# 4x feed-forward, as in BERT and its small variants (Turc et al., 2019: bert_tiny is L2/H128).
+ARCHITECTURES = {f"bert_l{layers}_h{hidden}": _bert(layers, hidden)
+                 for layers, hidden in ((1, 64), (2, 64), (1, 128), (2, 128), (4, 128), (2, 256), (4, 256), (6, 256), (4, 512))}
+
+
+class PresetUnavailable(ValueError):
+    """A keras-nlp preset could not be loaded (unknown name, no network, not a preset directory)."""
+
+
+def learn_vocabulary(texts: tuple, size: int, lowercase: bool = True, verbose: bool = True) -> list:
+    """A WordPiece vocabulary of at most ``size`` tokens learned from ``texts`` (a tuple of string arrays)
+    with keras-nlp's own `compute_word_piece_vocabulary` (tensorflow-text's BERT vocabulary learner)."""
+    import keras_nlp
+    import tensorflow as tf
+
+    if verbose:
+        print(f"Learning a WordPiece vocabulary of up to {size:,} tokens from {sum(len(t) for t in texts):,} texts")
+    corpus = tf.data.Dataset.from_tensor_slices(np.concatenate(texts)).batch(1000)
+    return keras_nlp.tokenizers.compute_word_piece_vocabulary(
+        corpus, vocabulary_size=size, lowercase=lowercase, reserved_tokens=list(RESERVED_TOKENS))
+
+
+def from_architecture(name: str, vocabulary: list, num_classes: int, sequence_length: int, dropout: float = 0.1):
+    """``(classifier, preprocessor)``: BERT of architecture ``name`` with random weights."""
+    import keras_nlp
+
+    if name not in ARCHITECTURES:
+        raise ValueError(f"Unknown text architecture {name!r}. Allowed: {', '.join(ARCHITECTURES)}")
+    tokenizer = keras_nlp.models.BertTokenizer(vocabulary=list(vocabulary), lowercase=True)
+    preprocessor = keras_nlp.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=sequence_length)
+    backbone = keras_nlp.models.BertBackbone(
+        vocabulary_size=len(vocabulary), max_sequence_length=sequence_length, dropout=dropout, name=f"{name}_backbone",
+        **ARCHITECTURES[name])
+    classifier = keras_nlp.models.BertTextClassifier(backbone, num_classes=num_classes, preprocessor=None,
+                                                     activation=None, dropout=dropout, name=name)
+    return classifier, preprocessor
+
+
+def from_preset(preset: str, num_classes: int, sequence_length: int, flag: str = "preset"):
+    """``(classifier, preprocessor)`` from a keras-nlp preset: a Kaggle handle such as ``roberta_large_en``
+    (downloaded on first use) or a local preset directory (``save_to_preset``). The classification head is
+    new (``num_classes`` logits; 1 for a regression score); the backbone keeps the preset's weights.
+
+    Raises `PresetUnavailable` in one line when it cannot be loaded.
+    """
+    import keras_nlp
+
+    try:
+        classifier = keras_nlp.models.TextClassifier.from_preset(preset, num_classes=num_classes, activation=None)
+    except (OSError, ValueError, KeyError, ImportError) as error:  # requests' errors are OSErrors
+        reason = " ".join(str(error).split())
+        if len(reason) > 160:
+            reason = reason[:160] + "…"
+        if isinstance(error, OSError) and "HTTP" in type(error).__name__ + reason or "resolve" in reason:
+            raise PresetUnavailable(
+                f"--{flag} {preset!r} could not be downloaded (no network?): {type(error).__name__}. Presets download "
+                "from Kaggle on first use; offline, pass a local preset directory (written by save_to_preset) or "
+                "an architecture to train from scratch (--teacher_net/--student_net).") from None
+        raise PresetUnavailable(f"--{flag} {preset!r} is not a loadable keras-nlp text classifier preset: "
+                                f"{type(error).__name__}: {reason}") from None
+    preprocessor = classifier.preprocessor
+    if preprocessor is None:
+        raise PresetUnavailable(f"--{flag} {preset!r} has no text preprocessor (tokenizer).")
+    preprocessor.sequence_length = sequence_length
+    classifier.preprocessor = None
+    return classifier, preprocessor
+
+
+@contextlib.contextmanager
+def attached(classifier, preprocessor):
+    """``classifier`` with ``preprocessor`` attached (so it takes raw strings) inside the block."""
+    classifier.preprocessor = preprocessor
+    try:
+        yield classifier
+    finally:
+        classifier.preprocessor = None

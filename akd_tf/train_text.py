@@ -1,0 +1,261 @@
+"""A GLUE run (``--dataset=glue/<task>``): text teacher, student by the chosen method, GLUE dev metrics.
+
+Called by `akd_tf.train.train_and_evaluate` for GLUE datasets, with the same workdir, resume and output
+contract as image runs. What differs:
+
+* models come from keras-nlp: a preset (``teacher_preset``/``student_preset``: a Kaggle handle, or a local
+  preset directory) or a BERT architecture (``teacher_net``/``student_net``, e.g. ``bert_l2_h128``) with
+  random weights and a WordPiece vocabulary learned from the training text;
+* each model tokenizes the raw text with its own preprocessor, once (`akd_tf.data.glue`);
+* with ``cache_teacher_logits`` (the default) the teacher's logits over every split are computed once,
+  before the student trains, and phase 1 reads them (`akd_tf.distiller.TEACHER_LOGITS`): the teacher is
+  never run inside ``fit``. Otherwise the teacher runs on its own tokens at every step;
+* model selection uses the task's GLUE metric on ``train[-V:]``; the report is on the GLUE dev split(s);
+* the student is saved as ``student.keras`` (with its preprocessor: it takes raw strings) and as
+  ``student/``: a SavedModel over fixed-length token ids for `python -m export.tflite`, with its
+  preprocessor as a keras-nlp preset in ``student/preprocessor/`` and ``akd_tf.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import keras
+import numpy as np
+from absl import logging
+
+from akd_tf import files, glue_metrics, plots, train
+from akd_tf.callbacks import AnnealingSchedule, KeepBest, ValidationMetrics
+from akd_tf.data import glue
+from akd_tf.distiller import TEACHER_INPUTS, TEACHER_LOGITS, AnnealingKD, HintonKD
+from akd_tf.nets import text as text_nets
+
+PRESET_DIR = "preset"
+
+
+def _compile(model, optimizer, regression):
+    if regression:
+        model.compile(optimizer=optimizer, loss=keras.losses.MeanSquaredError(),
+                      metrics=[keras.metrics.MeanSquaredError(name="mse")])
+    else:
+        model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+
+
+def _build(run, raw, who, vocabularies):
+    """``(classifier, preprocessor)`` for ``who`` ("teacher"/"student"): its preset, else its architecture
+    with a vocabulary learned from the training text (one per size, shared between the two models)."""
+    config = run.config
+    preset = getattr(config, f"{who}_preset")
+    with run.strategy.scope():
+        if preset:
+            try:
+                return text_nets.from_preset(preset, raw.num_classes, config.sequence_length, flag=f"{who}_preset")
+            except text_nets.PresetUnavailable as error:
+                raise train.BadInput(str(error)) from None
+        size = getattr(config, f"{who}_vocabulary_size")
+        if size not in vocabularies:
+            vocabularies[size] = text_nets.learn_vocabulary(raw.texts["train"], size, verbose=bool(config.verbose))
+        return text_nets.from_architecture(getattr(config, f"{who}_net"), vocabularies[size], raw.num_classes,
+                                           config.sequence_length)
+
+
+def _validation_metrics(features, task):
+    if features.validation is None:
+        return []
+    labels = features.arrays["validation"][1]
+    return [ValidationMetrics(features.validation, labels, lambda outputs, y: glue_metrics.task_metrics(task, outputs, y))]
+
+
+def _dev_metrics(model, features, task, verbose):
+    """GLUE metrics of ``model`` on each report split (``{split: {metric: value}}``)."""
+    result = {}
+    for split in features.eval_splits:
+        outputs = model.predict(features.dataset(split), verbose=verbose)
+        result[split] = glue_metrics.task_metrics(task, outputs, features.arrays[split][1])
+    return result
+
+
+def _load(path, what):
+    model = train.load_model(path, what)
+    preprocessor = getattr(model, "preprocessor", None)
+    if preprocessor is None:
+        raise train.BadInput(f"{what} {path!r} is not a keras-nlp text classifier with a preprocessor (it cannot "
+                             "tokenize text).")
+    model.preprocessor = None
+    return model, preprocessor
+
+
+def _save(model, preprocessor, path):
+    with text_nets.attached(model, preprocessor):
+        train._save(model, path)
+
+
+def _teacher(run, raw, vocabularies):
+    config, monitor = run.config, f"val_{raw.spec['metric']}"
+    trained = os.path.join(run.workdir, "teacher.keras")
+    if config.teacher_path or os.path.isfile(trained):
+        path = config.teacher_path or trained
+        logging.info("Loading the teacher from %s", path)
+        with run.strategy.scope():
+            teacher, preprocessor = _load(path, "--teacher")
+        if config.teacher_path:
+            return teacher, preprocessor, raw.features(preprocessor), {"source": config.teacher_path}, {}
+        history = train._read_history(os.path.join(run.workdir, "history_teacher.csv"))
+        return (teacher, preprocessor, raw.features(preprocessor),
+                train._teacher_summary(config, history, monitor), history)
+    keras.utils.set_random_seed(config.seed)
+    teacher, preprocessor = _build(run, raw, "teacher", vocabularies)
+    features = raw.features(preprocessor)
+    learning_rate = config.teacher_learning_rate or config.learning_rate
+    with run.strategy.scope():
+        _compile(teacher, train._sgd(config, learning_rate), raw.regression)
+    keep_best = [KeepBest(monitor=monitor, verbose=config.verbose)] if features.validation is not None else []
+    logging.info("Training the teacher %s for %d epochs", teacher.name, config.teacher_epochs)
+    history = run.fit(teacher, features, "teacher", config.teacher_epochs, (config.teacher_epochs,), learning_rate,
+                      stateful=keep_best, first=_validation_metrics(features, raw.task))
+    _save(teacher, preprocessor, os.path.join(run.out, "teacher.keras"))
+    return teacher, preprocessor, features, train._teacher_summary(config, history, monitor), history
+
+
+def cache_logits(teacher, features, verbose=1, batch_size=256):
+    """The teacher's logits (inference mode) for every example of every split: ``{split: array}``."""
+    logits = {}
+    for split in features.arrays:
+        if verbose:
+            print(f"Teacher logits, {split} ({features.num_examples[split]:,} examples)")
+        logits[split] = np.asarray(teacher.predict(features.dataset(split, batch_size), verbose=verbose),
+                                   np.float32)
+    return logits
+
+
+def _new_student(run, raw, vocabularies):
+    keras.utils.set_random_seed(run.config.seed + 1)  # per stage: a resumed run builds the same weights
+    return _build(run, raw, "student", vocabularies)
+
+
+def _student(run, raw, student, preprocessor, teacher, teacher_features, metrics):
+    config, task = run.config, raw.task
+    monitor = f"val_{raw.spec['metric']}"
+    plain = raw.features(preprocessor)
+    features = plain
+    if teacher is not None and config.method in ("akd", "kd"):
+        if config.cache_teacher_logits:
+            start = time.perf_counter()
+            logits = cache_logits(teacher, teacher_features, verbose=config.verbose)
+            metrics["teacher_logits"] = {"cached": True, "wall_time_s": time.perf_counter() - start}
+            features = plain.with_inputs(**{TEACHER_LOGITS: logits})
+        else:
+            metrics["teacher_logits"] = {"cached": False}
+            features = plain.with_inputs(**{TEACHER_INPUTS: {s: a[0] for s, a in teacher_features.arrays.items()}})
+    with run.strategy.scope():
+        if config.method == "akd":
+            model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
+                                regression=raw.regression)
+            model.compile(optimizer=train._sgd(config))
+            phases = (config.phase1_epochs, config.phase2_epochs)
+            stateful = [AnnealingSchedule(config.phase1_epochs, config.max_temperature, monitor=monitor,
+                                          verbose=config.verbose)]
+        elif config.method == "kd":
+            model = HintonKD(teacher=teacher, student=student, temperature=config.kd_temperature, alpha=config.kd_alpha)
+            model.compile(optimizer=train._sgd(config))
+            phases, stateful = (config.student_epochs,), []
+        else:
+            model = student
+            _compile(model, train._sgd(config), raw.regression)
+            phases, stateful = (config.student_epochs,), []
+    if config.method != "akd" and features.validation is not None:
+        stateful.append(KeepBest(monitor=monitor, verbose=config.verbose))
+    logging.info("Training the student %s with method %s", student.name, config.method)
+    history = run.fit(model, features, "student", config.student_epochs, phases, config.learning_rate, stateful,
+                      first=_validation_metrics(features, task))
+    num_train = plain.num_examples["train"]
+    if config.method == "akd":
+        p1 = config.phase1_epochs
+        summary = {"phase1": _phase(history, 0, p1, num_train, monitor),
+                   "phase2": _phase(history, p1, config.student_epochs, num_train, monitor)}
+    else:
+        summary = {"training": _phase(history, 0, config.student_epochs, num_train, monitor)}
+    return student, preprocessor, plain, history, summary
+
+
+def _phase(history, start, stop, num_train, monitor):
+    summary = train._phase_summary(history, start, stop, num_train)
+    summary.pop("best_val_accuracy", None)
+    summary.pop("best_epoch", None)
+    return {**summary, **train._best(history, monitor, start, stop)}
+
+
+def export_student(student, preprocessor, directory, raw, config):
+    """``student/``: a SavedModel whose ``serve`` takes fixed-length token features (int32 ``token_ids``,
+    ``segment_ids``, ``padding_mask`` of shape [batch, sequence_length]) and returns logits; the student
+    with the preprocessor that makes those from text as a keras-nlp preset (``TextClassifier.from_preset``
+    loads it; so does ``--teacher_preset``/``--student_preset``); and ``akd_tf.json``."""
+    import tensorflow as tf
+
+    length = config.sequence_length
+    names = [name for name in ("token_ids", "segment_ids", "padding_mask") if name in student.input]
+    signature = [{name: tf.TensorSpec([None, length], tf.int32, name=name) for name in names}]
+    with files.atomic_path(directory) as tmp:
+        student.export(tmp, format="tf_saved_model", input_signature=signature, verbose=False)
+        with text_nets.attached(student, preprocessor):
+            student.save_to_preset(os.path.join(tmp, PRESET_DIR))
+        files.write_json(os.path.join(tmp, "akd_tf.json"), {
+            "dataset": config.dataset,
+            "modality": "text",
+            "task": raw.task,
+            "num_classes": raw.num_classes,
+            "sequence_length": length,
+            "inputs": {name: f"int32 [batch, {length}]" for name in names},
+            "preset": PRESET_DIR,
+            "net": config.student_preset or config.student_net,
+            "method": config.method,
+        })
+
+
+def train_and_evaluate(run) -> dict:
+    """The GLUE half of `akd_tf.train.train_and_evaluate` (after the workdir is prepared)."""
+    config = run.config
+    raw = glue.load(config.dataset, batch_size=config.batch_size, data_dir=config.data_dir,
+                    validation_size=config.validation_size, train_size=config.train_size,
+                    test_size=config.test_size, shuffle_seed=config.seed, download=config.download)
+    logging.info("Data %s: %s examples", config.dataset, raw.num_examples)
+    metrics = {"method": config.method, "dataset": config.dataset, "num_examples": raw.num_examples,
+               "metric": raw.spec["metric"], "report_splits": list(raw.eval_splits)}
+    vocabularies = {}
+    # Built first: a student preset that cannot load must fail before the teacher trains, not after.
+    student, preprocessor = _new_student(run, raw, vocabularies)
+    teacher = teacher_features = None
+    teacher_history = {}
+    if config.method not in train.LABELS_ONLY or config.teacher_path:
+        teacher, teacher_preprocessor, teacher_features, summary, teacher_history = _teacher(run, raw, vocabularies)
+        metrics["teacher"] = {"net": teacher.name, "params": train._count_params(teacher), **summary,
+                              "dev": _dev_metrics(teacher, teacher_features, raw.task, config.verbose)}
+        logging.info("Teacher: %s", metrics["teacher"])
+
+    student, preprocessor, features, history, phases = _student(run, raw, student, preprocessor, teacher,
+                                                                teacher_features, metrics)
+    metrics["student"] = {"net": student.name, "params": train._count_params(student),
+                          "wall_time_s": float(np.sum(history.get("epoch_time_s", []))),
+                          "dev": _dev_metrics(student, features, raw.task, config.verbose)}
+    metrics["phases"] = phases
+    logging.info("Student: %s", metrics["student"])
+
+    _save(student, preprocessor, os.path.join(run.out, "student.keras"))
+    export_student(student, preprocessor, os.path.join(run.out, "student"), raw, config)
+    main = raw.spec["metric"]
+    first = raw.eval_splits[0]
+    title = (f"{config.method}: {student.name} on {config.dataset}"
+             + (f" (teacher {teacher.name}: {main} {metrics['teacher']['dev'][first][main]:.4f})" if teacher else "")
+             + f" — student {main} {metrics['student']['dev'][first][main]:.4f}")
+    with files.atomic_path(os.path.join(run.out, "run.png")) as tmp:
+        plots.plot_run(history, tmp, title=title, phase1_epochs=config.phase1_epochs if config.method == "akd" else None)
+    if teacher_history:
+        with files.atomic_path(os.path.join(run.out, "teacher.png")) as tmp:
+            plots.plot_run(teacher_history, tmp, title=f"teacher {teacher.name}")
+    files.write_json(os.path.join(run.out, "metrics.json"), metrics)
+    files.remove(os.path.join(run.out, "checkpoints"))
+    if not run.chief:
+        files.remove(run.out)
+    return metrics
