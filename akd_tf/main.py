@@ -69,7 +69,7 @@ flags.DEFINE_float("clipnorm", None, "Clip each gradient to this norm (GLUE reci
 # Text (GLUE) runs.
 flags.DEFINE_string("teacher_preset", None, "keras-nlp preset of the teacher (e.g. roberta_large_en, or a local "
                     "preset directory); it is fine-tuned on the task first. GLUE only.")
-flags.DEFINE_string("student_preset", None, "keras-nlp preset of the student (e.g. distil_roberta_base_en, or a "
+flags.DEFINE_string("student_preset", None, "keras-nlp preset of the student (e.g. distil_bert_base_en_uncased, or a "
                     "local preset directory). GLUE only.")
 flags.DEFINE_integer("sequence_length", 128, "Tokens per example (GLUE).")
 flags.DEFINE_integer("teacher_vocabulary_size", 8000, "WordPiece vocabulary learned for a --teacher_net trained "

@@ -592,13 +592,17 @@ def train_and_evaluate(config: Config, workdir: str, overwrite: bool = False, no
     title = (f"{config.method}: {config.student_net} on {config.dataset}"
              + (f" (teacher {metrics['teacher']['net']}: {metrics['teacher']['test_accuracy']:.2%})" if teacher else "")
              + f" — student test {metrics['student']['test_accuracy']:.2%}")
+    return finish(run, metrics, history, title, teacher_history, f"teacher {config.teacher_net}")
+
+
+def finish(run, metrics, history, title, teacher_history=None, teacher_title=None):
+    """The end of a run: plots, then ``metrics.json`` (which marks the run finished), then no checkpoints."""
     with files.atomic_path(os.path.join(run.out, "run.png")) as tmp:
         plots.plot_run(history, tmp, title=title,
-                       phase1_epochs=config.phase1_epochs if config.method == "akd" else None)
+                       phase1_epochs=run.config.phase1_epochs if run.config.method == "akd" else None)
     if teacher_history:
         with files.atomic_path(os.path.join(run.out, "teacher.png")) as tmp:
-            plots.plot_run(teacher_history, tmp, title=f"teacher {config.teacher_net}")
-    # Last: metrics.json marks the run as finished; the checkpoints are no longer needed after it.
+            plots.plot_run(teacher_history, tmp, title=teacher_title)
     files.write_json(os.path.join(run.out, "metrics.json"), metrics)
     files.remove(os.path.join(run.out, "checkpoints"))
     if not run.chief:

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 from absl import logging
 
-from akd_tf import files, glue_metrics, plots, train
+from akd_tf import files, glue_metrics, train
 from akd_tf.callbacks import AnnealingSchedule, KeepBest, ValidationMetrics
 from akd_tf.data import glue
 from akd_tf.distiller import TEACHER_INPUTS, TEACHER_LOGITS, AnnealingKD, HintonKD
@@ -249,13 +249,4 @@ def train_and_evaluate(run) -> dict:
     title = (f"{config.method}: {student.name} on {config.dataset}"
              + (f" (teacher {teacher.name}: {main} {metrics['teacher']['dev'][first][main]:.4f})" if teacher else "")
              + f" — student {main} {metrics['student']['dev'][first][main]:.4f}")
-    with files.atomic_path(os.path.join(run.out, "run.png")) as tmp:
-        plots.plot_run(history, tmp, title=title, phase1_epochs=config.phase1_epochs if config.method == "akd" else None)
-    if teacher_history:
-        with files.atomic_path(os.path.join(run.out, "teacher.png")) as tmp:
-            plots.plot_run(teacher_history, tmp, title=f"teacher {teacher.name}")
-    files.write_json(os.path.join(run.out, "metrics.json"), metrics)
-    files.remove(os.path.join(run.out, "checkpoints"))
-    if not run.chief:
-        files.remove(run.out)
-    return metrics
+    return train.finish(run, metrics, history, title, teacher_history, f"teacher {teacher.name}" if teacher else None)

@@ -13,6 +13,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = "--flagfile=configs/smoke.flags"
+GLUE = "--flagfile=configs/glue_tiny_smoke.flags"
 
 
 def _teacher(path, input_shape=(32, 32, 3), classes=10, unsafe=False):
@@ -70,6 +71,10 @@ CASES = [
                                                                       "batch_size (saved 32, now 64)", "--overwrite"]),
     ("dataset_missing_offline", [SMOKE, "--data_dir={dir}/empty_tfds"], ["'cifar10' is not prepared under",
                                                                          "empty_tfds"]),
+    ("image_net_for_text", [GLUE, "--student_net=resnet8"], ["Unknown student_net 'resnet8'", "bert_l1_h64"]),
+    ("preset_for_images", [SMOKE, "--student_preset=bert_tiny_en_uncased"], ["need a GLUE dataset", "cifar10"]),
+    ("kd_on_regression", [GLUE, "--dataset=glue/stsb", "--method=kd"], ["regression task", "akd, scratch, finetune"]),
+    ("zero_sequence_length", [GLUE, "--sequence_length=0"], ["positive integer", "sequence_length=0"]),
 ]
 
 

@@ -164,7 +164,9 @@ def tokenize(preprocessor, texts: tuple, batch_size: int = 512, progress: bool =
     parts = []
     for start in range(0, count, batch_size):
         batch = tuple(tf.constant(t[start:start + batch_size]) for t in texts)
-        out = preprocessor(batch if len(batch) > 1 else batch[0])
+        # By keyword: keras-nlp preprocessors read a positional tuple as (x, y), which would drop the
+        # second sentence of a pair into the labels.
+        out = preprocessor(x=batch if len(batch) > 1 else batch[0])
         parts.append(tf.nest.map_structure(lambda t: np.asarray(t), out))
         if bar:
             bar.update(min(start + batch_size, count))
