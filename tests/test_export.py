@@ -72,7 +72,7 @@ def test_convert_errors(tiny):
 
 def test_latency_reports_percentiles(tiny):
     directory, images, _ = tiny
-    result = runtime.latency(convert.convert(directory, "fp32"), images[0], num_threads=1, invokes=50, warmup=5)
+    result = runtime.latency(convert.convert(directory, "fp32"), images, num_threads=1, invokes=50, warmup=5)
     assert result["invokes"] == 50 and 0 < result["min_us"] <= result["median_us"] <= result["p90_us"] <= result["p99_us"]
 
 

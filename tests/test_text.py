@@ -137,7 +137,9 @@ def test_glue_run_end_to_end_on_mock_data_for_a_pair_task(tmp_path):
                           student_vocabulary_size=300, sequence_length=24, teacher_epochs=1, max_temperature=1,
                           phase1_epochs=1, phase2_epochs=1, optimizer="adamw", learning_rate=1e-3, weight_decay=0.0,
                           lr_schedule="linear", verbose=0)
-    with tfds.testing.mock_data(num_examples=120):
+    # Random strings and labels in the shape of the real features; the split metadata comes from the real files.
+    with tfds.testing.mock_data(num_examples=120, policy=tfds.testing.MockPolicy.USE_FILES,
+                                data_dir=os.environ["TFDS_DATA_DIR"]):
         metrics = train.train_and_evaluate(config, str(tmp_path))
     assert metrics["metric"] == "f1" and set(metrics["student"]["dev"]["dev"]) == {"accuracy", "f1"}
     assert metrics["teacher_logits"]["cached"] is True
