@@ -33,8 +33,8 @@ flags.DEFINE_integer("validation_size", 5000, "Training examples held out for mo
 flags.DEFINE_integer("train_size", None, "Use only the first N training examples (quick runs).")
 flags.DEFINE_integer("test_size", None, "Use only the first N test examples (quick runs).")
 flags.DEFINE_enum("method", "akd", list(train.METHODS),
-                  "akd: Annealing-KD; scratch (or finetune, its name for a pre-trained student): labels only; kd: Hinton KD. All train the student for "
-                  "phase1_epochs + phase2_epochs epochs.")
+                  "akd: Annealing-KD; scratch (or finetune, its name for a pre-trained student): labels only; "
+                  "kd: Hinton KD. All train the student for phase1_epochs + phase2_epochs epochs.")
 _NETS = list(nets.NETS) + list(text_nets.ARCHITECTURES)
 flags.DEFINE_enum("teacher_net", "resnet110", _NETS, "Teacher network, when it is trained here (GLUE: a BERT "
                   "architecture trained from scratch, unless --teacher_preset).")
@@ -52,7 +52,8 @@ flags.DEFINE_float("learning_rate", 0.1, "The student's initial learning rate, i
                    "ResNets, 0.01 for plain CNNs).")
 flags.DEFINE_float("teacher_learning_rate", None, "The teacher's initial learning rate (default: --learning_rate).")
 flags.DEFINE_enum("lr_schedule", "step", list(schedule.LR_SCHEDULES) + [schedule.LINEAR],
-                  "step: ×0.1 at 50% and 75% of each phase (official ResNet recipe); constant; linear: per-step decay to 0 over each phase, no warm-up (official GLUE recipe).")
+                  "step: ×0.1 at 50% and 75% of each phase (official ResNet recipe); constant; linear: per-step "
+                  "decay to 0 over each phase, no warm-up (official GLUE recipe).")
 flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
 flags.DEFINE_float("weight_decay", 1e-4, "SGD weight decay λ (an L2 penalty λ/2·‖w‖² on kernels).")
 flags.DEFINE_integer("seed", 20, "Random seed (the official recipe uses 20).")

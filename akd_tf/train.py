@@ -184,9 +184,9 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_time_s"] = time.perf_counter() - self._start
 
 
-def _sgd(config, learning_rate=None):
-    """The configured optimizer (named for the CIFAR recipe's SGD; ``optimizer="adamw"`` for GLUE's AdamW,
-    whose decoupled ``weight_decay`` replaces the nets' L2 penalty)."""
+def _optimizer(config, learning_rate=None):
+    """The configured optimizer: SGD with momentum (the CIFAR recipe) or AdamW (the GLUE recipe; its decoupled
+    ``weight_decay`` replaces the nets' L2 penalty), with ``clipnorm`` if set."""
     learning_rate = learning_rate or config.learning_rate
     if config.optimizer == "adamw":
         return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=config.weight_decay,
@@ -368,7 +368,7 @@ def _teacher(run, data):
         logging.info("Loading the teacher from %s", path)
         with strategy.scope():
             teacher = load_model(path)
-            _compile_classifier(teacher, _sgd(config))
+            _compile_classifier(teacher, _optimizer(config))
         if config.teacher_path:
             return teacher, {"source": config.teacher_path}, {}
         history = _read_history(os.path.join(run.workdir, "history_teacher.csv"))
@@ -378,7 +378,7 @@ def _teacher(run, data):
     keras.utils.set_random_seed(config.seed)  # per stage: a resumed run builds the same initial weights
     with strategy.scope():
         teacher = nets.build(config.teacher_net, data.num_classes, data.input_shape, config.weight_decay)
-        _compile_classifier(teacher, _sgd(config, learning_rate))
+        _compile_classifier(teacher, _optimizer(config, learning_rate))
     keep_best = [KeepBest(verbose=config.verbose)] if data.validation is not None else []
     history = run.fit(teacher, data, "teacher", config.teacher_epochs, (config.teacher_epochs,), learning_rate,
                       stateful=keep_best)
@@ -401,16 +401,16 @@ def _student(run, data, teacher):
         student = nets.build(config.student_net, data.num_classes, data.input_shape, config.weight_decay)
         if config.method == "akd":
             model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature)
-            model.compile(optimizer=_sgd(config))
+            model.compile(optimizer=_optimizer(config))
             phases = (config.phase1_epochs, config.phase2_epochs)
             stateful = [AnnealingSchedule(config.phase1_epochs, config.max_temperature, verbose=config.verbose)]
         elif config.method == "kd":
             model = HintonKD(teacher=teacher, student=student, temperature=config.kd_temperature, alpha=config.kd_alpha)
-            model.compile(optimizer=_sgd(config))
+            model.compile(optimizer=_optimizer(config))
             phases, stateful = (config.student_epochs,), []
         else:
             model = student
-            _compile_classifier(model, _sgd(config))
+            _compile_classifier(model, _optimizer(config))
             phases, stateful = (config.student_epochs,), []
     if config.method != "akd" and data.validation is not None:
         stateful.append(KeepBest(verbose=config.verbose))
@@ -578,7 +578,7 @@ def train_and_evaluate(config: Config, workdir: str, overwrite: bool = False, no
     logging.info("Training the student %s with method %s", config.student_net, config.method)
     student, history, phases = _student(run, data, teacher)
     with strategy.scope():
-        _compile_classifier(student, _sgd(config))
+        _compile_classifier(student, _optimizer(config))
     times = history.get("epoch_time_s", [])
     metrics["student"] = {
         "net": config.student_net, "params": _count_params(student), "wall_time_s": float(np.sum(times)),

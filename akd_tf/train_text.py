@@ -110,7 +110,7 @@ def _teacher(run, raw, vocabularies):
     features = raw.features(preprocessor)
     learning_rate = config.teacher_learning_rate or config.learning_rate
     with run.strategy.scope():
-        _compile(teacher, train._sgd(config, learning_rate), raw.regression)
+        _compile(teacher, train._optimizer(config, learning_rate), raw.regression)
     keep_best = [KeepBest(monitor=monitor, verbose=config.verbose)] if features.validation is not None else []
     logging.info("Training the teacher %s for %d epochs", teacher.name, config.teacher_epochs)
     history = run.fit(teacher, features, "teacher", config.teacher_epochs, (config.teacher_epochs,), learning_rate,
@@ -153,17 +153,17 @@ def _student(run, raw, student, preprocessor, teacher, teacher_features, metrics
         if config.method == "akd":
             model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
                                 regression=raw.regression)
-            model.compile(optimizer=train._sgd(config))
+            model.compile(optimizer=train._optimizer(config))
             phases = (config.phase1_epochs, config.phase2_epochs)
             stateful = [AnnealingSchedule(config.phase1_epochs, config.max_temperature, monitor=monitor,
                                           verbose=config.verbose)]
         elif config.method == "kd":
             model = HintonKD(teacher=teacher, student=student, temperature=config.kd_temperature, alpha=config.kd_alpha)
-            model.compile(optimizer=train._sgd(config))
+            model.compile(optimizer=train._optimizer(config))
             phases, stateful = (config.student_epochs,), []
         else:
             model = student
-            _compile(model, train._sgd(config), raw.regression)
+            _compile(model, train._optimizer(config), raw.regression)
             phases, stateful = (config.student_epochs,), []
     if config.method != "akd" and features.validation is not None:
         stateful.append(KeepBest(monitor=monitor, verbose=config.verbose))

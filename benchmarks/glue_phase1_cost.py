@@ -67,12 +67,12 @@ def main(argv):
 
     teacher_params = int(teacher.count_params())
     students = {}
-    train_text._compile(student, train._sgd(config), raw.regression)
+    train_text._compile(student, train._optimizer(config), raw.regression)
     students["finetune"] = (student, features)
     for name, extra in (("akd_cached", {TEACHER_LOGITS: logits}),
                         ("akd_teacher_every_step", {TEACHER_INPUTS: {s: a[0] for s, a in teacher_features.arrays.items()}})):
         model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature)
-        model.compile(optimizer=train._sgd(config))
+        model.compile(optimizer=train._optimizer(config))
         students[name] = (model, features.with_inputs(**extra))
     # One student's weights serve every variant: the time of a step does not depend on their values.
     fits = {name: (lambda m=model, d=data: m.fit(d.train_epochs(0, 1), steps_per_epoch=steps, epochs=1, verbose=0))

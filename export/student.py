@@ -102,21 +102,16 @@ def examples(student: Student, split: str, count: int | None, data_dir: str | No
     from akd_tf.data import images as image_data
     import keras_nlp
 
-    spec = glue.DATASETS[student.metadata["dataset"]]
+    dataset = student.metadata["dataset"]
     if split == "test":
-        split = next(iter(spec["eval"].values()))
-    builder = image_data.builder(student.metadata["dataset"], data_dir=data_dir)
-    ds = builder.as_dataset(split=split if count is None else f"{split}[:{count}]", shuffle_files=False)
-    columns = {key: [] for key in (*spec["text"], "label")}
-    for batch in ds.batch(4096).as_numpy_iterator():
-        for key in columns:
-            columns[key].append(batch[key])
-    texts = tuple(np.concatenate(columns[key]) for key in spec["text"])
+        split = next(iter(glue.DATASETS[dataset]["eval"].values()))
+    builder = image_data.builder(dataset, data_dir=data_dir)
+    texts, labels = glue.read_split(builder, split if count is None else f"{split}[:{count}]", glue.task_of(dataset))
     preprocessor = keras_nlp.models.TextClassifierPreprocessor.from_preset(
         os.path.join(student.directory, student.metadata.get("preset", "preset")))
     features = glue.tokenize(preprocessor, texts)
     features = {name: np.asarray(features[name]).astype(np.int32) for name in student.metadata["inputs"]}
-    return features, np.concatenate(columns["label"])
+    return features, labels
 
 
 def images(student: Student, split: str, count: int | None, data_dir: str | None = None):

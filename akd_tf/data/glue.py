@@ -54,8 +54,8 @@ def task_of(name: str) -> str:
 class Features:
     """One model's view of every split: token arrays (and extras) in memory, batched on demand.
 
-    ``train``/``validation``/``test`` are batched `tf.data.Dataset` of ``(inputs, label)``; ``test``
-    maps each report split's name to its dataset. ``arrays[split]`` holds ``(inputs dict, labels)``.
+    ``arrays[split]`` holds ``(inputs dict, labels)``; `dataset` batches a split in order, `validation` is
+    the held-out split's, and `train_epochs` the shuffled training epochs.
     """
 
     arrays: dict
@@ -80,10 +80,6 @@ class Features:
     @property
     def validation(self):
         return self.dataset("validation") if "validation" in self.arrays else None
-
-    @property
-    def test(self) -> dict:
-        return {split: self.dataset(split) for split in self.eval_splits}
 
     def train_epochs(self, start: int, stop: int) -> tf.data.Dataset:
         """Epochs ``start … stop-1``, each a permutation of the training set drawn from (seed, epoch)."""
@@ -167,10 +163,23 @@ def tokenize(preprocessor, texts: tuple, batch_size: int = 512, progress: bool =
         # By keyword: keras-nlp preprocessors read a positional tuple as (x, y), which would drop the
         # second sentence of a pair into the labels.
         out = preprocessor(x=batch if len(batch) > 1 else batch[0])
-        parts.append(tf.nest.map_structure(lambda t: np.asarray(t), out))
+        parts.append(tf.nest.map_structure(np.asarray, out))
         if bar:
             bar.update(min(start + batch_size, count))
     return tf.nest.map_structure(lambda *xs: np.concatenate(xs), *parts)
+
+
+def read_split(builder, tfds_split: str, task: str):
+    """``(texts, labels)`` of one TFDS split of a GLUE task: a tuple of string arrays (one per text field)
+    and int64 class ids (float32 scores for STS-B)."""
+    spec = TASKS[task]
+    columns = {key: [] for key in (*spec["text"], "label")}
+    for batch in builder.as_dataset(split=tfds_split, shuffle_files=False).batch(4096).as_numpy_iterator():
+        for key in columns:
+            columns[key].append(batch[key])
+    label = np.concatenate(columns["label"])
+    return (tuple(np.concatenate(columns[key]) for key in spec["text"]),
+            label.astype(np.float32) if spec["num_classes"] == 1 else label.astype(np.int64))
 
 
 def load(
@@ -189,32 +198,14 @@ def load(
     ``test_size`` limits the task's GLUE dev split(s), the report set.
     """
     task = task_of(name)
-    _images._check_positive("batch_size", batch_size, allow_none=False)
-    _images._check_positive("train_size", train_size)
-    _images._check_positive("test_size", test_size)
-    if isinstance(validation_size, bool) or not isinstance(validation_size, int) or validation_size < 0:
-        raise ValueError(f"`validation_size` must be an integer >= 0. Received: validation_size={validation_size!r}")
+    _images.check_sizes(batch_size, validation_size, train_size, test_size)
     spec = TASKS[task]
     builder = _images.builder(name, data_dir, download)
-    total = builder.info.splits["train"].num_examples
-    if validation_size >= total:
-        raise ValueError(f"`validation_size` must be smaller than the {total} training examples of {name}. "
-                         f"Received: validation_size={validation_size}")
-    train_end = total - validation_size if train_size is None else min(total - validation_size, train_size)
-    splits = {"train": f"train[:{train_end}]"}
-    if validation_size:
-        splits["validation"] = f"train[{total - validation_size}:]"
+    splits = _images.train_validation_splits(builder, name, validation_size, train_size)
     for split, tfds_split in spec["eval"].items():
         splits[split] = tfds_split if test_size is None else f"{tfds_split}[:{test_size}]"
     texts, labels = {}, {}
     for split, tfds_split in splits.items():
-        columns = {key: [] for key in (*spec["text"], "label")}
-        ds = builder.as_dataset(split=tfds_split, shuffle_files=False).batch(4096)
-        for batch in ds.as_numpy_iterator():
-            for key in columns:
-                columns[key].append(batch[key])
-        texts[split] = tuple(np.concatenate(columns[key]) for key in spec["text"])
-        label = np.concatenate(columns["label"])
-        labels[split] = label.astype(np.float32) if spec["num_classes"] == 1 else label.astype(np.int64)
+        texts[split], labels[split] = read_split(builder, tfds_split, task)
     return TextSplits(name=name, task=task, texts=texts, labels=labels, num_classes=spec["num_classes"],
                       batch_size=batch_size, seed=0 if shuffle_seed is None else shuffle_seed)

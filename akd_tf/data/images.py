@@ -96,6 +96,33 @@ def _check_positive(name, value, allow_none=True):
         raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
 
 
+def check_sizes(batch_size, validation_size, train_size, test_size):
+    """The size arguments every TFDS loader here takes; `ValueError` naming the first bad one."""
+    _check_positive("batch_size", batch_size, allow_none=False)
+    _check_positive("train_size", train_size)
+    _check_positive("test_size", test_size)
+    if isinstance(validation_size, bool) or not isinstance(validation_size, int) or validation_size < 0:
+        raise ValueError(f"`validation_size` must be an integer >= 0. Received: validation_size={validation_size!r}")
+
+
+def train_validation_splits(dataset_builder, name, validation_size, train_size=None) -> dict:
+    """TFDS split strings: ``train[:-V]`` (its first ``train_size`` examples at most) and, when V > 0,
+    ``validation`` = ``train[-V:]``."""
+    total = dataset_builder.info.splits["train"].num_examples
+    if validation_size >= total:
+        raise ValueError(
+            f"`validation_size` must be smaller than the {total} training examples of {name}. "
+            f"Received: validation_size={validation_size}"
+        )
+    train_end = total - validation_size
+    if train_size is not None:
+        train_end = min(train_end, train_size)
+    splits = {"train": f"train[:{train_end}]"}
+    if validation_size:
+        splits["validation"] = f"train[{total - validation_size}:]"
+    return splits
+
+
 def builder(name, data_dir=None, download=False):
     """The TFDS builder of a prepared dataset; `FileNotFoundError` in one line when it is not prepared."""
     dataset_builder = tfds.builder(name, data_dir=data_dir)
@@ -137,25 +164,11 @@ def load(
     """
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}. Allowed: {', '.join(DATASETS)}")
-    _check_positive("batch_size", batch_size, allow_none=False)
-    _check_positive("train_size", train_size)
-    _check_positive("test_size", test_size)
-    if isinstance(validation_size, bool) or not isinstance(validation_size, int) or validation_size < 0:
-        raise ValueError(f"`validation_size` must be an integer >= 0. Received: validation_size={validation_size!r}")
+    check_sizes(batch_size, validation_size, train_size, test_size)
     spec = DATASETS[name]
     dataset_builder = builder(name, data_dir, download)
-    total_train = dataset_builder.info.splits["train"].num_examples
-    if validation_size >= total_train:
-        raise ValueError(
-            f"`validation_size` must be smaller than the {total_train} training examples of {name}. "
-            f"Received: validation_size={validation_size}"
-        )
-    train_end = total_train - validation_size
-    if train_size is not None:
-        train_end = min(train_end, train_size)
-    splits = {"train": f"train[:{train_end}]", "test": "test" if test_size is None else f"test[:{test_size}]"}
-    if validation_size:
-        splits["validation"] = f"train[{total_train - validation_size}:]"
+    splits = {**train_validation_splits(dataset_builder, name, validation_size, train_size),
+              "test": "test" if test_size is None else f"test[:{test_size}]"}
 
     seed = 0 if shuffle_seed is None else shuffle_seed
     datasets, counts = {}, {}

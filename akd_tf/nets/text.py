@@ -73,13 +73,15 @@ def from_preset(preset: str, num_classes: int, sequence_length: int, flag: str =
         classifier = keras_nlp.models.TextClassifier.from_preset(preset, num_classes=num_classes, activation=None)
     except (OSError, ValueError, KeyError, ImportError) as error:  # requests' errors are OSErrors
         reason = " ".join(str(error).split())
-        if len(reason) > 160:
-            reason = reason[:160] + "…"
-        if isinstance(error, OSError) and "HTTP" in type(error).__name__ + reason or "resolve" in reason:
+        # requests' connection errors are OSErrors that name an HTTP(S) connection; a missing local
+        # directory is not a download failure.
+        if isinstance(error, OSError) and "HTTP" in f"{type(error).__name__} {reason}":
             raise PresetUnavailable(
                 f"--{flag} {preset!r} could not be downloaded (no network?): {type(error).__name__}. Presets download "
                 "from Kaggle on first use; offline, pass a local preset directory (written by save_to_preset) or "
                 "an architecture to train from scratch (--teacher_net/--student_net).") from None
+        if len(reason) > 160:
+            reason = reason[:160] + "…"
         raise PresetUnavailable(f"--{flag} {preset!r} is not a loadable keras-nlp text classifier preset: "
                                 f"{type(error).__name__}: {reason}") from None
     preprocessor = classifier.preprocessor
