@@ -34,7 +34,7 @@ flags.DEFINE_integer("train_size", None, "Use only the first N training examples
 flags.DEFINE_integer("test_size", None, "Use only the first N test examples (quick runs).")
 flags.DEFINE_enum("method", "akd", list(train.METHODS),
                   "akd: Annealing-KD; scratch (or finetune, its name for a pre-trained student): labels only; "
-                  "kd: Hinton KD. All train the student for phase1_epochs + phase2_epochs epochs.")
+                  "kd: Hinton KD; takd: Hinton KD through a teacher assistant (--assistant or --assistant_net). All train the student for phase1_epochs + phase2_epochs epochs.")
 _NETS = list(nets.NETS) + list(text_nets.ARCHITECTURES)
 flags.DEFINE_enum("teacher_net", "resnet110", _NETS, "Teacher network, when it is trained here (GLUE: a BERT "
                   "architecture trained from scratch, unless --teacher_preset).")
@@ -42,6 +42,16 @@ flags.DEFINE_enum("student_net", "resnet8", _NETS, "Student network (GLUE: a BER
                   "weights, unless --student_preset).")
 flags.DEFINE_string("teacher", None, "A trained teacher (.keras) to load instead of training one.")
 flags.DEFINE_integer("teacher_epochs", 200, "Epochs to train the teacher.")
+flags.DEFINE_string("assistant", None, "--method=takd: a trained teacher assistant (.keras) to load instead of "
+                    "training one.")
+flags.DEFINE_enum("assistant_net", "resnet20", list(nets.NETS), "--method=takd: the assistant's network, when it "
+                  "is trained here (Hinton KD from the teacher).")
+flags.DEFINE_integer("assistant_epochs", None, "--method=takd: epochs to train the assistant (default: the "
+                     "student's, phase1_epochs + phase2_epochs).")
+flags.DEFINE_integer("teacher_views", 0, "Images: draw K augmented views of every training image with a fixed "
+                     "seed, run the teacher once over them, and let distillation epochs cycle over the stored "
+                     "views and logits (epoch e shows view e mod K) instead of running the teacher every step. "
+                     "0: teacher in the loop.")
 flags.DEFINE_integer("phase1_epochs", 200, "AKD phase 1 epochs (>= max_temperature).")
 flags.DEFINE_integer("phase2_epochs", 100, "AKD phase 2 epochs.")
 flags.DEFINE_integer("max_temperature", 10, "τ_max of the annealing schedule.")
@@ -101,6 +111,7 @@ def config_from_flags() -> train.Config:
     names = {field.name for field in dataclasses.fields(train.Config)}
     values = {name: FLAGS[name].value for name in names if name in FLAGS}
     values["teacher_path"] = FLAGS.teacher
+    values["assistant_path"] = FLAGS.assistant
     return train.Config(**values)
 
 

@@ -44,13 +44,14 @@ from akd_tf.checkpoint import TrainingCheckpoint, is_chief
 from akd_tf.distiller import AnnealingKD, HintonKD
 
 # "finetune" is "scratch" (labels only) under the name that reads right for a pre-trained student.
-METHODS = ("akd", "scratch", "kd", "finetune")
+METHODS = ("akd", "scratch", "kd", "takd", "finetune")
 LABELS_ONLY = ("scratch", "finetune")
 OPTIMIZERS = ("sgd", "adamw")
 STRATEGIES = ("auto", "mirrored", "one_device", "default", "multi_worker")
 # Everything a run writes into its workdir; `overwrite=True` removes exactly these.
-OUTPUTS = ("teacher.keras", "student.keras", "student", "metrics.json", "config.json", "flags.txt", "run.png",
-           "teacher.png", "history_teacher.csv", "history_student.csv", "tensorboard", "checkpoints")
+OUTPUTS = ("teacher.keras", "assistant.keras", "student.keras", "student", "metrics.json", "config.json", "flags.txt",
+           "run.png", "teacher.png", "history_teacher.csv", "history_assistant.csv", "history_student.csv",
+           "teacher_views_assistant.npz", "teacher_views_student.npz", "tensorboard", "checkpoints")
 # Config fields that may change when a run is resumed (they do not change what is computed).
 RESUMABLE_CHANGES = ("verbose",)
 
@@ -74,6 +75,12 @@ class Config:
     student_net: str = "resnet8"
     teacher_path: str | None = None
     teacher_epochs: int = 200
+    # TAKD: teacher -> assistant -> student; the assistant is loaded, or trained here by KD from the teacher.
+    assistant_path: str | None = None
+    assistant_net: str = "resnet20"
+    assistant_epochs: int | None = None  # None: as many as the student
+    # Images: K augmented views of every training image, teacher run once over them (0: teacher in the loop).
+    teacher_views: int = 0
     phase1_epochs: int = 200
     phase2_epochs: int = 100
     max_temperature: int = 10
@@ -115,8 +122,31 @@ class Config:
         architectures = tuple(text_nets.ARCHITECTURES if self.text else nets.NETS)
         if not (self.text and self.student_preset):
             one_of("student_net", architectures)
-        if self.teacher_path is None and self.method not in LABELS_ONLY and not (self.text and self.teacher_preset):
+        if self.method == "takd":
+            if self.text:
+                raise ValueError("`method` 'takd' is implemented for image datasets. Received: "
+                                 f"dataset={self.dataset!r}. Allowed there: akd, scratch, kd, finetune")
+            if self.assistant_path is None:
+                one_of("assistant_net", architectures)
+        elif self.assistant_path is not None:
+            raise ValueError(f"`assistant` is read by --method=takd only. Received: method={self.method!r}, "
+                             f"assistant={self.assistant_path!r}")
+        needs_teacher = self.method not in LABELS_ONLY and not (self.method == "takd" and self.assistant_path)
+        if self.teacher_path is None and needs_teacher and not (self.text and self.teacher_preset):
             one_of("teacher_net", architectures)
+        if isinstance(self.teacher_views, bool) or not isinstance(self.teacher_views, int) or self.teacher_views < 0:
+            raise ValueError(f"`teacher_views` must be an integer >= 0. Received: teacher_views={self.teacher_views!r}")
+        if self.teacher_views and (self.text or self.method in LABELS_ONLY):
+            raise ValueError(
+                "`teacher_views` caches the teacher's logits of augmented images for akd, kd and takd on image "
+                f"datasets. Received: teacher_views={self.teacher_views}, method={self.method!r}, "
+                f"dataset={self.dataset!r}" + (" (text runs cache logits with --cache_teacher_logits)" if self.text
+                                                else ""))
+        if self.assistant_epochs is not None and (isinstance(self.assistant_epochs, bool)
+                                                  or not isinstance(self.assistant_epochs, int)
+                                                  or self.assistant_epochs < 1):
+            raise ValueError(f"`assistant_epochs` must be a positive integer. Received: "
+                             f"assistant_epochs={self.assistant_epochs!r}")
         if not self.text and (self.teacher_preset or self.student_preset):
             raise ValueError("`teacher_preset`/`student_preset` name keras-nlp text models; they need a GLUE dataset "
                              f"(glue/<task>). Received: dataset={self.dataset!r}")
@@ -142,8 +172,9 @@ class Config:
             raise ValueError(f"`weight_decay` must be >= 0. Received: weight_decay={self.weight_decay!r}")
         if self.method == "akd":
             schedule.validate_schedule(self.phase1_epochs, self.max_temperature)
-        if self.teacher_path is not None and not os.path.isfile(self.teacher_path):
-            raise FileNotFoundError(f"--teacher file not found. Received: {self.teacher_path!r}")
+        for flag, path in (("--teacher", self.teacher_path), ("--assistant", self.assistant_path)):
+            if path is not None and not os.path.isfile(path):
+                raise FileNotFoundError(f"{flag} file not found. Received: {path!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"`seed` must be an integer >= 0. Received: seed={self.seed!r}")
 
@@ -151,6 +182,14 @@ class Config:
     def student_epochs(self):
         """Every method trains the student for as many epochs as AKD's two phases together."""
         return self.phase1_epochs + self.phase2_epochs
+
+    @property
+    def needs_teacher(self):
+        """Is the teacher loaded (or trained)? Not for TAKD with a given assistant; for labels-only methods
+        only when ``--teacher`` is given (its test accuracy is then reported beside the student's)."""
+        if self.method == "takd" and self.assistant_path:
+            return False
+        return self.method not in LABELS_ONLY or self.teacher_path is not None
 
 
 def make_strategy(name):
@@ -347,14 +386,14 @@ def load_model(path, what="--teacher"):
         raise BadInput(f"{prefix} (loaded with safe_mode=True): {type(error).__name__}: {reason}") from None
 
 
-def _check_teacher_fits_data(teacher, path, data_spec):
+def _check_teacher_fits_data(teacher, path, data_spec, flag="--teacher"):
     outputs = distiller._known_shape(teacher, "outputs")
     inputs = distiller._known_shape(teacher, "inputs")
     if outputs is not None and outputs[-1] != data_spec["num_classes"]:
-        raise BadInput(f"--teacher {path!r} predicts {outputs[-1]} classes; the dataset has "
+        raise BadInput(f"{flag} {path!r} predicts {outputs[-1]} classes; the dataset has "
                        f"{data_spec['num_classes']}.")
     if "input_shape" in data_spec and inputs is not None and tuple(inputs) != tuple(data_spec["input_shape"]):
-        raise BadInput(f"--teacher {path!r} takes inputs of shape {tuple(inputs)}; the dataset's images are "
+        raise BadInput(f"{flag} {path!r} takes inputs of shape {tuple(inputs)}; the dataset's images are "
                        f"{tuple(data_spec['input_shape'])}.")
 
 
@@ -393,37 +432,93 @@ def _teacher_summary(config, history, monitor="val_accuracy"):
     return {**summary, **_best(history, monitor)}
 
 
-def _student(run, data, teacher):
-    """Trains the student by ``config.method``; returns it, its history and per-phase figures."""
+def _assistant(run, data, teacher):
+    """TAKD's assistant: ``--assistant``, the one this workdir already trained, or ``config.assistant_net``
+    trained here by Hinton KD from the teacher. Returns it, its figures and its history."""
+    config = run.config
+    trained = os.path.join(run.workdir, "assistant.keras")
+    if config.assistant_path or os.path.isfile(trained):
+        path = config.assistant_path or trained
+        logging.info("Loading the assistant from %s", path)
+        with run.strategy.scope():
+            assistant = load_model(path, "--assistant")
+            _compile_classifier(assistant, _optimizer(config))
+        if config.assistant_path:
+            return assistant, {"source": config.assistant_path}, {}
+        history = _read_history(os.path.join(run.workdir, "history_assistant.csv"))
+        return assistant, {"source": "trained", **_best(history)}, history
+    epochs = config.assistant_epochs or config.student_epochs
+    logging.info("Training the assistant %s for %d epochs by KD from the teacher", config.assistant_net, epochs)
+    assistant, history, summary = _student(run, data, teacher, "assistant", config.assistant_net, "kd", epochs)
+    with run.strategy.scope():  # for evaluate() and a loadable file, like the teacher's
+        _compile_classifier(assistant, _optimizer(config))
+    _save(assistant, os.path.join(run.out, "assistant.keras"))
+    return assistant, {"source": "trained", "epochs": epochs, **summary["training"]}, history
+
+
+def teacher_view_logits(run, data, teacher, stage):
+    """The teacher's logits of ``config.teacher_views`` augmented views of every training image and of
+    the validation images, computed once per stage (batched, inference mode) and kept in the workdir."""
+    config = run.config
+    path = os.path.join(run.out, f"teacher_views_{stage}.npz")
+    n, views = data.num_examples["train"], config.teacher_views
+    if os.path.isfile(path):
+        with np.load(path) as saved:
+            if saved["views"].shape[:2] == (views, n):
+                logging.info("Teacher views of %s read from %s", stage, path)
+                return saved["views"], saved["validation"] if saved["validation"].size else None
+    if config.verbose:
+        print(f"Teacher views for the {stage}: {views} augmented views x {n} images through {teacher.name} "
+              "(once; the distillation epochs cycle over them)", flush=True)
+    start = time.perf_counter()
+    logits = teacher.predict(data.teacher_views(views), verbose=config.verbose)
+    logits = logits.reshape(views, n, -1).astype(np.float32)
+    validation = (teacher.predict(data.validation, verbose=config.verbose).astype(np.float32)
+                  if data.validation is not None else np.zeros((0,), np.float32))
+    logging.info("Teacher views of %s: %s in %.1f s", stage, logits.shape, time.perf_counter() - start)
+    if run.chief:
+        with files.atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, views=logits, validation=validation)
+    return logits, validation if validation.size else None
+
+
+def _student(run, data, teacher, stage="student", net=None, method=None, epochs=None):
+    """Trains ``net`` (the student) by ``method`` (``config.method``) in ``stage``; returns it, its history
+    and per-phase figures. TAKD's student is trained like KD's, with the assistant as ``teacher``."""
     config, strategy = run.config, run.strategy
+    net, method, epochs = net or config.student_net, method or config.method, epochs or config.student_epochs
     keras.utils.set_random_seed(config.seed + 1)
     with strategy.scope():
-        student = nets.build(config.student_net, data.num_classes, data.input_shape, config.weight_decay)
-        if config.method == "akd":
+        student = nets.build(net, data.num_classes, data.input_shape, config.weight_decay)
+        if method == "akd":
             model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature)
             model.compile(optimizer=_optimizer(config))
             phases = (config.phase1_epochs, config.phase2_epochs)
             stateful = [AnnealingSchedule(config.phase1_epochs, config.max_temperature, verbose=config.verbose)]
-        elif config.method == "kd":
+        elif method in ("kd", "takd"):
             model = HintonKD(teacher=teacher, student=student, temperature=config.kd_temperature, alpha=config.kd_alpha)
             model.compile(optimizer=_optimizer(config))
-            phases, stateful = (config.student_epochs,), []
+            phases, stateful = (epochs,), []
         else:
             model = student
             _compile_classifier(model, _optimizer(config))
-            phases, stateful = (config.student_epochs,), []
-    if config.method != "akd" and data.validation is not None:
+            phases, stateful = (epochs,), []
+    if method != "akd" and data.validation is not None:
         stateful.append(KeepBest(verbose=config.verbose))
-    history = run.fit(model, data, "student", config.student_epochs, phases, config.learning_rate, stateful)
+    if config.teacher_views and method not in LABELS_ONLY:
+        views, validation = teacher_view_logits(run, data, teacher, stage)
+        data = data.with_teacher_logits(views, validation, config.phase1_epochs if method == "akd" else None)
+    history = run.fit(model, data, stage, epochs, phases, config.learning_rate, stateful)
     num_train = data.num_examples["train"]
-    if config.method == "akd":
+    if method == "akd":
         p1 = config.phase1_epochs
         summary = {
             "phase1": _phase_summary(history, 0, p1, num_train),
-            "phase2": _phase_summary(history, p1, config.student_epochs, num_train),
+            "phase2": _phase_summary(history, p1, epochs, num_train),
         }
     else:
-        summary = {"training": _phase_summary(history, 0, config.student_epochs, num_train)}
+        summary = {"training": _phase_summary(history, 0, epochs, num_train)}
     return student, history, summary
 
 
@@ -479,10 +574,11 @@ def prepare_workdir(config: Config, workdir: str, overwrite: bool = False):
     config_path, metrics_path = os.path.join(workdir, "config.json"), os.path.join(workdir, "metrics.json")
     if overwrite:
         doomed = [os.path.realpath(os.path.join(workdir, name)) for name in OUTPUTS]
-        teacher = os.path.realpath(config.teacher_path) if config.teacher_path else None
-        if teacher and any(teacher == d or teacher.startswith(d + os.sep) for d in doomed):
-            raise BadInput(f"--teacher {config.teacher_path!r} is one of the outputs that --overwrite would delete "
-                           f"in --workdir {workdir!r}. Copy it elsewhere first.")
+        for flag, path in (("--teacher", config.teacher_path), ("--assistant", config.assistant_path)):
+            real = os.path.realpath(path) if path else None
+            if real and any(real == d or real.startswith(d + os.sep) for d in doomed):
+                raise BadInput(f"{flag} {path!r} is one of the outputs that --overwrite would delete "
+                               f"in --workdir {workdir!r}. Copy it elsewhere first.")
         return
     if os.path.isfile(metrics_path):
         raise BadInput(f"--workdir {workdir!r} holds a finished run (metrics.json). Pass --overwrite to replace "
@@ -522,9 +618,10 @@ def preflight(config: Config, workdir: str, overwrite: bool = False):
         data_lib.images.builder(config.dataset, config.data_dir, config.download)
     except FileNotFoundError as error:
         raise BadInput(str(error)) from None
-    if config.teacher_path:
-        _check_teacher_fits_data(load_model(config.teacher_path), config.teacher_path,
-                                 {**data_lib.DATASETS, **glue.DATASETS}[config.dataset])
+    for flag, path in (("--teacher", config.teacher_path), ("--assistant", config.assistant_path)):
+        if path:
+            _check_teacher_fits_data(load_model(path, flag), path, {**data_lib.DATASETS, **glue.DATASETS}[config.dataset],
+                                     flag)
     if overwrite:  # last: a bad flag must not cost the user the run it would replace
         clear_outputs(workdir)
 
@@ -567,13 +664,18 @@ def train_and_evaluate(config: Config, workdir: str, overwrite: bool = False, no
     metrics = {"method": config.method, "dataset": config.dataset, "num_examples": data.num_examples}
 
     teacher, teacher_history = None, {}
-    if config.method not in LABELS_ONLY or config.teacher_path:
+    if config.needs_teacher:
         teacher, teacher_summary, teacher_history = _teacher(run, data)
         metrics["teacher"] = {
             "net": teacher.name, "params": _count_params(teacher), **teacher_summary,
             **_evaluate(teacher, data.test, config.verbose),
         }
         logging.info("Teacher: %s", metrics["teacher"])
+    if config.method == "takd":
+        teacher, assistant_summary, _ = _assistant(run, data, teacher)  # the student's teacher from here on
+        metrics["assistant"] = {"net": teacher.name, "params": _count_params(teacher), **assistant_summary,
+                                **_evaluate(teacher, data.test, config.verbose)}
+        logging.info("Assistant: %s", metrics["assistant"])
 
     logging.info("Training the student %s with method %s", config.student_net, config.method)
     student, history, phases = _student(run, data, teacher)
@@ -589,8 +691,10 @@ def train_and_evaluate(config: Config, workdir: str, overwrite: bool = False, no
 
     _save(student, os.path.join(run.out, "student.keras"))
     export_student(student, os.path.join(run.out, "student"), data, config)
+    guide = metrics.get("assistant") or metrics.get("teacher")
     title = (f"{config.method}: {config.student_net} on {config.dataset}"
-             + (f" (teacher {metrics['teacher']['net']}: {metrics['teacher']['test_accuracy']:.2%})" if teacher else "")
+             + (f" ({'assistant' if config.method == 'takd' else 'teacher'} {guide['net']}: "
+                f"{guide['test_accuracy']:.2%})" if guide else "")
              + f" — student test {metrics['student']['test_accuracy']:.2%}")
     return finish(run, metrics, history, title, teacher_history, f"teacher {config.teacher_net}")
 

@@ -45,6 +45,8 @@ class ImageSplits:
     preprocessing: dict  # what a deployed model must do to raw uint8 pixels, for export
     batch_size: int = 0
     epoch_fn: object = None  # epoch (int64 tensor) -> that epoch's batches; see `train_epochs`
+    train_examples: tf.data.Dataset | None = None  # (index, (uint8 image, label)) in file order, cached
+    shuffle_seed: int = 0
 
     @property
     def steps_per_epoch(self) -> int:
@@ -63,6 +65,68 @@ class ImageSplits:
         # flat_map hides the length; stating it keeps Keras and tf.distribute on their known-size paths.
         epochs = epochs.apply(tf.data.experimental.assert_cardinality((stop - start) * self.steps_per_epoch))
         return epochs.prefetch(tf.data.AUTOTUNE).with_options(_distribute_options())
+
+
+    def teacher_views(self, views: int) -> tf.data.Dataset:
+        """Batches of augmented training images, view after view, each in file order: ``views`` × N images.
+
+        View ``v`` of image ``i`` is a pure function of (``shuffle_seed``, ``v``, ``i``), so the teacher's
+        logits for it can be computed once and the image regenerated, not stored (`with_teacher_logits`).
+        """
+        _check_positive("views", views, allow_none=False)
+        per_view = lambda v: self.train_examples.map(  # noqa: E731
+            lambda i, example: normalize(augment(example[0], tf.stack([view_key(self.shuffle_seed, v), i]))),
+            num_parallel_calls=tf.data.AUTOTUNE)
+        return tf.data.Dataset.range(views).flat_map(per_view).batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def with_teacher_logits(self, view_logits, validation_logits=None, distill_epochs=None) -> "ImageSplits":
+        """These splits with the teacher's logits in every batch: ``({STUDENT_INPUTS: x, TEACHER_LOGITS: z}, y)``.
+
+        ``view_logits``: float array [K, N, classes], the teacher's logits of `teacher_views` (K views).
+        Epoch ``e < distill_epochs`` shows view ``e mod K`` of every image (shuffled by (seed, e)) with its
+        logits; later epochs (AKD's label phase) are augmented afresh as usual and carry zeros, which the
+        label loss never reads. ``validation_logits`` [V, classes]: the validation batches carry them too, so
+        no step runs the teacher.
+        """
+        from akd_tf.distiller import STUDENT_INPUTS, TEACHER_LOGITS  # the batch layout the distillers read
+
+        view_logits = tf.constant(view_logits, tf.float32)
+        views, n = int(view_logits.shape[0]), self.num_examples["train"]
+        if view_logits.shape[1:] != (n, self.num_classes):
+            raise ValueError(f"`view_logits` must have shape [views, {n}, {self.num_classes}]. "
+                             f"Received: {tuple(view_logits.shape)}")
+        distill_epochs = distill_epochs or 2**62
+        zeros = tf.zeros([self.num_classes], tf.float32)
+        seed = self.shuffle_seed
+
+        def epoch_fn(epoch):
+            key = epoch_key(seed, epoch)
+            ds = self.train_examples.shuffle(n, seed=key, reshuffle_each_iteration=False)
+            if_view = epoch < distill_epochs
+            view = epoch % views
+
+            def example(i, item):
+                image, label = item
+                image, logits = tf.cond(
+                    if_view,
+                    lambda: (augment(image, tf.stack([view_key(seed, view), i])), tf.gather(view_logits[view], i)),
+                    lambda: (augment(image, tf.stack([tf.cast(key, tf.int64), i])), zeros))
+                return {STUDENT_INPUTS: normalize(image), TEACHER_LOGITS: logits}, label
+
+            return ds.map(example, num_parallel_calls=tf.data.AUTOTUNE).batch(self.batch_size)
+
+        validation = self.validation
+        if validation is not None and validation_logits is not None:
+            logits = tf.data.Dataset.from_tensor_slices(tf.constant(validation_logits, tf.float32))
+            validation = tf.data.Dataset.zip(validation.unbatch(), logits).map(
+                lambda xy, z: ({STUDENT_INPUTS: xy[0], TEACHER_LOGITS: z}, xy[1])
+            ).batch(self.batch_size).prefetch(tf.data.AUTOTUNE).with_options(_distribute_options())
+        return dataclasses.replace(self, epoch_fn=epoch_fn, validation=validation)
+
+
+def view_key(seed, view):
+    """The random key of teacher view ``view``: negative, so never equal to an `epoch_key`."""
+    return -1 - epoch_key(seed, view)
 
 
 def normalize(image, mean=MEAN, std=STD, scale=1 / 255.0):
@@ -203,6 +267,8 @@ def load(
         preprocessing={"input": "uint8 RGB HWC pixels", "scale": 1 / 255.0, "mean": list(MEAN), "std": list(STD)},
         batch_size=batch_size,
         epoch_fn=epoch_fn,
+        train_examples=train_cache,
+        shuffle_seed=seed,
     )
 
 

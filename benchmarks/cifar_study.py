@@ -1,0 +1,259 @@
+"""The method study: scratch, Hinton KD, TAKD and Annealing-KD for one student on real CIFAR-10.
+
+    python -m benchmarks.cifar_study --flagfile=configs/study_cpu.flags
+
+Every run is one ``python -m akd_tf.main`` command (its flagfile is kept in the run's directory), so each
+figure can be re-made alone. The teacher is trained once (a ``scratch`` run of ``--teacher_net``), the TAKD
+assistant once (a ``kd`` run of ``--assistant_net`` from that teacher); every student run then reuses them
+with ``--teacher``/``--assistant``. A finished run is skipped when the study is started again, so a killed
+study resumes where it stopped.
+
+The protocol (subset sizes, epochs, τ_max, nets, seeds) is the flagfile's: ``akd_tf.main``'s flags plus the
+study's own below; ``--workdir`` is the study's directory, each run a subdirectory of it. Outputs: ``<output>.md`` and ``.json`` (mean ± std over seeds of the test top-1 and of the
+best validation top-1, epochs, wall time per method), ``<output>_val_accuracy.png`` (validation accuracy per
+epoch, per method) and ``<output>_schedule.png`` (AKD's T and Φ(T) per epoch).
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+from akd_tf import main as cli  # defines the run flags this study passes on
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("seeds", ["0", "1"], "Seeds of the student runs (each method runs once per seed).")
+flags.DEFINE_list("methods", ["scratch", "kd", "takd", "akd"], "Methods compared.")
+flags.DEFINE_integer("teacher_seed", 0, "Seed of the teacher and assistant runs.")
+flags.DEFINE_string("output", "benchmarks/results/cifar_study", "Output path prefix (.md, .json, _*.png).")
+
+# Flags of akd_tf.main not passed on; per-run settings come after the passed-on ones, and the last wins.
+_NOT_PASSED = ("workdir", "overwrite")
+# The paper's CIFAR-10 rows (ResNet-110 -> ResNet-8, ../shared/docs/paper.md), for the table.
+PAPER = {"scratch": 88.44, "kd": 88.45, "takd": 88.47, "akd": 89.44}
+NAMES = {"scratch": "scratch (labels only)", "kd": "Hinton KD", "takd": "TAKD", "akd": "Annealing-KD"}
+
+
+def _log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _passed_on():
+    """``akd_tf.main``'s flags as the study's flagfile set them."""
+    own = FLAGS.get_flags_for_module(cli)
+    return [flag.serialize() for flag in own if flag.name not in _NOT_PASSED and flag.value is not None]
+
+
+def _run(name, **overrides):
+    """Runs ``akd_tf.main`` in ``<study_dir>/<name>`` unless it finished there; returns its metrics."""
+    workdir = os.path.join(FLAGS.workdir, name)
+    metrics_path = os.path.join(workdir, "metrics.json")
+    record_path = os.path.join(workdir, "study_run.json")
+    if os.path.isfile(metrics_path) and os.path.isfile(record_path):
+        _log(f"{name}: finished before, reusing {workdir}")
+    else:
+        os.makedirs(workdir, exist_ok=True)
+        lines = _passed_on() + [f"--workdir={workdir}"] + [
+            f"--{key}={value}" for key, value in overrides.items() if value is not None]
+        flagfile = os.path.join(workdir, "study.flags")
+        with open(flagfile, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        command = [sys.executable, "-m", "akd_tf.main", f"--flagfile={flagfile}"]
+        _log(f"{name}: {' '.join(command)}")
+        start = time.perf_counter()
+        with open(os.path.join(workdir, "study.log"), "a") as log:
+            status = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+        elapsed = time.perf_counter() - start
+        if status:
+            raise SystemExit(f"{name} failed with exit status {status}; see {os.path.join(workdir, 'study.log')}")
+        with open(record_path, "w") as f:
+            json.dump({"command": " ".join(command), "wall_time_s": elapsed}, f, indent=2)
+        _log(f"{name}: done in {elapsed / 60:.1f} min")
+    with open(metrics_path) as f:
+        metrics = json.load(f)
+    with open(record_path) as f:
+        metrics["study"] = json.load(f)
+    metrics["history"] = _history(os.path.join(workdir, "history_student.csv"))
+    metrics["workdir"] = workdir
+    return metrics
+
+
+def _history(path):
+    import csv
+
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return {key: [float(row[key]) for row in rows if row.get(key) not in (None, "")] for key in (rows[0] if rows else {})}
+
+
+def _mean_std(values):
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def _summarise(runs, teacher, assistant):
+    methods = {}
+    for method in FLAGS.methods:
+        mine = [r for r in runs if r["method"] == method]
+        test = [100 * r["student"]["test_accuracy"] for r in mine]
+        val = [100 * max(r["history"].get("val_accuracy", [0.0])) for r in mine]
+        methods[method] = {
+            "seeds": [r["seed"] for r in mine],
+            "test_top1": test, "test_top1_mean_std": _mean_std(test),
+            "best_val_top1": val, "best_val_top1_mean_std": _mean_std(val),
+            "epochs": len(mine[0]["history"].get("loss", [])),
+            "training_wall_time_s": [r["student"]["wall_time_s"] for r in mine],
+            "run_wall_time_s": [r["study"]["wall_time_s"] for r in mine],
+            "paper_top1": PAPER.get(method),
+        }
+    return {
+        "teacher": {"net": teacher["student"]["net"], "params": teacher["student"]["params"],
+                    "test_top1": 100 * teacher["student"]["test_accuracy"],
+                    "run_wall_time_s": teacher["study"]["wall_time_s"]},
+        "assistant": {"net": assistant["student"]["net"], "params": assistant["student"]["params"],
+                      "test_top1": 100 * assistant["student"]["test_accuracy"],
+                      "run_wall_time_s": assistant["study"]["wall_time_s"]},
+        "student": {"net": runs[0]["student"]["net"], "params": runs[0]["student"]["params"]},
+        "methods": methods,
+    }
+
+
+def _table(summary, protocol, total_minutes):
+    import numpy as np
+
+    t, a, s = summary["teacher"], summary["assistant"], summary["student"]
+    seeds = len(FLAGS.seeds)
+    lines = [
+        f"CIFAR-10 ({protocol['train']} training images, {protocol['validation']} held out for validation, "
+        f"{protocol['test']} test), student {s['net']} ({s['params']:,} params), {seeds} seeds per method, "
+        f"{os.cpu_count()} CPU cores.",
+        f"Teacher {t['net']} ({t['params']:,} params, {t['params'] / s['params']:.1f}x the student): "
+        f"test {t['test_top1']:.2f} % (trained once, {t['run_wall_time_s'] / 60:.1f} min). "
+        f"TAKD assistant {a['net']} ({a['params']:,} params, KD from the teacher): test {a['test_top1']:.2f} % "
+        f"({a['run_wall_time_s'] / 60:.1f} min, once).",
+        "",
+        "| method | test top-1 %, mean ± std | per seed | best val top-1 %, mean ± std | epochs | training min/run "
+        "| run min/run | paper (ResNet-110 → ResNet-8, full CIFAR-10) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for method, m in summary["methods"].items():
+        (tm, ts), (vm, vs) = m["test_top1_mean_std"], m["best_val_top1_mean_std"]
+        lines.append(
+            f"| {NAMES.get(method, method)} | {tm:.2f} ± {ts:.2f} | {', '.join(f'{v:.2f}' for v in m['test_top1'])} "
+            f"| {vm:.2f} ± {vs:.2f} | {m['epochs']} | {np.mean(m['training_wall_time_s']) / 60:.1f} "
+            f"| {np.mean(m['run_wall_time_s']) / 60:.1f} | {m['paper_top1'] if m['paper_top1'] else '—'} |")
+    lines += [
+        "",
+        "std: sample standard deviation over seeds. training min: the student's epochs; run min: the whole command "
+        "(data, teacher views, evaluation, export).",
+        f"Whole study: {total_minutes:.0f} min. Command: `{protocol['command']}`",
+    ]
+    return "\n".join(lines)
+
+
+def _plots(runs, output):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from akd_tf import schedule
+
+    colors = {"scratch": "tab:gray", "kd": "tab:blue", "takd": "tab:green", "akd": "tab:red"}
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for r in runs:
+        accuracy = [100 * v for v in r["history"].get("val_accuracy", [])]
+        first = r["seed"] == runs[0]["seed"]
+        ax.plot(range(1, len(accuracy) + 1), accuracy, color=colors.get(r["method"]), alpha=0.85,
+                linestyle="-" if first else "--", label=f"{NAMES.get(r['method'], r['method'])}, seed {r['seed']}")
+    akd = [r for r in runs if r["method"] == "akd"]
+    if akd:
+        ax.axvline(FLAGS.phase1_epochs + 0.5, color="k", linestyle=":", label="AKD phase 1 | phase 2")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation top-1 %")
+    ax.set_title("Validation accuracy per epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(output + "_val_accuracy.png", dpi=110)
+    plt.close(fig)
+
+    p1, p2, tau = FLAGS.phase1_epochs, FLAGS.phase2_epochs, FLAGS.max_temperature
+    epochs = list(range(1, p1 + p2 + 1))
+    temps = [schedule.temperature_at(e - 1, p1, tau) if e <= p1 else 1 for e in epochs]
+    logged = akd[0]["history"].get("temperature") if akd else None
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.step(epochs, logged or temps, where="mid", color="tab:red", label="temperature T (as logged by the run)"
+            if logged else "temperature T")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("T", color="tab:red")
+    ax2 = ax.twinx()
+    ax2.step(epochs, [schedule.annealing_factor(t, tau) if e <= p1 else float("nan") for e, t in zip(epochs, temps)],
+             where="mid", color="tab:blue", label="Φ(T) = 1 − (T − 1)/τ_max")
+    ax2.set_ylabel("Φ(T)", color="tab:blue")
+    ax2.set_ylim(0, 1.05)
+    ax.axvline(p1 + 0.5, color="k", linestyle=":")
+    ax.text(p1 + 0.7, tau * 0.9, "phase 2: labels", fontsize=9)
+    ax.set_title(f"AKD schedule: τ_max = {tau}, {p1} phase-1 epochs, {p2} phase-2 epochs")
+    fig.legend(loc="lower left", bbox_to_anchor=(0.1, 0.15), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(output + "_schedule.png", dpi=110)
+    plt.close(fig)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    unknown = sorted(set(FLAGS.methods) - set(NAMES))
+    if unknown:
+        raise app.UsageError(f"Unknown --methods {unknown}. Allowed: {', '.join(NAMES)}")
+    start = time.perf_counter()
+    os.makedirs(FLAGS.workdir, exist_ok=True)
+    total = FLAGS.teacher_epochs
+    _log(f"study in {FLAGS.workdir}: teacher, assistant, then {len(FLAGS.methods)} methods x {len(FLAGS.seeds)} seeds")
+    # The teacher is a labels-only run of the teacher net; the assistant a KD run from it.
+    teacher = _run("teacher", method="scratch", seed=FLAGS.teacher_seed, student_net=FLAGS.teacher_net,
+                   phase1_epochs=total - 1, phase2_epochs=1, teacher_views=0,
+                   learning_rate=FLAGS.teacher_learning_rate or FLAGS.learning_rate)
+    teacher_path = os.path.join(teacher["workdir"], "student.keras")
+    assistant = None
+    if "takd" in FLAGS.methods:
+        assistant = _run("assistant", method="kd", seed=FLAGS.teacher_seed, teacher=teacher_path,
+                         student_net=FLAGS.assistant_net)
+    runs = []
+    for seed in FLAGS.seeds:
+        for method in FLAGS.methods:
+            extra = {"teacher_views": 0} if method == "scratch" else {}
+            if method == "takd":
+                extra["assistant"] = os.path.join(assistant["workdir"], "student.keras")
+            metrics = _run(f"{method}_seed{seed}", method=method, seed=int(seed),
+                           teacher=teacher_path if method != "takd" else None, **extra)
+            runs.append({**metrics, "method": method, "seed": int(seed)})
+    minutes = (time.perf_counter() - start) / 60
+    first = runs[0]["num_examples"]
+    command = "python -m benchmarks.cifar_study " + " ".join(a for a in sys.argv[1:])
+    protocol = {"train": first["train"], "validation": first.get("validation", 0), "test": first["test"],
+                "command": command, "flags": _passed_on(), "seeds": FLAGS.seeds,
+                "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
+    summary = _summarise(runs, teacher, assistant or teacher)
+    table = _table(summary, protocol, minutes)
+    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
+    with open(FLAGS.output + ".json", "w") as f:
+        json.dump({"protocol": protocol, **summary,
+                   "val_accuracy_per_epoch": {f"{r['method']}_seed{r['seed']}": r["history"].get("val_accuracy")
+                                              for r in runs}}, f, indent=2)
+    with open(FLAGS.output + ".md", "w") as f:
+        f.write(table + "\n")
+    _plots(runs, FLAGS.output)
+    print(table)
+    _log(f"study done in {minutes:.0f} min: {FLAGS.output}.md")
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=cli.parse_flags)
