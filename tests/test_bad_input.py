@@ -39,7 +39,7 @@ def files(tmp_path_factory):
     return {
         "dir": d, "not_a_model": str(d / "not_a_model.keras"), "corrupt": str(d / "corrupt.keras"),
         "cifar100": _teacher(d / "cifar100.keras", classes=100), "mnist": _teacher(d / "mnist.keras", (28, 28, 1)),
-        "unsafe": _teacher(d / "unsafe.keras", unsafe=True),
+        "unsafe": _teacher(d / "unsafe.keras", unsafe=True), "good": good,
     }
 
 
@@ -75,6 +75,17 @@ CASES = [
     ("preset_for_images", [SMOKE, "--student_preset=bert_tiny_en_uncased"], ["need a GLUE dataset", "cifar10"]),
     ("kd_on_regression", [GLUE, "--dataset=glue/stsb", "--method=kd"], ["regression task", "akd, scratch, finetune"]),
     ("zero_sequence_length", [GLUE, "--sequence_length=0"], ["positive integer", "sequence_length=0"]),
+    ("assistant_without_takd", [SMOKE, "--method=akd", "--assistant={good}"],
+     ["`assistant` is read by --method=takd only", "method='akd'"]),
+    ("assistant_missing", [SMOKE, "--method=takd", "--assistant=/no/such/assistant.keras"],
+     ["--assistant file not found", "'/no/such/assistant.keras'"]),
+    ("assistant_other_classes", [SMOKE, "--method=takd", "--assistant={cifar100}"],
+     ["--assistant", "predicts 100 classes", "the dataset has 10"]),
+    ("unknown_assistant_net", [SMOKE, "--method=takd", "--assistant_net=resnet9"], ["--assistant_net=resnet9"]),
+    ("takd_on_text", [GLUE, "--method=takd"], ["'takd' is implemented for image datasets", "glue/"]),
+    ("teacher_views_for_scratch", [SMOKE, "--method=scratch", "--teacher_views=2"],
+     ["teacher_views", "akd, kd and takd", "method='scratch'"]),
+    ("negative_teacher_views", [SMOKE, "--teacher_views=-1"], ["integer >= 0", "teacher_views=-1"]),
 ]
 
 

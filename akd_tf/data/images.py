@@ -77,7 +77,10 @@ class ImageSplits:
         per_view = lambda v: self.train_examples.map(  # noqa: E731
             lambda i, example: normalize(augment(example[0], tf.stack([view_key(self.shuffle_seed, v), i]))),
             num_parallel_calls=tf.data.AUTOTUNE)
-        return tf.data.Dataset.range(views).flat_map(per_view).batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+        batches = -(-views * self.num_examples["train"] // self.batch_size)
+        views = tf.data.Dataset.range(views).flat_map(per_view).batch(self.batch_size)
+        # flat_map hides the length; without it Keras's predict warns that the input "ran out of data".
+        return views.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
 
     def with_teacher_logits(self, view_logits, validation_logits=None, distill_epochs=None) -> "ImageSplits":
         """These splits with the teacher's logits in every batch: ``({STUDENT_INPUTS: x, TEACHER_LOGITS: z}, y)``.
@@ -101,7 +104,7 @@ class ImageSplits:
 
         def epoch_fn(epoch):
             key = epoch_key(seed, epoch)
-            ds = self.train_examples.shuffle(n, seed=key, reshuffle_each_iteration=False)
+            ds = _shuffle(self.train_examples, n, key)
             if_view = epoch < distill_epochs
             view = epoch % views
 
@@ -118,9 +121,13 @@ class ImageSplits:
         validation = self.validation
         if validation is not None and validation_logits is not None:
             logits = tf.data.Dataset.from_tensor_slices(tf.constant(validation_logits, tf.float32))
+            batches = int(validation.cardinality())
             validation = tf.data.Dataset.zip(validation.unbatch(), logits).map(
                 lambda xy, z: ({STUDENT_INPUTS: xy[0], TEACHER_LOGITS: z}, xy[1])
-            ).batch(self.batch_size).prefetch(tf.data.AUTOTUNE).with_options(_distribute_options())
+            ).batch(self.batch_size)
+            # unbatch() hides the length; Keras warns of "ran out of data" without it.
+            validation = validation.apply(tf.data.experimental.assert_cardinality(batches))
+            validation = validation.prefetch(tf.data.AUTOTUNE).with_options(_distribute_options())
         return dataclasses.replace(self, epoch_fn=epoch_fn, validation=validation)
 
 
@@ -252,7 +259,7 @@ def load(
 
     def epoch_fn(epoch):
         key = epoch_key(seed, epoch)
-        ds = train_cache.shuffle(counts["train"], seed=key, reshuffle_each_iteration=False)
+        ds = _shuffle(train_cache, counts["train"], key)
         ds = ds.map(lambda i, example: _train_example((i, example), key), num_parallel_calls=tf.data.AUTOTUNE)
         return ds.batch(batch_size)
 
@@ -270,6 +277,22 @@ def load(
         train_examples=train_cache,
         shuffle_seed=seed,
     )
+
+
+def _shuffle(ds, n, key):
+    """``ds.shuffle(n, seed=key)`` for a tensor ``key`` inside a traced function: the same order for the same
+    ``key``, whatever the global seed.
+
+    TensorFlow pairs an op seed with the global seed, and its helper tests ``(global, op) == (0, 0)`` in
+    Python, which fails on a symbolic ``key`` when the global seed is 0 (``keras.utils.set_random_seed(0)``).
+    Unsetting the traced graph's global seed around the call avoids both: the pair is (TF's default, key).
+    """
+    graph = tf.compat.v1.get_default_graph()
+    saved, graph.seed = graph.seed, None
+    try:
+        return ds.shuffle(n, seed=key, reshuffle_each_iteration=False)
+    finally:
+        graph.seed = saved
 
 
 def _train_example(example, key):
