@@ -131,8 +131,7 @@ class Config:
         elif self.assistant_path is not None:
             raise ValueError(f"`assistant` is read by --method=takd only. Received: method={self.method!r}, "
                              f"assistant={self.assistant_path!r}")
-        needs_teacher = self.method not in LABELS_ONLY and not (self.method == "takd" and self.assistant_path)
-        if self.teacher_path is None and needs_teacher and not (self.text and self.teacher_preset):
+        if self.teacher_path is None and self.needs_teacher and not (self.text and self.teacher_preset):
             one_of("teacher_net", architectures)
         if isinstance(self.teacher_views, bool) or not isinstance(self.teacher_views, int) or self.teacher_views < 0:
             raise ValueError(f"`teacher_views` must be an integer >= 0. Received: teacher_views={self.teacher_views!r}")

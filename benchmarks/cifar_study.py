@@ -152,7 +152,7 @@ def _table(summary, protocol, total_minutes):
         "",
         "std: sample standard deviation over seeds. training min: the student's epochs; run min: the whole command "
         "(data, teacher views, evaluation, export).",
-        f"Whole study: {total_minutes:.0f} min. Command: `{protocol['command']}`",
+        f"Whole study: {total_minutes:.0f} min (the sum of its runs' wall times). Command: `{protocol['command']}`",
     ]
     return "\n".join(lines)
 
@@ -213,7 +213,6 @@ def main(argv):
     unknown = sorted(set(FLAGS.methods) - set(NAMES))
     if unknown:
         raise app.UsageError(f"Unknown --methods {unknown}. Allowed: {', '.join(NAMES)}")
-    start = time.perf_counter()
     os.makedirs(FLAGS.workdir, exist_ok=True)
     total = FLAGS.teacher_epochs
     _log(f"study in {FLAGS.workdir}: teacher, assistant, then {len(FLAGS.methods)} methods x {len(FLAGS.seeds)} seeds")
@@ -235,7 +234,8 @@ def main(argv):
             metrics = _run(f"{method}_seed{seed}", method=method, seed=int(seed),
                            teacher=teacher_path if method != "takd" else None, **extra)
             runs.append({**metrics, "method": method, "seed": int(seed)})
-    minutes = (time.perf_counter() - start) / 60
+    # The sum over runs, so that a study resumed after a kill (or extended by a seed) still reports its cost.
+    minutes = sum(r["study"]["wall_time_s"] for r in [teacher, *([assistant] if assistant else []), *runs]) / 60
     first = runs[0]["num_examples"]
     command = "python -m benchmarks.cifar_study " + " ".join(a for a in sys.argv[1:])
     protocol = {"train": first["train"], "validation": first.get("validation", 0), "test": first["test"],

@@ -72,6 +72,9 @@ def test_phase2_loss_is_cross_entropy_and_skips_the_teacher():
     akd2.phase = 1
     akd2.fit(x, y, batch_size=16, epochs=1, verbose=0)
     assert float(counter.calls.numpy()) == start + 4  # 64 examples / 16
+    # Within one fit the phase-2 step (retraced at the switch) no longer runs it: 2 phase-1 epochs x 4 steps.
+    akd2.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[akd_tf.AnnealingSchedule(2, 2, verbose=0)])
+    assert float(counter.calls.numpy()) == start + 4 + 8
 
 
 def test_one_training_step_matches_a_hand_written_step():
