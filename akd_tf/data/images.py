@@ -44,9 +44,11 @@ class ImageSplits:
     num_examples: dict  # split name -> number of examples
     preprocessing: dict  # what a deployed model must do to raw uint8 pixels, for export
     batch_size: int = 0
-    epoch_fn: object = None  # epoch (int64 tensor) -> that epoch's batches; see `train_epochs`
     train_examples: tf.data.Dataset | None = None  # (index, (uint8 image, label)) in file order, cached
     shuffle_seed: int = 0
+    # Set by `with_teacher_logits`: [K, N, classes] logits of the teacher views, for epochs < distill_epochs.
+    view_logits: tf.Tensor | None = None
+    distill_epochs: int | None = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -61,11 +63,32 @@ class ImageSplits:
         """
         if not 0 <= start < stop:
             raise ValueError(f"Need 0 <= start < stop. Received: start={start}, stop={stop}")
-        epochs = tf.data.Dataset.range(start, stop).flat_map(self.epoch_fn)
+        epochs = tf.data.Dataset.range(start, stop).flat_map(self._epoch)
         # flat_map hides the length; stating it keeps Keras and tf.distribute on their known-size paths.
         epochs = epochs.apply(tf.data.experimental.assert_cardinality((stop - start) * self.steps_per_epoch))
         return epochs.prefetch(tf.data.AUTOTUNE).with_options(_distribute_options())
 
+    def _epoch(self, epoch):
+        """Epoch ``epoch`` (an int64 tensor): every training image once, in an order drawn from (seed,
+        epoch); augmented by (seed, epoch, index), or, with teacher views and ``epoch < distill_epochs``, shown
+        as view ``epoch mod K`` beside that view's logits."""
+        key = epoch_key(self.shuffle_seed, epoch)
+        ds = _shuffle(self.train_examples, self.num_examples["train"], key)
+        if self.view_logits is None:
+            example = lambda i, item: _train_example((i, item), key)  # noqa: E731
+        else:
+            from akd_tf.distiller import STUDENT_INPUTS, TEACHER_LOGITS  # the batch layout the distillers read
+
+            view = epoch % self.view_logits.shape[0]
+            use_view = epoch < self.distill_epochs
+            draw = tf.where(use_view, view_key(self.shuffle_seed, view), tf.cast(key, tf.int64))
+            # AKD's label epochs carry zeros, which the label loss never reads.
+            logits = tf.where(use_view, self.view_logits[view], tf.zeros_like(self.view_logits[0]))
+
+            def example(i, item):
+                image, label = _train_example((i, item), draw)
+                return {STUDENT_INPUTS: image, TEACHER_LOGITS: tf.gather(logits, i)}, label
+        return ds.map(example, num_parallel_calls=tf.data.AUTOTUNE).batch(self.batch_size)
 
     def teacher_views(self, views: int) -> tf.data.Dataset:
         """Batches of augmented training images, view after view, each in file order: ``views`` × N images.
@@ -94,29 +117,10 @@ class ImageSplits:
         from akd_tf.distiller import STUDENT_INPUTS, TEACHER_LOGITS  # the batch layout the distillers read
 
         view_logits = tf.constant(view_logits, tf.float32)
-        views, n = int(view_logits.shape[0]), self.num_examples["train"]
+        n = self.num_examples["train"]
         if view_logits.shape[1:] != (n, self.num_classes):
             raise ValueError(f"`view_logits` must have shape [views, {n}, {self.num_classes}]. "
                              f"Received: {tuple(view_logits.shape)}")
-        distill_epochs = distill_epochs or 2**62
-        zeros = tf.zeros([self.num_classes], tf.float32)
-        seed = self.shuffle_seed
-
-        def epoch_fn(epoch):
-            key = epoch_key(seed, epoch)
-            ds = _shuffle(self.train_examples, n, key)
-            if_view = epoch < distill_epochs
-            view = epoch % views
-
-            def example(i, item):
-                image, label = item
-                image, logits = tf.cond(
-                    if_view,
-                    lambda: (augment(image, tf.stack([view_key(seed, view), i])), tf.gather(view_logits[view], i)),
-                    lambda: (augment(image, tf.stack([tf.cast(key, tf.int64), i])), zeros))
-                return {STUDENT_INPUTS: normalize(image), TEACHER_LOGITS: logits}, label
-
-            return ds.map(example, num_parallel_calls=tf.data.AUTOTUNE).batch(self.batch_size)
 
         validation = self.validation
         if validation is not None and validation_logits is not None:
@@ -128,7 +132,8 @@ class ImageSplits:
             # unbatch() hides the length; Keras warns of "ran out of data" without it.
             validation = validation.apply(tf.data.experimental.assert_cardinality(batches))
             validation = validation.prefetch(tf.data.AUTOTUNE).with_options(_distribute_options())
-        return dataclasses.replace(self, epoch_fn=epoch_fn, validation=validation)
+        return dataclasses.replace(self, view_logits=view_logits, distill_epochs=distill_epochs or 2**62,
+                                   validation=validation)
 
 
 def view_key(seed, view):
@@ -257,12 +262,6 @@ def load(
             ds = ds.map(lambda x, y: (normalize(x), y), num_parallel_calls=tf.data.AUTOTUNE)
         datasets[split] = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(_distribute_options())
 
-    def epoch_fn(epoch):
-        key = epoch_key(seed, epoch)
-        ds = _shuffle(train_cache, counts["train"], key)
-        ds = ds.map(lambda i, example: _train_example((i, example), key), num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.batch(batch_size)
-
     return ImageSplits(
         name=name,
         train=datasets["train"],
@@ -273,7 +272,6 @@ def load(
         num_examples=counts,
         preprocessing={"input": "uint8 RGB HWC pixels", "scale": 1 / 255.0, "mean": list(MEAN), "std": list(STD)},
         batch_size=batch_size,
-        epoch_fn=epoch_fn,
         train_examples=train_cache,
         shuffle_seed=seed,
     )
