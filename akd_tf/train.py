@@ -248,7 +248,7 @@ def _callbacks(config, out, stage, phase_epochs, base_learning_rate, steps_per_e
     ]
 
 
-def _read_history(path):
+def read_history(path):
     """A CSVLogger file as a Keras ``History.history`` dict (``{}`` when there is none)."""
     if not os.path.isfile(path):
         return {}
@@ -322,7 +322,7 @@ class _Run:
             for callback in stateful:  # the stage had finished: only its end-of-training step is left
                 callback.set_model(model)
                 callback.on_train_end()
-        return _read_history(history_path)
+        return read_history(history_path)
 
 
 def _compile_classifier(model, optimizer):
@@ -409,7 +409,7 @@ def _teacher(run, data):
             _compile_classifier(teacher, _optimizer(config))
         if config.teacher_path:
             return teacher, {"source": config.teacher_path}, {}
-        history = _read_history(os.path.join(run.workdir, "history_teacher.csv"))
+        history = read_history(os.path.join(run.workdir, "history_teacher.csv"))
         return teacher, _teacher_summary(config, history), history
     logging.info("Training the teacher %s for %d epochs", config.teacher_net, config.teacher_epochs)
     learning_rate = config.teacher_learning_rate or config.learning_rate
@@ -436,6 +436,7 @@ def _assistant(run, data, teacher):
     trained here by Hinton KD from the teacher. Returns it, its figures and its history."""
     config = run.config
     trained = os.path.join(run.workdir, "assistant.keras")
+    epochs = config.assistant_epochs or config.student_epochs
     if config.assistant_path or os.path.isfile(trained):
         path = config.assistant_path or trained
         logging.info("Loading the assistant from %s", path)
@@ -444,15 +445,15 @@ def _assistant(run, data, teacher):
             _compile_classifier(assistant, _optimizer(config))
         if config.assistant_path:
             return assistant, {"source": config.assistant_path}, {}
-        history = _read_history(os.path.join(run.workdir, "history_assistant.csv"))
-        return assistant, {"source": "trained", **_best(history)}, history
-    epochs = config.assistant_epochs or config.student_epochs
-    logging.info("Training the assistant %s for %d epochs by KD from the teacher", config.assistant_net, epochs)
-    assistant, history, summary = _student(run, data, teacher, "assistant", config.assistant_net, "kd", epochs)
-    with run.strategy.scope():  # for evaluate() and a loadable file, like the teacher's
-        _compile_classifier(assistant, _optimizer(config))
-    _save(assistant, os.path.join(run.out, "assistant.keras"))
-    return assistant, {"source": "trained", "epochs": epochs, **summary["training"]}, history
+        history = read_history(os.path.join(run.workdir, "history_assistant.csv"))
+    else:
+        logging.info("Training the assistant %s for %d epochs by KD from the teacher", config.assistant_net, epochs)
+        assistant, history, _ = _student(run, data, teacher, "assistant", config.assistant_net, "kd", epochs)
+        with run.strategy.scope():  # for evaluate() and a loadable file, like the teacher's
+            _compile_classifier(assistant, _optimizer(config))
+        _save(assistant, os.path.join(run.out, "assistant.keras"))
+    # From the history in both cases, so a resumed run reports what an uninterrupted one does.
+    return assistant, {"source": "trained", **_phase_summary(history, 0, epochs, data.num_examples["train"])}, history
 
 
 def teacher_view_logits(run, data, teacher, stage):

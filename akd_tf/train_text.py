@@ -102,7 +102,7 @@ def _teacher(run, raw, vocabularies):
             teacher, preprocessor = _load(path, "--teacher")
         if config.teacher_path:
             return teacher, preprocessor, raw.features(preprocessor), {"source": config.teacher_path}, {}
-        history = train._read_history(os.path.join(run.workdir, "history_teacher.csv"))
+        history = train.read_history(os.path.join(run.workdir, "history_teacher.csv"))
         return (teacher, preprocessor, raw.features(preprocessor),
                 train._teacher_summary(config, history, monitor), history)
     keras.utils.set_random_seed(config.seed)

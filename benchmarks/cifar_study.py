@@ -24,6 +24,7 @@ import time
 from absl import app, flags
 
 from akd_tf import main as cli  # defines the run flags this study passes on
+from akd_tf import train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("seeds", ["0", "1"], "Seeds of the student runs (each method runs once per seed).")
@@ -77,17 +78,9 @@ def _run(name, **overrides):
         metrics = json.load(f)
     with open(record_path) as f:
         metrics["study"] = json.load(f)
-    metrics["history"] = _history(os.path.join(workdir, "history_student.csv"))
+    metrics["history"] = train.read_history(os.path.join(workdir, "history_student.csv"))
     metrics["workdir"] = workdir
     return metrics
-
-
-def _history(path):
-    import csv
-
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    return {key: [float(row[key]) for row in rows if row.get(key) not in (None, "")] for key in (rows[0] if rows else {})}
 
 
 def _mean_std(values):
