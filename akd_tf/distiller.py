@@ -15,7 +15,8 @@ Inputs are either one structure that both models take, or a dict that says who g
     {STUDENT_INPUTS: x_s, TEACHER_LOGITS: z_t}         the teacher's logits computed once, ahead of time
 
 With ``TEACHER_LOGITS`` the teacher is never run in ``fit``: the loss is the same, the cost is the
-student's alone (inputs without random augmentation, such as text, make this exact).
+student's alone. Exact for inputs without random augmentation (text) and for stored augmented views
+(`akd_tf.data.images.ImageSplits.with_teacher_logits`).
 """
 
 from __future__ import annotations

@@ -137,7 +137,7 @@ def main(argv):
     def bound(r):
         return 1.0 / (1.0 / r["student_train"] + 1.0 / r["teacher_inference"])
 
-    # name: (numerator, denominator, target); per-round ratios, then their median.
+    # name: (numerator, denominator, goal, label); per-round ratios, then their median.
     ratios = {
         "akd_phase1_over_bound": ("akd_phase1", bound, 0.9, "(c) / bound"),
         "views_over_student": ("akd_phase1_views", "student_train", 0.8, "(d) / (a)"),
