@@ -45,7 +45,7 @@ def split_inputs(x):
     return x, x, None
 
 
-def _known_shape(model, which):
+def known_shape(model, which):
     tensors = getattr(model, which, None)
     if not tensors or len(tensors) != 1 or not hasattr(tensors[0], "shape"):
         return None
@@ -57,13 +57,13 @@ def check_compatible(teacher, student):
     for name, model in (("teacher", teacher), ("student", student)):
         if not isinstance(model, keras.Model):
             raise TypeError(f"`{name}` must be a keras.Model. Received: {name}={model!r}")
-    t_out, s_out = _known_shape(teacher, "outputs"), _known_shape(student, "outputs")
+    t_out, s_out = known_shape(teacher, "outputs"), known_shape(student, "outputs")
     if t_out is not None and s_out is not None and t_out[-1:] != s_out[-1:]:
         raise ValueError(
             "Teacher and student must predict the same number of classes. "
             f"Received: teacher outputs {t_out[-1]}, student outputs {s_out[-1]}"
         )
-    t_in, s_in = _known_shape(teacher, "inputs"), _known_shape(student, "inputs")
+    t_in, s_in = known_shape(teacher, "inputs"), known_shape(student, "inputs")
     if t_in is not None and s_in is not None and t_in != s_in:
         raise ValueError(
             f"Teacher and student must take the same input shape. Received: teacher {t_in}, student {s_in}"

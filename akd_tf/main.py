@@ -3,7 +3,7 @@
     python -m akd_tf.main --flagfile=configs/cifar10.flags
     python -m akd_tf.main --flagfile=configs/smoke.flags --workdir=/tmp/akd_smoke
 
-Flags only build an `akd_tf.train.Config`; the work is `akd_tf.train.train_and_evaluate`.
+Flags only build an `akd_tf.config.Config`; the work is `akd_tf.train.train_and_evaluate`.
 Flagfile paths, including ``--flagfile`` lines inside a flagfile, are relative to the current directory.
 
 Killed at any moment, the same command resumes the run in ``--workdir``. Exit status: 0 done; 2 bad
@@ -19,6 +19,7 @@ from akd_tf import data as data_lib
 from akd_tf import nets, schedule
 from akd_tf.data import glue
 from akd_tf.nets import text as text_nets
+from akd_tf import config as config_lib
 from akd_tf import train
 from akd_tf.callbacks import TrainingDiverged
 
@@ -32,7 +33,7 @@ flags.DEFINE_bool("download", False, "Let TFDS download and prepare the dataset 
 flags.DEFINE_integer("validation_size", 5000, "Training examples held out for model selection.")
 flags.DEFINE_integer("train_size", None, "Use only the first N training examples (quick runs).")
 flags.DEFINE_integer("test_size", None, "Use only the first N test examples (quick runs).")
-flags.DEFINE_enum("method", "akd", list(train.METHODS),
+flags.DEFINE_enum("method", "akd", list(config_lib.METHODS),
                   "akd: Annealing-KD; scratch (or finetune, its name for a pre-trained student): labels only; "
                   "kd: Hinton KD; takd: Hinton KD through a teacher assistant (--assistant or --assistant_net). All train the student for phase1_epochs + phase2_epochs epochs.")
 _NETS = list(nets.NETS) + list(text_nets.ARCHITECTURES)
@@ -70,11 +71,11 @@ flags.DEFINE_integer("seed", 20, "Random seed (the official recipe uses 20).")
 flags.DEFINE_bool("deterministic", False, "TensorFlow op determinism: the same command gives the same weights, "
                   "also across a kill and resume (slower on GPUs).")
 flags.DEFINE_bool("overwrite", False, "Replace a finished (or differently configured) run in --workdir.")
-flags.DEFINE_enum("strategy", "auto", list(train.STRATEGIES),
+flags.DEFINE_enum("strategy", "auto", list(config_lib.STRATEGIES),
                   "auto: mirrored when there are several GPUs, else default. multi_worker: "
                   "MultiWorkerMirroredStrategy over the cluster in TF_CONFIG (run the same command on every worker).")
 flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bars, 2 a line per epoch.")
-flags.DEFINE_enum("optimizer", "sgd", list(train.OPTIMIZERS), "sgd (with --momentum; the CIFAR recipe) or adamw "
+flags.DEFINE_enum("optimizer", "sgd", list(config_lib.OPTIMIZERS), "sgd (with --momentum; the CIFAR recipe) or adamw "
                   "(decoupled --weight_decay; the GLUE recipe).")
 flags.DEFINE_float("clipnorm", None, "Clip each gradient to this norm (GLUE recipe: 1.0).")
 # Text (GLUE) runs.
@@ -107,12 +108,12 @@ def parse_flags(argv):
         _error(message.removeprefix("ERROR:: "), 2)
 
 
-def config_from_flags() -> train.Config:
-    names = {field.name for field in dataclasses.fields(train.Config)}
+def config_from_flags() -> config_lib.Config:
+    names = {field.name for field in dataclasses.fields(config_lib.Config)}
     values = {name: FLAGS[name].value for name in names if name in FLAGS}
     values["teacher_path"] = FLAGS.teacher
     values["assistant_path"] = FLAGS.assistant
-    return train.Config(**values)
+    return config_lib.Config(**values)
 
 
 def main(argv):
@@ -125,7 +126,7 @@ def main(argv):
     try:
         metrics = train.train_and_evaluate(config, FLAGS.workdir, overwrite=FLAGS.overwrite,
                                            notes={"flags.txt": flags_txt})
-    except train.BadInput as error:
+    except config_lib.BadInput as error:
         _error(error, 2)  # one line, before any training
     except TrainingDiverged as error:
         _error(error, 3)

@@ -25,16 +25,19 @@ import keras
 import numpy as np
 from absl import logging
 
-from akd_tf import files, glue_metrics, train
+from akd_tf import files, glue_metrics
 from akd_tf.callbacks import AnnealingSchedule, KeepBest, ValidationMetrics
+from akd_tf.config import LABELS_ONLY, BadInput
 from akd_tf.data import glue
 from akd_tf.distiller import TEACHER_INPUTS, TEACHER_LOGITS, AnnealingKD, HintonKD
 from akd_tf.nets import text as text_nets
+from akd_tf.run import (best_epoch, count_params, finish, load_model, make_optimizer, phase_summary, read_history,
+                        save_model, teacher_summary)
 
 PRESET_DIR = "preset"
 
 
-def _compile(model, optimizer, regression):
+def compile_model(model, optimizer, regression):
     if regression:
         model.compile(optimizer=optimizer, loss=keras.losses.MeanSquaredError(),
                       metrics=[keras.metrics.MeanSquaredError(name="mse")])
@@ -53,7 +56,7 @@ def _build(run, raw, who, vocabularies):
             try:
                 return text_nets.from_preset(preset, raw.num_classes, config.sequence_length, flag=f"{who}_preset")
             except text_nets.PresetUnavailable as error:
-                raise train.BadInput(str(error)) from None
+                raise BadInput(str(error)) from None
         size = getattr(config, f"{who}_vocabulary_size")
         if size not in vocabularies:
             vocabularies[size] = text_nets.learn_vocabulary(raw.texts["train"], size, verbose=bool(config.verbose))
@@ -77,11 +80,11 @@ def _dev_metrics(model, features, task, verbose):
     return result
 
 
-def _load(path, what):
-    model = train.load_model(path, what)
+def load_classifier(path, what):
+    model = load_model(path, what)
     preprocessor = getattr(model, "preprocessor", None)
     if preprocessor is None:
-        raise train.BadInput(f"{what} {path!r} is not a keras-nlp text classifier with a preprocessor (it cannot "
+        raise BadInput(f"{what} {path!r} is not a keras-nlp text classifier with a preprocessor (it cannot "
                              "tokenize text).")
     model.preprocessor = None
     return model, preprocessor
@@ -89,7 +92,7 @@ def _load(path, what):
 
 def _save(model, preprocessor, path):
     with text_nets.attached(model, preprocessor):
-        train._save(model, path)
+        save_model(model, path)
 
 
 def _teacher(run, raw, vocabularies):
@@ -99,24 +102,24 @@ def _teacher(run, raw, vocabularies):
         path = config.teacher_path or trained
         logging.info("Loading the teacher from %s", path)
         with run.strategy.scope():
-            teacher, preprocessor = _load(path, "--teacher")
+            teacher, preprocessor = load_classifier(path, "--teacher")
         if config.teacher_path:
             return teacher, preprocessor, raw.features(preprocessor), {"source": config.teacher_path}, {}
-        history = train.read_history(os.path.join(run.workdir, "history_teacher.csv"))
+        history = read_history(os.path.join(run.workdir, "history_teacher.csv"))
         return (teacher, preprocessor, raw.features(preprocessor),
-                train._teacher_summary(config, history, monitor), history)
+                teacher_summary(config, history, monitor), history)
     keras.utils.set_random_seed(config.seed)
     teacher, preprocessor = _build(run, raw, "teacher", vocabularies)
     features = raw.features(preprocessor)
     learning_rate = config.teacher_learning_rate or config.learning_rate
     with run.strategy.scope():
-        _compile(teacher, train._optimizer(config, learning_rate), raw.regression)
+        compile_model(teacher, make_optimizer(config, learning_rate), raw.regression)
     keep_best = [KeepBest(monitor=monitor, verbose=config.verbose)] if features.validation is not None else []
     logging.info("Training the teacher %s for %d epochs", teacher.name, config.teacher_epochs)
     history = run.fit(teacher, features, "teacher", config.teacher_epochs, (config.teacher_epochs,), learning_rate,
                       stateful=keep_best, first=_validation_metrics(features, raw.task))
     _save(teacher, preprocessor, os.path.join(run.out, "teacher.keras"))
-    return teacher, preprocessor, features, train._teacher_summary(config, history, monitor), history
+    return teacher, preprocessor, features, teacher_summary(config, history, monitor), history
 
 
 def cache_logits(teacher, features, verbose=1, batch_size=256):
@@ -153,17 +156,17 @@ def _student(run, raw, student, preprocessor, teacher, teacher_features, metrics
         if config.method == "akd":
             model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
                                 regression=raw.regression)
-            model.compile(optimizer=train._optimizer(config))
+            model.compile(optimizer=make_optimizer(config))
             phases = (config.phase1_epochs, config.phase2_epochs)
             stateful = [AnnealingSchedule(config.phase1_epochs, config.max_temperature, monitor=monitor,
                                           verbose=config.verbose)]
         elif config.method == "kd":
             model = HintonKD(teacher=teacher, student=student, temperature=config.kd_temperature, alpha=config.kd_alpha)
-            model.compile(optimizer=train._optimizer(config))
+            model.compile(optimizer=make_optimizer(config))
             phases, stateful = (config.student_epochs,), []
         else:
             model = student
-            _compile(model, train._optimizer(config), raw.regression)
+            compile_model(model, make_optimizer(config), raw.regression)
             phases, stateful = (config.student_epochs,), []
     if config.method != "akd" and features.validation is not None:
         stateful.append(KeepBest(monitor=monitor, verbose=config.verbose))
@@ -181,10 +184,10 @@ def _student(run, raw, student, preprocessor, teacher, teacher_features, metrics
 
 
 def _phase(history, start, stop, num_train, monitor):
-    summary = train._phase_summary(history, start, stop, num_train)
+    summary = phase_summary(history, start, stop, num_train)
     summary.pop("best_val_accuracy", None)
     summary.pop("best_epoch", None)
-    return {**summary, **train._best(history, monitor, start, stop)}
+    return {**summary, **best_epoch(history, monitor, start, stop)}
 
 
 def export_student(student, preprocessor, directory, raw, config):
@@ -228,15 +231,15 @@ def train_and_evaluate(run) -> dict:
     student, preprocessor = _new_student(run, raw, vocabularies)
     teacher = teacher_features = None
     teacher_history = {}
-    if config.method not in train.LABELS_ONLY or config.teacher_path:
+    if config.method not in LABELS_ONLY or config.teacher_path:
         teacher, teacher_preprocessor, teacher_features, summary, teacher_history = _teacher(run, raw, vocabularies)
-        metrics["teacher"] = {"net": teacher.name, "params": train._count_params(teacher), **summary,
+        metrics["teacher"] = {"net": teacher.name, "params": count_params(teacher), **summary,
                               "dev": _dev_metrics(teacher, teacher_features, raw.task, config.verbose)}
         logging.info("Teacher: %s", metrics["teacher"])
 
     student, preprocessor, features, history, phases = _student(run, raw, student, preprocessor, teacher,
                                                                 teacher_features, metrics)
-    metrics["student"] = {"net": student.name, "params": train._count_params(student),
+    metrics["student"] = {"net": student.name, "params": count_params(student),
                           "wall_time_s": float(np.sum(history.get("epoch_time_s", []))),
                           "dev": _dev_metrics(student, features, raw.task, config.verbose)}
     metrics["phases"] = phases
@@ -249,4 +252,4 @@ def train_and_evaluate(run) -> dict:
     title = (f"{config.method}: {student.name} on {config.dataset}"
              + (f" (teacher {teacher.name}: {main} {metrics['teacher']['dev'][first][main]:.4f})" if teacher else "")
              + f" — student {main} {metrics['student']['dev'][first][main]:.4f}")
-    return train.finish(run, metrics, history, title, teacher_history, f"teacher {teacher.name}" if teacher else None)
+    return finish(run, metrics, history, title, teacher_history, f"teacher {teacher.name}" if teacher else None)

@@ -24,7 +24,7 @@ import time
 from absl import app, flags
 
 from akd_tf import main as cli  # defines the run flags this study passes on
-from akd_tf import train
+from akd_tf.run import read_history
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("seeds", ["0", "1"], "Seeds of the student runs (each method runs once per seed).")
@@ -78,7 +78,7 @@ def _run(name, **overrides):
         metrics = json.load(f)
     with open(record_path) as f:
         metrics["study"] = json.load(f)
-    metrics["history"] = train.read_history(os.path.join(workdir, "history_student.csv"))
+    metrics["history"] = read_history(os.path.join(workdir, "history_student.csv"))
     metrics["workdir"] = workdir
     return metrics
 

@@ -48,16 +48,18 @@ def _time_round_robin(fits, repeats):
 
 def main(argv):
     del argv
-    from akd_tf import train, train_text
+    from akd_tf import run as run_lib
+    from akd_tf import train_text
+    from akd_tf.config import Config
     from akd_tf.data import glue
     from akd_tf.distiller import TEACHER_INPUTS, TEACHER_LOGITS, AnnealingKD
 
     with open(os.path.join(FLAGS.workdir, "config.json")) as f:
-        config = train.Config(**json.load(f))
+        config = Config(**json.load(f))
     raw = glue.load(config.dataset, batch_size=config.batch_size, validation_size=config.validation_size,
                     train_size=FLAGS.examples, test_size=1, shuffle_seed=config.seed)
-    teacher, teacher_pre = train_text._load(os.path.join(FLAGS.workdir, "teacher.keras"), "teacher")
-    student, student_pre = train_text._load(os.path.join(FLAGS.workdir, "student.keras"), "student")
+    teacher, teacher_pre = train_text.load_classifier(os.path.join(FLAGS.workdir, "teacher.keras"), "teacher")
+    student, student_pre = train_text.load_classifier(os.path.join(FLAGS.workdir, "student.keras"), "student")
     teacher_features, features = raw.features(teacher_pre), raw.features(student_pre)
     steps, n = features.steps_per_epoch, features.num_examples["train"]
 
@@ -67,12 +69,12 @@ def main(argv):
 
     teacher_params = int(teacher.count_params())
     students = {}
-    train_text._compile(student, train._optimizer(config), raw.regression)
+    train_text.compile_model(student, run_lib.make_optimizer(config), raw.regression)
     students["finetune"] = (student, features)
     for name, extra in (("akd_cached", {TEACHER_LOGITS: logits}),
                         ("akd_teacher_every_step", {TEACHER_INPUTS: {s: a[0] for s, a in teacher_features.arrays.items()}})):
         model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature)
-        model.compile(optimizer=train._optimizer(config))
+        model.compile(optimizer=run_lib.make_optimizer(config))
         students[name] = (model, features.with_inputs(**extra))
     # One student's weights serve every variant: the time of a step does not depend on their values.
     fits = {name: (lambda m=model, d=data: m.fit(d.train_epochs(0, 1), steps_per_epoch=steps, epochs=1, verbose=0))
@@ -86,7 +88,7 @@ def main(argv):
         "command": " ".join(["python -m benchmarks.glue_phase1_cost", *sys.argv[1:]]),
         "workdir": FLAGS.workdir, "dataset": config.dataset, "examples": n, "batch_size": config.batch_size,
         "teacher": {"name": teacher.name, "params": teacher_params},
-        "student": {"name": student.name, "params": train._count_params(student)},
+        "student": {"name": student.name, "params": run_lib.count_params(student)},
         "repeats": FLAGS.repeats, "variants": rows,
         "cache_logits": {"seconds": cache_s, "examples_per_s": n / cache_s, "over_finetune_epoch": cache_s / finetune},
     }

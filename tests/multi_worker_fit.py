@@ -25,9 +25,9 @@ def main():
     workers = [f"127.0.0.1:{port}" for port in args.ports.split(",")]
     os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": args.index}})
 
-    from akd_tf import train  # noqa: E402
+    from akd_tf import run  # noqa: E402
 
-    strategy = train.make_strategy("multi_worker")  # before any other TensorFlow call
+    strategy = run.make_strategy("multi_worker")  # before any other TensorFlow call
 
     import keras
     import numpy as np

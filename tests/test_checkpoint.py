@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from akd_tf import files, train
+from akd_tf import files, run
+from akd_tf.config import BadInput, Config
 from akd_tf.callbacks import AnnealingSchedule, KeepBest, StopOnDivergence, TrainingDiverged
 from akd_tf.checkpoint import TrainingCheckpoint
 from akd_tf.distiller import AnnealingKD
@@ -83,20 +84,20 @@ def test_divergence_stops_at_the_first_bad_batch_and_keeps_the_last_good_checkpo
 
 
 def test_workdir_rules(tmp_path):
-    config = train.Config(train_size=64)
-    train.prepare_workdir(config, str(tmp_path))  # empty: fine
+    config = Config(train_size=64)
+    run.prepare_workdir(config, str(tmp_path))  # empty: fine
     files.write_json(tmp_path / "config.json", __import__("dataclasses").asdict(config))
-    train.prepare_workdir(train.Config(train_size=64, verbose=0), str(tmp_path))  # verbosity may change on resume
-    with pytest.raises(train.BadInput, match=r"other settings: train_size \(saved 64, now 128\)"):
-        train.prepare_workdir(train.Config(train_size=128), str(tmp_path))
+    run.prepare_workdir(Config(train_size=64, verbose=0), str(tmp_path))  # verbosity may change on resume
+    with pytest.raises(BadInput, match=r"other settings: train_size \(saved 64, now 128\)"):
+        run.prepare_workdir(Config(train_size=128), str(tmp_path))
     (tmp_path / "metrics.json").write_text("{}")
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / "student").mkdir()
-    with pytest.raises(train.BadInput, match="holds a finished run"):
-        train.prepare_workdir(config, str(tmp_path))
+    with pytest.raises(BadInput, match="holds a finished run"):
+        run.prepare_workdir(config, str(tmp_path))
     (tmp_path / "teacher.keras").write_text("")
-    with pytest.raises(train.BadInput, match="would delete"):
-        train.prepare_workdir(train.Config(teacher_path=str(tmp_path / "teacher.keras")), str(tmp_path), True)
-    train.prepare_workdir(config, str(tmp_path), overwrite=True)
-    train.clear_outputs(str(tmp_path))
+    with pytest.raises(BadInput, match="would delete"):
+        run.prepare_workdir(Config(teacher_path=str(tmp_path / "teacher.keras")), str(tmp_path), True)
+    run.prepare_workdir(config, str(tmp_path), overwrite=True)
+    run.clear_outputs(str(tmp_path))
     assert os.listdir(tmp_path) == ["notes.txt"]  # only this tool's outputs are removed

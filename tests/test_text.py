@@ -12,7 +12,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from akd_tf import AnnealingSchedule
-from akd_tf import train
+from akd_tf import run, train
+from akd_tf.config import Config
 from akd_tf.data import glue
 from akd_tf.distiller import TEACHER_INPUTS, TEACHER_LOGITS, AnnealingKD
 from akd_tf.nets import text as text_nets
@@ -132,11 +133,11 @@ def test_cli_student_preset_fails_before_the_teacher_trains(tmp_path):
 
 def test_glue_run_end_to_end_on_mock_data_for_a_pair_task(tmp_path):
     """MRPC (sentence pairs, F1) through `train_and_evaluate` on TFDS mock data."""
-    config = train.Config(dataset="glue/mrpc", train_size=48, validation_size=32, test_size=32, batch_size=16,
-                          teacher_net="bert_l1_h64", student_net="bert_l1_h64", teacher_vocabulary_size=300,
-                          student_vocabulary_size=300, sequence_length=24, teacher_epochs=1, max_temperature=1,
-                          phase1_epochs=1, phase2_epochs=1, optimizer="adamw", learning_rate=1e-3, weight_decay=0.0,
-                          lr_schedule="linear", verbose=0)
+    config = Config(dataset="glue/mrpc", train_size=48, validation_size=32, test_size=32, batch_size=16,
+                    teacher_net="bert_l1_h64", student_net="bert_l1_h64", teacher_vocabulary_size=300,
+                    student_vocabulary_size=300, sequence_length=24, teacher_epochs=1, max_temperature=1,
+                    phase1_epochs=1, phase2_epochs=1, optimizer="adamw", learning_rate=1e-3, weight_decay=0.0,
+                    lr_schedule="linear", verbose=0)
     # Random strings and labels in the shape of the real features; the split metadata comes from the real files.
     with tfds.testing.mock_data(num_examples=120, policy=tfds.testing.MockPolicy.USE_FILES,
                                 data_dir=os.environ["TFDS_DATA_DIR"]):
@@ -166,7 +167,7 @@ def test_cli_glue_run_writes_metrics_models_and_a_loadable_student(sst2_workdir)
     for who in ("teacher", "student"):
         assert 0.0 <= metrics[who]["dev"]["dev"]["accuracy"] <= 1.0
     # The .keras student carries its tokenizer: it classifies raw strings, as the metrics were computed.
-    student = train.load_model(os.path.join(sst2_workdir, "student.keras"), "student")
+    student = run.load_model(os.path.join(sst2_workdir, "student.keras"), "student")
     logits = student.predict(np.array(["a gorgeous , witty , seductive movie .", "dull and lifeless ."]), verbose=0)
     assert logits.shape == (2, 2)
     # The preset beside the SavedModel loads with keras-nlp's own from_preset, offline.

@@ -75,7 +75,7 @@ class Features:
         """``split`` in order, batched."""
         inputs, labels = self.arrays[split]
         ds = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(batch_size or self.batch_size)
-        return ds.prefetch(tf.data.AUTOTUNE).with_options(_images._distribute_options())
+        return ds.prefetch(tf.data.AUTOTUNE).with_options(_images.distribute_options())
 
     @property
     def validation(self):
@@ -100,7 +100,7 @@ class Features:
         batches = tf.data.Dataset.range(start, stop).flat_map(epoch_batches)
         ds = tf.data.Dataset.zip(table.repeat(), batches).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.apply(tf.data.experimental.assert_cardinality((stop - start) * self.steps_per_epoch))
-        return ds.prefetch(tf.data.AUTOTUNE).with_options(_images._distribute_options())
+        return ds.prefetch(tf.data.AUTOTUNE).with_options(_images.distribute_options())
 
     def with_inputs(self, **extra) -> "Features":
         """The same examples with ``inputs = {STUDENT_INPUTS: features, **extra}`` (``extra`` maps a name

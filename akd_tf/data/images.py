@@ -66,7 +66,7 @@ class ImageSplits:
         epochs = tf.data.Dataset.range(start, stop).flat_map(self._epoch)
         # flat_map hides the length; stating it keeps Keras and tf.distribute on their known-size paths.
         epochs = epochs.apply(tf.data.experimental.assert_cardinality((stop - start) * self.steps_per_epoch))
-        return epochs.prefetch(tf.data.AUTOTUNE).with_options(_distribute_options())
+        return epochs.prefetch(tf.data.AUTOTUNE).with_options(distribute_options())
 
     def _epoch(self, epoch):
         """Epoch ``epoch`` (an int64 tensor): every training image once, in an order drawn from (seed,
@@ -131,7 +131,7 @@ class ImageSplits:
             ).batch(self.batch_size)
             # unbatch() hides the length; Keras warns of "ran out of data" without it.
             validation = validation.apply(tf.data.experimental.assert_cardinality(batches))
-            validation = validation.prefetch(tf.data.AUTOTUNE).with_options(_distribute_options())
+            validation = validation.prefetch(tf.data.AUTOTUNE).with_options(distribute_options())
         return dataclasses.replace(self, view_logits=view_logits, distill_epochs=distill_epochs or 2**62,
                                    validation=validation)
 
@@ -260,7 +260,7 @@ def load(
             ds = ds.map(lambda example, key: _train_example(example, key), num_parallel_calls=tf.data.AUTOTUNE)
         else:
             ds = ds.map(lambda x, y: (normalize(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-        datasets[split] = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(_distribute_options())
+        datasets[split] = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(distribute_options())
 
     return ImageSplits(
         name=name,
@@ -298,7 +298,7 @@ def _train_example(example, key):
     return normalize(augment(image, tf.stack([tf.cast(key, tf.int64), index]))), label
 
 
-def _distribute_options():
+def distribute_options():
     # Global batches; with several workers each takes its share of every batch (DATA sharding).
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

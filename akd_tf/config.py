@@ -1,0 +1,155 @@
+"""The configuration of a run (`Config`), its allowed values, and `BadInput`: what the CLI's flags build and
+every stage reads. Validation only; nothing here touches data, models or files."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from akd_tf import data as data_lib
+from akd_tf import nets, schedule
+from akd_tf.data import glue
+from akd_tf.nets import text as text_nets
+
+# "finetune" is "scratch" (labels only) under the name that reads right for a pre-trained student.
+METHODS = ("akd", "scratch", "kd", "takd", "finetune")
+LABELS_ONLY = ("scratch", "finetune")
+OPTIMIZERS = ("sgd", "adamw")
+STRATEGIES = ("auto", "mirrored", "one_device", "default", "multi_worker")
+
+
+class BadInput(ValueError):
+    """A configuration, path or file that cannot work; raised before any training starts."""
+
+
+
+@dataclasses.dataclass
+class Config:
+    """Everything a run needs; the defaults are the paper's CIFAR-10 recipe (``configs/cifar10.flags``)."""
+
+    dataset: str = "cifar10"
+    data_dir: str | None = None
+    download: bool = False
+    validation_size: int = 5000
+    train_size: int | None = None
+    test_size: int | None = None
+    method: str = "akd"
+    teacher_net: str = "resnet110"
+    student_net: str = "resnet8"
+    teacher_path: str | None = None
+    teacher_epochs: int = 200
+    # TAKD: teacher -> assistant -> student; the assistant is loaded, or trained here by KD from the teacher.
+    assistant_path: str | None = None
+    assistant_net: str = "resnet20"
+    assistant_epochs: int | None = None  # None: as many as the student
+    # Images: K augmented views of every training image, teacher run once over them (0: teacher in the loop).
+    teacher_views: int = 0
+    phase1_epochs: int = 200
+    phase2_epochs: int = 100
+    max_temperature: int = 10
+    kd_alpha: float = 0.9
+    kd_temperature: float = 4.0
+    batch_size: int = 128
+    learning_rate: float = 0.1
+    teacher_learning_rate: float | None = None  # None: same as learning_rate
+    lr_schedule: str = "step"
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    seed: int = 20
+    deterministic: bool = False
+    strategy: str = "auto"
+    verbose: int = 1
+    # Text (GLUE) runs only.
+    teacher_preset: str | None = None
+    student_preset: str | None = None
+    sequence_length: int = 128
+    teacher_vocabulary_size: int = 8000
+    student_vocabulary_size: int = 8000
+    cache_teacher_logits: bool = True
+    optimizer: str = "sgd"
+    clipnorm: float | None = None
+
+    @property
+    def text(self) -> bool:
+        return glue.is_glue(self.dataset)
+
+    def validate(self):
+        """Raises `ValueError` naming the first bad field, before any data or model is touched."""
+        def one_of(name, allowed):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"Unknown {name} {value!r}. Allowed: {', '.join(allowed)}")
+
+        one_of("dataset", tuple(data_lib.DATASETS) + tuple(glue.DATASETS))
+        one_of("method", METHODS)
+        architectures = tuple(text_nets.ARCHITECTURES if self.text else nets.NETS)
+        if not (self.text and self.student_preset):
+            one_of("student_net", architectures)
+        if self.method == "takd":
+            if self.text:
+                raise ValueError("`method` 'takd' is implemented for image datasets. Received: "
+                                 f"dataset={self.dataset!r}. Allowed there: akd, scratch, kd, finetune")
+            if self.assistant_path is None:
+                one_of("assistant_net", architectures)
+        elif self.assistant_path is not None:
+            raise ValueError(f"`assistant` is read by --method=takd only. Received: method={self.method!r}, "
+                             f"assistant={self.assistant_path!r}")
+        if self.teacher_path is None and self.needs_teacher and not (self.text and self.teacher_preset):
+            one_of("teacher_net", architectures)
+        if isinstance(self.teacher_views, bool) or not isinstance(self.teacher_views, int) or self.teacher_views < 0:
+            raise ValueError(f"`teacher_views` must be an integer >= 0. Received: teacher_views={self.teacher_views!r}")
+        if self.teacher_views and (self.text or self.method in LABELS_ONLY):
+            raise ValueError(
+                "`teacher_views` caches the teacher's logits of augmented images for akd, kd and takd on image "
+                f"datasets. Received: teacher_views={self.teacher_views}, method={self.method!r}, "
+                f"dataset={self.dataset!r}" + (" (text runs cache logits with --cache_teacher_logits)" if self.text
+                                                else ""))
+        if self.assistant_epochs is not None and (isinstance(self.assistant_epochs, bool)
+                                                  or not isinstance(self.assistant_epochs, int)
+                                                  or self.assistant_epochs < 1):
+            raise ValueError(f"`assistant_epochs` must be a positive integer. Received: "
+                             f"assistant_epochs={self.assistant_epochs!r}")
+        if not self.text and (self.teacher_preset or self.student_preset):
+            raise ValueError("`teacher_preset`/`student_preset` name keras-nlp text models; they need a GLUE dataset "
+                             f"(glue/<task>). Received: dataset={self.dataset!r}")
+        if self.text and self.method == "kd" and glue.DATASETS[self.dataset]["num_classes"] == 1:
+            raise ValueError(f"`method` 'kd' needs class probabilities; {self.dataset} is a regression task. "
+                             "Allowed there: akd, scratch, finetune")
+        one_of("lr_schedule", tuple(schedule.LR_SCHEDULES) + (schedule.LINEAR,))
+        one_of("optimizer", OPTIMIZERS)
+        one_of("strategy", STRATEGIES)
+        for name in ("phase1_epochs", "phase2_epochs", "batch_size", "max_temperature", "teacher_epochs",
+                     "sequence_length", "teacher_vocabulary_size", "student_vocabulary_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        for name in ("learning_rate", "kd_temperature", "teacher_learning_rate", "clipnorm"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ValueError(f"`{name}` must be > 0. Received: {name}={getattr(self, name)!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"`momentum` must lie in [0, 1). Received: momentum={self.momentum!r}")
+        if not 0 <= self.kd_alpha <= 1:
+            raise ValueError(f"`kd_alpha` must lie in [0, 1]. Received: kd_alpha={self.kd_alpha!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"`weight_decay` must be >= 0. Received: weight_decay={self.weight_decay!r}")
+        if self.method == "akd":
+            schedule.validate_schedule(self.phase1_epochs, self.max_temperature)
+        for flag, path in (("--teacher", self.teacher_path), ("--assistant", self.assistant_path)):
+            if path is not None and not os.path.isfile(path):
+                raise FileNotFoundError(f"{flag} file not found. Received: {path!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"`seed` must be an integer >= 0. Received: seed={self.seed!r}")
+
+    @property
+    def student_epochs(self):
+        """Every method trains the student for as many epochs as AKD's two phases together."""
+        return self.phase1_epochs + self.phase2_epochs
+
+    @property
+    def needs_teacher(self):
+        """Is the teacher loaded (or trained)? Not for TAKD with a given assistant; for labels-only methods
+        only when ``--teacher`` is given (its test accuracy is then reported beside the student's)."""
+        if self.method == "takd" and self.assistant_path:
+            return False
+        return self.method not in LABELS_ONLY or self.teacher_path is not None
+

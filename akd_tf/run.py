@@ -1,0 +1,374 @@
+"""The stages every run shares, image or text: checks before training (`preflight`), the strategy, the workdir
+(`prepare_workdir`, `start`), ``fit`` with per-epoch checkpoints and resume (`Run.fit`), model files
+(`load_model`, `save_model`), per-phase figures, and the end of a run (`finish`).
+
+`akd_tf.train` (images) and `akd_tf.train_text` (GLUE) call down into this module; it calls neither.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import tempfile
+import time
+import zipfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from akd_tf import data as data_lib
+from akd_tf import distiller, files, multi_worker, plots, schedule
+from akd_tf.callbacks import AnnealingSchedule, LinearDecay, StopOnDivergence, TrainingDiverged
+from akd_tf.checkpoint import TrainingCheckpoint, is_chief
+from akd_tf.config import BadInput, Config, STRATEGIES
+from akd_tf.data import glue
+
+# Everything a run writes into its workdir; `overwrite=True` removes exactly these.
+OUTPUTS = ("teacher.keras", "assistant.keras", "student.keras", "student", "metrics.json", "config.json", "flags.txt",
+           "run.png", "teacher.png", "history_teacher.csv", "history_assistant.csv", "history_student.csv",
+           "teacher_views_assistant.npz", "teacher_views_student.npz", "tensorboard", "checkpoints")
+# Config fields that may change when a run is resumed (they do not change what is computed).
+RESUMABLE_CHANGES = ("verbose",)
+
+
+def make_strategy(name):
+    """``auto``: `MirroredStrategy` over all GPUs when there are several, else the default strategy.
+
+    ``multi_worker``: `MultiWorkerMirroredStrategy` over the cluster that ``TF_CONFIG`` describes; it must
+    be created before any other TensorFlow call of the process.
+    """
+    if name == "multi_worker":
+        return multi_worker.strategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "default"
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "default":
+        return tf.distribute.get_strategy()
+    raise ValueError(f"Unknown strategy {name!r}. Allowed: {', '.join(STRATEGIES)}")
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds the wall time of each epoch (training and validation) to its logs as ``epoch_time_s``."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_time_s"] = time.perf_counter() - self._start
+
+
+def make_optimizer(config, learning_rate=None):
+    """The configured optimizer: SGD with momentum (the CIFAR recipe) or AdamW (the GLUE recipe; its decoupled
+    ``weight_decay`` replaces the nets' L2 penalty), with ``clipnorm`` if set."""
+    learning_rate = learning_rate or config.learning_rate
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=config.weight_decay,
+                                      clipnorm=config.clipnorm)
+    return keras.optimizers.SGD(learning_rate=learning_rate, momentum=config.momentum, clipnorm=config.clipnorm)
+
+
+def _callbacks(config, out, stage, phase_epochs, base_learning_rate, steps_per_epoch):
+    """Per-phase learning rate, timing, CSV and TensorBoard logs shared by every stage."""
+    if config.lr_schedule == schedule.LINEAR:
+        learning_rate = LinearDecay(base_learning_rate, phase_epochs, steps_per_epoch)
+    else:
+        learning_rate = keras.callbacks.LearningRateScheduler(
+            lambda epoch, _: schedule.learning_rate_at(epoch, phase_epochs, base_learning_rate, config.lr_schedule))
+    return [
+        learning_rate,
+        EpochTimer(),
+        # Appends: a resumed stage continues the log (trimmed to its checkpoint by `_fit`).
+        keras.callbacks.CSVLogger(os.path.join(out, f"history_{stage}.csv"), append=True),
+        keras.callbacks.TensorBoard(log_dir=os.path.join(out, "tensorboard", stage)),
+    ]
+
+
+def read_history(path):
+    """A CSVLogger file as a Keras ``History.history`` dict (``{}`` when there is none)."""
+    if not os.path.isfile(path):
+        return {}
+    history = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            for key, value in row.items():
+                if key != "epoch" and value != "":
+                    history.setdefault(key, []).append(float(value))
+    return history
+
+
+def _truncate_history(path, epochs):
+    """Keeps the header and the first ``epochs`` rows: rows past the checkpoint are recomputed on resume."""
+    if not os.path.isfile(path):
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if len(rows) > epochs + 1:
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows(rows[: epochs + 1])
+        files.write_text(path, text.getvalue())
+
+
+class Run:
+    """Where a run reads and writes: the chief writes into the workdir; other workers of a multi-worker
+    run read the chief's checkpoints but write into a private temporary directory."""
+
+    def __init__(self, config, workdir, strategy):
+        self.config, self.workdir, self.strategy = config, workdir, strategy
+        self.chief = is_chief(strategy)
+        self.out = workdir if self.chief else tempfile.mkdtemp(prefix="akd_tf_worker_")
+
+    def fit(self, model, data, stage, epochs, phase_epochs, base_learning_rate, stateful, first=()):
+        """``model.fit`` that resumes from the stage's checkpoint; returns the stage's full history.
+
+        ``first``: stateless callbacks that run before all others (e.g. validation metrics they read).
+        """
+        config = self.config
+        checkpoint = TrainingCheckpoint(os.path.join(self.workdir, "checkpoints", stage), stateful=stateful)
+        start = checkpoint.restore(model)
+        history_path = os.path.join(self.out, f"history_{stage}.csv")
+        _truncate_history(history_path, start)
+        if start:
+            logging.info("Resuming %s at epoch %d of %d from %s", stage, start + 1, epochs, checkpoint.directory)
+            if config.verbose:
+                print(f"Resuming {stage} training at epoch {start + 1}/{epochs} from its checkpoint.")
+        if start < epochs:
+            callbacks = (
+                list(first)
+                + [c for c in stateful if isinstance(c, AnnealingSchedule)]  # early: it adds T/phase to the logs
+                + _callbacks(config, self.out, stage, phase_epochs, base_learning_rate, data.steps_per_epoch)
+                + [c for c in stateful if not isinstance(c, AnnealingSchedule)]
+                + [StopOnDivergence(), checkpoint]  # last: it records what the others did
+            )
+            try:
+                model.fit(
+                    data.train_epochs(start, epochs), steps_per_epoch=data.steps_per_epoch, initial_epoch=start,
+                    shuffle=False,  # the dataset shuffles, by (seed, epoch)
+                    epochs=epochs, validation_data=data.validation, verbose=config.verbose, callbacks=callbacks,
+                )
+            except TrainingDiverged as error:
+                kept = checkpoint.latest_epoch()
+                raise TrainingDiverged(
+                    f"{stage} training diverged: {error}. "
+                    + (f"The last good checkpoint (after epoch {kept}) is kept in {checkpoint.directory}. "
+                       if kept else "No epoch finished, so there is no checkpoint. ")
+                    + "Try a lower --learning_rate (with --overwrite or a new --workdir)."
+                ) from None
+        else:
+            for callback in stateful:  # the stage had finished: only its end-of-training step is left
+                callback.set_model(model)
+                callback.on_train_end()
+        return read_history(history_path)
+
+
+def compile_classifier(model, optimizer):
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+
+
+def count_params(model):
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def evaluate_classifier(model, dataset, verbose):
+    results = model.evaluate(dataset, verbose=verbose, return_dict=True)
+    return {"test_accuracy": float(results["accuracy"]), "test_loss": float(results["loss"])}
+
+
+def best_epoch(history, key="val_accuracy", start=0, stop=None):
+    values = history.get(key, [])[start:stop]
+    if not values:
+        return {}
+    best = int(np.argmax(values))
+    return {"best_epoch": start + best + 1, f"best_{key}": float(values[best])}
+
+
+def phase_summary(history, start, stop, num_train):
+    times = history.get("epoch_time_s", [])[start:stop]
+    summary = {"epochs": stop - start, **best_epoch(history, start=start, stop=stop)}
+    if times:
+        summary["wall_time_s"] = float(np.sum(times))
+        summary["images_per_second"] = float(num_train * len(times) / np.sum(times))
+    if history.get("loss"):
+        summary["final_train_loss"] = float(history["loss"][stop - 1])
+    return summary
+
+
+def load_model(path, what="--teacher"):
+    """Loads a ``.keras`` model with ``safe_mode`` on (no code from the file runs).
+
+    Raises `BadInput` in one line when the file is missing, not a Keras model, corrupt or unsafe.
+    """
+    if not os.path.isfile(path):
+        raise BadInput(f"{what} file not found. Received: {path!r}")
+    prefix = f"{what} {path!r} is not a loadable Keras model"
+    if not path.endswith(".keras"):
+        raise BadInput(f"{prefix}: expected a .keras file (Keras 3 format).")
+    if not zipfile.is_zipfile(path):
+        raise BadInput(f"{prefix}: it is not a .keras zip archive (another format, or a truncated/corrupt file).")
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # noqa: BLE001 - Keras raises many types for bad files; all mean the same here
+        reason = " ".join(str(error).split())
+        if "safe_mode" in reason or "arbitrary code" in reason:
+            raise BadInput(f"{prefix} with safe_mode=True: it contains Python code (e.g. a Lambda layer) that "
+                           "safe mode refuses to run. Rebuild it from registered layers.") from None
+        if len(reason) > 200:
+            reason = reason[:200] + "…"
+        raise BadInput(f"{prefix} (loaded with safe_mode=True): {type(error).__name__}: {reason}") from None
+
+
+def check_fits_data(teacher, path, data_spec, flag="--teacher"):
+    outputs = distiller.known_shape(teacher, "outputs")
+    inputs = distiller.known_shape(teacher, "inputs")
+    if outputs is not None and outputs[-1] != data_spec["num_classes"]:
+        raise BadInput(f"{flag} {path!r} predicts {outputs[-1]} classes; the dataset has "
+                       f"{data_spec['num_classes']}.")
+    if "input_shape" in data_spec and inputs is not None and tuple(inputs) != tuple(data_spec["input_shape"]):
+        raise BadInput(f"{flag} {path!r} takes inputs of shape {tuple(inputs)}; the dataset's images are "
+                       f"{tuple(data_spec['input_shape'])}.")
+
+
+
+def teacher_summary(config, history, monitor="val_accuracy"):
+    summary = {"source": "trained", "epochs": config.teacher_epochs}
+    if history.get("epoch_time_s"):
+        summary["wall_time_s"] = float(np.sum(history["epoch_time_s"]))
+    return {**summary, **best_epoch(history, monitor)}
+
+
+
+def save_model(model, path):
+    # An optimizer compiled only for evaluate() is unbuilt; building it keeps the file's optimizer
+    # state consistent with what load_model rebuilds (else Keras warns and skips it on load).
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    with files.atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+
+def _differences(saved, config):
+    """``name (saved X, now Y)`` for each field of the saved ``config.json`` that differs and matters."""
+    current = dataclasses.asdict(config)
+    names = sorted(k for k in set(saved) | set(current) if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
+    return [f"{k} (saved {saved.get(k)!r}, now {current.get(k)!r})" for k in names]
+
+
+def prepare_workdir(config: Config, workdir: str, overwrite: bool = False):
+    """Checks that ``workdir`` can take this run, before anything long starts; `BadInput` otherwise.
+
+    A new or empty workdir is fine. One with an unfinished run of the same configuration is resumed.
+    A finished run, or an unfinished one with another configuration, is refused unless ``overwrite``;
+    `clear_outputs` then removes them, once every other check has passed.
+    """
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise BadInput(f"--workdir {workdir!r} exists and is not a directory.")
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=workdir):
+            pass
+    except OSError as error:
+        raise BadInput(f"--workdir {workdir!r} is not writable: {error.strerror or error}.") from None
+    config_path, metrics_path = os.path.join(workdir, "config.json"), os.path.join(workdir, "metrics.json")
+    if overwrite:
+        doomed = [os.path.realpath(os.path.join(workdir, name)) for name in OUTPUTS]
+        for flag, path in (("--teacher", config.teacher_path), ("--assistant", config.assistant_path)):
+            real = os.path.realpath(path) if path else None
+            if real and any(real == d or real.startswith(d + os.sep) for d in doomed):
+                raise BadInput(f"{flag} {path!r} is one of the outputs that --overwrite would delete "
+                               f"in --workdir {workdir!r}. Copy it elsewhere first.")
+        return
+    if os.path.isfile(metrics_path):
+        raise BadInput(f"--workdir {workdir!r} holds a finished run (metrics.json). Pass --overwrite to replace "
+                       "it, or choose another --workdir.")
+    if os.path.isfile(config_path):
+        with open(config_path) as f:
+            differing = _differences(json.load(f), config)
+        if differing:
+            listed = ", ".join(differing[:3]) + (f" and {len(differing) - 3} more" if len(differing) > 3 else "")
+            raise BadInput(
+                f"--workdir {workdir!r} holds an unfinished run with other settings: {listed}. "
+                "Run the same command to resume it, pass --overwrite to start over, or choose another --workdir."
+            )
+
+
+def validate_config(config):
+    try:
+        config.validate()
+    except (ValueError, OSError) as error:
+        raise BadInput(str(error)) from None
+
+
+def clear_outputs(workdir: str):
+    """Removes this tool's outputs (`OUTPUTS`) from ``workdir`` and nothing else."""
+    for name in OUTPUTS:
+        files.remove(os.path.join(workdir, name))
+
+
+def preflight(config: Config, workdir: str, overwrite: bool = False):
+    """Every check that needs no training: configuration, workdir, prepared dataset, teacher file.
+
+    Raises `BadInput` with a one-line message naming what was received and what is allowed.
+    """
+    validate_config(config)
+    prepare_workdir(config, workdir, overwrite)
+    try:
+        data_lib.images.builder(config.dataset, config.data_dir, config.download)
+    except FileNotFoundError as error:
+        raise BadInput(str(error)) from None
+    for flag, path in (("--teacher", config.teacher_path), ("--assistant", config.assistant_path)):
+        if path:
+            check_fits_data(load_model(path, flag), path, {**data_lib.DATASETS, **glue.DATASETS}[config.dataset],
+                                     flag)
+    if overwrite:  # last: a bad flag must not cost the user the run it would replace
+        clear_outputs(workdir)
+
+
+def finish(run, metrics, history, title, teacher_history=None, teacher_title=None):
+    """The end of a run: plots, then ``metrics.json`` (which marks the run finished), then no checkpoints."""
+    with files.atomic_path(os.path.join(run.out, "run.png")) as tmp:
+        plots.plot_run(history, tmp, title=title,
+                       phase1_epochs=run.config.phase1_epochs if run.config.method == "akd" else None)
+    if teacher_history:
+        with files.atomic_path(os.path.join(run.out, "teacher.png")) as tmp:
+            plots.plot_run(teacher_history, tmp, title=teacher_title)
+    files.write_json(os.path.join(run.out, "metrics.json"), metrics)
+    files.remove(os.path.join(run.out, "checkpoints"))
+    if not run.chief:
+        files.remove(run.out)
+    return metrics
+
+
+def start(config: Config, workdir: str, overwrite: bool = False, notes: dict | None = None) -> Run:
+    """The beginning of every run: checks (`preflight`), the strategy, determinism, ``config.json`` and
+    ``notes`` (file name -> text, e.g. the CLI's ``flags.txt``) in the workdir, and the seed."""
+    validate_config(config)
+    # A multi-worker strategy must exist before any other TensorFlow call; the others after the checks.
+    strategy = make_strategy(config.strategy) if config.strategy == "multi_worker" else None
+    if strategy is None or is_chief(strategy):
+        preflight(config, workdir, overwrite)
+    strategy = strategy or make_strategy(config.strategy)
+    logging.info("Strategy %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    run = Run(config, workdir, strategy)
+    if run.chief:
+        files.remove_stale_temporaries(workdir)  # left by writes that a kill interrupted
+        files.write_json(os.path.join(workdir, "config.json"), dataclasses.asdict(config))
+        for name, text in (notes or {}).items():
+            files.write_text(os.path.join(workdir, name), text)
+    keras.utils.set_random_seed(config.seed)
+    return run

@@ -1,0 +1,100 @@
+"""The package's import graph: modules call downwards (no two import each other, no longer cycle either), and
+no underscore name crosses a module boundary. Read from the source (AST), so function-level imports count."""
+
+import ast
+import os
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PACKAGES = ("akd_tf", "export")
+
+
+def _module_name(path):
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for package in PACKAGES for p in sorted((ROOT / package).rglob("*.py"))}
+
+
+def _resolve(name):
+    """The module that ``name`` (``pkg.mod`` or ``pkg.mod.attr``) refers to, if it is one of ours."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _imports(module):
+    """``[(imported module, names taken from it, lineno)]`` and ``{alias: module}`` of one of our modules."""
+    tree = ast.parse(MODULES[module].read_text())
+    edges, aliases = [], {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                target = _resolve(alias.name)
+                if target:
+                    edges.append((target, [], node.lineno))
+                    if alias.asname:
+                        aliases[alias.asname] = target
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            base = _resolve(node.module)
+            if not base:
+                continue
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                if full in MODULES:  # `from pkg import module`
+                    edges.append((full, [], node.lineno))
+                    aliases[alias.asname or alias.name] = full
+                else:
+                    edges.append((base, [alias.name], node.lineno))
+    return edges, aliases, tree
+
+
+GRAPH = {m: _imports(m) for m in MODULES}
+
+
+def test_the_graph_is_read():
+    """Guards the test itself: it sees the edges it is about."""
+    assert "akd_tf.run" in {target for target, _, _ in GRAPH["akd_tf.train"][0]}
+    assert "akd_tf.train_text" in {target for target, _, _ in GRAPH["akd_tf.train"][0]}
+    assert "akd_tf.distiller" in {target for target, _, _ in GRAPH["akd_tf.run"][0]}
+
+
+def test_no_import_cycles():
+    edges = {m: {t for t, _, _ in GRAPH[m][0] if t != m} for m in MODULES}
+    state, cycles = {}, []
+
+    def visit(node, path):
+        state[node] = "open"
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == "open":
+                cycles.append(path[path.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = "done"
+
+    for module in MODULES:
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_private_name_crosses_a_module_boundary(module):
+    edges, aliases, tree = GRAPH[module]
+    crossing = [f"line {line}: from {target} import {name}" for target, names, line in edges for name in names
+                if name.startswith("_") and not name.startswith("__")]
+    crossing += [f"line {node.lineno}: {node.value.id}.{node.attr}" for node in ast.walk(tree)
+                 if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                 and node.value.id in aliases and aliases[node.value.id] != module
+                 and node.attr.startswith("_") and not node.attr.startswith("__")]
+    assert not crossing, f"{module} uses private names of other modules: {crossing}"
+
+
+def test_train_text_does_not_import_train():
+    """The issue's own check: the text run builds on the shared stages, not on the image run."""
+    targets = {t for t, _, _ in GRAPH["akd_tf.train_text"][0]}
+    assert "akd_tf.train" not in targets and "akd_tf.run" in targets
+    assert os.path.isfile(MODULES["akd_tf.run"])
