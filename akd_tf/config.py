@@ -7,7 +7,7 @@ import dataclasses
 import os
 
 from akd_tf import data as data_lib
-from akd_tf import nets, schedule
+from akd_tf import logits, nets, schedule
 from akd_tf.data import glue
 from akd_tf.nets import text as text_nets
 
@@ -37,6 +37,8 @@ class Config:
     teacher_net: str = "resnet110"
     student_net: str = "resnet8"
     teacher_path: str | None = None
+    # What the --teacher file returns: logits, or probabilities (converted to logits before distillation).
+    teacher_outputs: str = "logits"
     teacher_epochs: int = 200
     # TAKD: teacher -> assistant -> student; the assistant is loaded, or trained here by KD from the teacher.
     assistant_path: str | None = None
@@ -116,6 +118,15 @@ class Config:
             raise ValueError(f"`method` 'kd' needs class probabilities; {self.dataset} is a regression task. "
                              "Allowed there: akd, scratch, finetune")
         one_of("lr_schedule", tuple(schedule.LR_SCHEDULES) + (schedule.LINEAR,))
+        one_of("teacher_outputs", logits.OUTPUTS)
+        if self.teacher_outputs == "probabilities":
+            if self.teacher_path is None:
+                raise ValueError("`teacher_outputs` 'probabilities' describes a --teacher file; a teacher trained here "
+                                 "(or built from a preset) returns logits. Received: teacher_outputs='probabilities' "
+                                 "and no --teacher")
+            if self.text and glue.DATASETS[self.dataset]["num_classes"] == 1:
+                raise ValueError(f"`teacher_outputs` 'probabilities' needs a classification task; {self.dataset} is a "
+                                 "regression task, whose teacher returns a score. Allowed there: logits")
         one_of("optimizer", OPTIMIZERS)
         one_of("strategy", STRATEGIES)
         for name in ("phase1_epochs", "phase2_epochs", "batch_size", "max_temperature", "teacher_epochs",

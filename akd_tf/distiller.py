@@ -25,6 +25,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from akd_tf import logits as logits_lib
 from akd_tf import losses
 from akd_tf import schedule
 
@@ -71,11 +72,27 @@ def check_compatible(teacher, student):
 
 
 class Distiller(keras.Model):
-    """A frozen teacher, a trainable student, and a per-example loss defined by the subclass."""
+    """A frozen teacher, a trainable student, and a per-example loss defined by the subclass.
 
-    def __init__(self, teacher, student, **kwargs):
+    Both models must return logits. A student or teacher whose output layer applies softmax/sigmoid is refused
+    (`akd_tf.logits.check_logits`), unless ``teacher_outputs="probabilities"`` says the teacher returns
+    probabilities: they are then turned into logits (`akd_tf.logits.probabilities_to_logits`) before any loss.
+    Cached ``TEACHER_LOGITS`` are logits in either case (`akd_tf.logits.outputs_as_logits` makes them).
+    """
+
+    def __init__(self, teacher, student, teacher_outputs="logits", **kwargs):
+        if teacher_outputs not in logits_lib.OUTPUTS:
+            raise ValueError(f"`teacher_outputs` must be one of {', '.join(logits_lib.OUTPUTS)}. "
+                             f"Received: teacher_outputs={teacher_outputs!r}")
         super().__init__(**kwargs)
         check_compatible(teacher, student)
+        logits_lib.check_logits(student, "student")
+        if teacher_outputs == "logits":
+            logits_lib.check_logits(teacher, "teacher")
+        self.teacher_outputs = teacher_outputs
+        # Read once: the function the teacher applies decides how its probabilities become logits.
+        self._teacher_function = (logits_lib.probability_function(teacher) if teacher_outputs == "probabilities"
+                                  else None)
         # Without this, Keras would count the teacher's weights as trainable and update them.
         teacher.trainable = False
         self.teacher = teacher
@@ -141,7 +158,10 @@ class Distiller(keras.Model):
             return tf.stop_gradient(ops.cast(cached, "float32"))
         if not self.uses_teacher():
             return tf.zeros(self._teacher_output_shape(x), "float32")
-        return tf.stop_gradient(ops.cast(self.teacher(x, training=False), "float32"))
+        outputs = self.teacher(x, training=False)
+        if self._teacher_function is not None:
+            outputs = logits_lib.probabilities_to_logits(outputs, self._teacher_function)
+        return tf.stop_gradient(ops.cast(outputs, "float32"))
 
     def _replica_loss(self, y, student_logits, teacher_logits, sample_weight):
         per_example = ops.cast(self.per_example_loss(y, student_logits, teacher_logits), "float32")
@@ -198,7 +218,8 @@ class Distiller(keras.Model):
             config.pop("compile_config", None)
             return config
 
-        return {"name": self.name, "teacher": serialize(self.teacher), "student": serialize(self.student)}
+        return {"name": self.name, "teacher": serialize(self.teacher), "student": serialize(self.student),
+                "teacher_outputs": self.teacher_outputs}
 
     @classmethod
     def from_config(cls, config):
@@ -230,6 +251,8 @@ class AnnealingKD(Distiller):
         student: a `keras.Model` returning logits of the same shape.
         max_temperature: τ_max, a positive integer (the paper uses 10 on CIFAR, 7 on GLUE).
         regression: phase 2 fits a score with squared error instead of classes with cross-entropy.
+        teacher_outputs: ``"logits"`` (default; a teacher ending in softmax/sigmoid is refused) or
+            ``"probabilities"``: the teacher's outputs are converted to logits with a clipped log.
     """
 
     def __init__(self, teacher, student, max_temperature=10, regression=False, **kwargs):

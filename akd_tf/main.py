@@ -42,6 +42,9 @@ flags.DEFINE_enum("teacher_net", "resnet110", _NETS, "Teacher network, when it i
 flags.DEFINE_enum("student_net", "resnet8", _NETS, "Student network (GLUE: a BERT architecture with random "
                   "weights, unless --student_preset).")
 flags.DEFINE_string("teacher", None, "A trained teacher (.keras) to load instead of training one.")
+flags.DEFINE_enum("teacher_outputs", "logits", ["logits", "probabilities"],
+                  "What the --teacher file returns. logits: a teacher whose output layer applies softmax/sigmoid is "
+                  "refused; probabilities: its outputs are turned into logits (log, clipped) before distillation.")
 flags.DEFINE_integer("teacher_epochs", 200, "Epochs to train the teacher.")
 flags.DEFINE_string("assistant", None, "--method=takd: a trained teacher assistant (.keras) to load instead of "
                     "training one.")

@@ -22,7 +22,7 @@ import tensorflow as tf
 from absl import logging
 
 from akd_tf import data as data_lib
-from akd_tf import distiller, files, multi_worker, plots, schedule
+from akd_tf import distiller, files, logits, multi_worker, plots, schedule
 from akd_tf.callbacks import AnnealingSchedule, LinearDecay, StopOnDivergence, TrainingDiverged
 from akd_tf.checkpoint import TrainingCheckpoint, is_chief
 from akd_tf.config import BadInput, Config, STRATEGIES
@@ -170,10 +170,10 @@ class Run:
         return read_history(history_path)
 
 
-def compile_classifier(model, optimizer):
+def compile_classifier(model, optimizer, from_logits=True):
     model.compile(
         optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
 
@@ -230,7 +230,9 @@ def load_model(path, what="--teacher"):
         raise BadInput(f"{prefix} (loaded with safe_mode=True): {type(error).__name__}: {reason}") from None
 
 
-def check_fits_data(teacher, path, data_spec, flag="--teacher"):
+def check_fits_data(teacher, path, data_spec, flag="--teacher", returns="logits"):
+    """`BadInput` unless the model in ``path`` predicts the dataset's classes from its inputs, and returns
+    logits (unless ``returns`` is ``"probabilities"``)."""
     outputs = distiller.known_shape(teacher, "outputs")
     inputs = distiller.known_shape(teacher, "inputs")
     if outputs is not None and outputs[-1] != data_spec["num_classes"]:
@@ -239,7 +241,11 @@ def check_fits_data(teacher, path, data_spec, flag="--teacher"):
     if "input_shape" in data_spec and inputs is not None and tuple(inputs) != tuple(data_spec["input_shape"]):
         raise BadInput(f"{flag} {path!r} takes inputs of shape {tuple(inputs)}; the dataset's images are "
                        f"{tuple(data_spec['input_shape'])}.")
-
+    if returns == "logits":
+        try:
+            logits.check_logits(teacher, flag.lstrip("-"))
+        except ValueError as error:
+            raise BadInput(f"{flag} {path!r}: {error}") from None
 
 
 def teacher_summary(config, history, monitor="val_accuracy"):
@@ -332,7 +338,7 @@ def preflight(config: Config, workdir: str, overwrite: bool = False):
     for flag, path in (("--teacher", config.teacher_path), ("--assistant", config.assistant_path)):
         if path:
             check_fits_data(load_model(path, flag), path, {**data_lib.DATASETS, **glue.DATASETS}[config.dataset],
-                                     flag)
+                            flag, config.teacher_outputs if flag == "--teacher" else "logits")
     if overwrite:  # last: a bad flag must not cost the user the run it would replace
         clear_outputs(workdir)
 

@@ -32,6 +32,7 @@ from absl import logging
 
 from akd_tf import data as data_lib
 from akd_tf import files, nets
+from akd_tf.logits import outputs_as_logits
 from akd_tf.callbacks import AnnealingSchedule, KeepBest
 from akd_tf.config import LABELS_ONLY, Config
 from akd_tf.distiller import AnnealingKD, HintonKD
@@ -49,7 +50,7 @@ def _teacher(run, data):
         logging.info("Loading the teacher from %s", path)
         with strategy.scope():
             teacher = load_model(path)
-            compile_classifier(teacher, make_optimizer(config))
+            compile_classifier(teacher, make_optimizer(config), from_logits=config.teacher_outputs == "logits")
         if config.teacher_path:
             return teacher, {"source": config.teacher_path}, {}
         history = read_history(os.path.join(run.workdir, "history_teacher.csv"))
@@ -93,9 +94,10 @@ def _assistant(run, data, teacher):
     return assistant, {"source": "trained", **phase_summary(history, 0, epochs, data.num_examples["train"])}, history
 
 
-def teacher_view_logits(run, data, teacher, stage):
+def teacher_view_logits(run, data, teacher, stage, teacher_outputs="logits"):
     """The teacher's logits of ``config.teacher_views`` augmented views of every training image and of
-    the validation images, computed once per stage (batched, inference mode) and kept in the workdir."""
+    the validation images, computed once per stage (batched, inference mode) and kept in the workdir.
+    ``teacher_outputs="probabilities"``: the teacher's outputs are converted to logits before they are kept."""
     config = run.config
     path = os.path.join(run.out, f"teacher_views_{stage}.npz")
     n, views = data.num_examples["train"], config.teacher_views
@@ -108,9 +110,9 @@ def teacher_view_logits(run, data, teacher, stage):
         print(f"Teacher views for the {stage}: {views} augmented views x {n} images through {teacher.name} "
               "(once; the distillation epochs cycle over them)", flush=True)
     start = time.perf_counter()
-    logits = teacher.predict(data.teacher_views(views), verbose=config.verbose)
-    logits = logits.reshape(views, n, -1).astype(np.float32)
-    validation = (teacher.predict(data.validation, verbose=config.verbose).astype(np.float32)
+    logits = outputs_as_logits(teacher.predict(data.teacher_views(views), verbose=config.verbose), teacher,
+                               teacher_outputs).reshape(views, n, -1)
+    validation = (outputs_as_logits(teacher.predict(data.validation, verbose=config.verbose), teacher, teacher_outputs)
                   if data.validation is not None else np.zeros((0,), np.float32))
     logging.info("Teacher views of %s: %s in %.1f s", stage, logits.shape, time.perf_counter() - start)
     if run.chief:
@@ -125,16 +127,20 @@ def _student(run, data, teacher, stage="student", net=None, method=None, epochs=
     and per-phase figures. TAKD's student is trained like KD's, with the assistant as ``teacher``."""
     config, strategy = run.config, run.strategy
     net, method, epochs = net or config.student_net, method or config.method, epochs or config.student_epochs
+    # What ``teacher`` returns: TAKD's student learns from the assistant, which returns logits.
+    teacher_outputs = "logits" if method == "takd" else config.teacher_outputs
     keras.utils.set_random_seed(config.seed + 1)
     with strategy.scope():
         student = nets.build(net, data.num_classes, data.input_shape, config.weight_decay)
         if method == "akd":
-            model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature)
+            model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
+                                teacher_outputs=teacher_outputs)
             model.compile(optimizer=make_optimizer(config))
             phases = (config.phase1_epochs, config.phase2_epochs)
             stateful = [AnnealingSchedule(config.phase1_epochs, config.max_temperature, verbose=config.verbose)]
         elif method in ("kd", "takd"):
-            model = HintonKD(teacher=teacher, student=student, temperature=config.kd_temperature, alpha=config.kd_alpha)
+            model = HintonKD(teacher=teacher, student=student, temperature=config.kd_temperature, alpha=config.kd_alpha,
+                             teacher_outputs=teacher_outputs)
             model.compile(optimizer=make_optimizer(config))
             phases, stateful = (epochs,), []
         else:
@@ -144,7 +150,7 @@ def _student(run, data, teacher, stage="student", net=None, method=None, epochs=
     if method != "akd" and data.validation is not None:
         stateful.append(KeepBest(verbose=config.verbose))
     if config.teacher_views and method not in LABELS_ONLY:
-        views, validation = teacher_view_logits(run, data, teacher, stage)
+        views, validation = teacher_view_logits(run, data, teacher, stage, teacher_outputs)
         data = data.with_teacher_logits(views, validation, config.phase1_epochs if method == "akd" else None)
     history = run.fit(model, data, stage, epochs, phases, config.learning_rate, stateful)
     num_train = data.num_examples["train"]

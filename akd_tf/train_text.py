@@ -30,6 +30,7 @@ from akd_tf.callbacks import AnnealingSchedule, KeepBest, ValidationMetrics
 from akd_tf.config import LABELS_ONLY, BadInput
 from akd_tf.data import glue
 from akd_tf.distiller import TEACHER_INPUTS, TEACHER_LOGITS, AnnealingKD, HintonKD
+from akd_tf.logits import outputs_as_logits
 from akd_tf.nets import text as text_nets
 from akd_tf.run import (best_epoch, count_params, finish, load_model, make_optimizer, phase_summary, read_history,
                         save_model, teacher_summary)
@@ -122,14 +123,15 @@ def _teacher(run, raw, vocabularies):
     return teacher, preprocessor, features, teacher_summary(config, history, monitor), history
 
 
-def cache_logits(teacher, features, verbose=1, batch_size=256):
-    """The teacher's logits (inference mode) for every example of every split: ``{split: array}``."""
+def cache_logits(teacher, features, verbose=1, batch_size=256, teacher_outputs="logits"):
+    """The teacher's logits (inference mode) for every example of every split: ``{split: array}``; a teacher
+    that returns probabilities (``teacher_outputs``) has them converted to logits."""
     logits = {}
     for split in features.arrays:
         if verbose:
             print(f"Teacher logits, {split} ({features.num_examples[split]:,} examples)")
-        logits[split] = np.asarray(teacher.predict(features.dataset(split, batch_size), verbose=verbose),
-                                   np.float32)
+        logits[split] = outputs_as_logits(teacher.predict(features.dataset(split, batch_size), verbose=verbose),
+                                          teacher, teacher_outputs)
     return logits
 
 
@@ -146,7 +148,8 @@ def _student(run, raw, student, preprocessor, teacher, teacher_features, metrics
     if teacher is not None and config.method in ("akd", "kd"):
         if config.cache_teacher_logits:
             start = time.perf_counter()
-            logits = cache_logits(teacher, teacher_features, verbose=config.verbose)
+            logits = cache_logits(teacher, teacher_features, verbose=config.verbose,
+                                  teacher_outputs=config.teacher_outputs)
             metrics["teacher_logits"] = {"cached": True, "wall_time_s": time.perf_counter() - start}
             features = plain.with_inputs(**{TEACHER_LOGITS: logits})
         else:
@@ -155,13 +158,14 @@ def _student(run, raw, student, preprocessor, teacher, teacher_features, metrics
     with run.strategy.scope():
         if config.method == "akd":
             model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
-                                regression=raw.regression)
+                                regression=raw.regression, teacher_outputs=config.teacher_outputs)
             model.compile(optimizer=make_optimizer(config))
             phases = (config.phase1_epochs, config.phase2_epochs)
             stateful = [AnnealingSchedule(config.phase1_epochs, config.max_temperature, monitor=monitor,
                                           verbose=config.verbose)]
         elif config.method == "kd":
-            model = HintonKD(teacher=teacher, student=student, temperature=config.kd_temperature, alpha=config.kd_alpha)
+            model = HintonKD(teacher=teacher, student=student, temperature=config.kd_temperature, alpha=config.kd_alpha,
+                             teacher_outputs=config.teacher_outputs)
             model.compile(optimizer=make_optimizer(config))
             phases, stateful = (config.student_epochs,), []
         else:

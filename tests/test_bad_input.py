@@ -16,11 +16,11 @@ SMOKE = "--flagfile=configs/smoke.flags"
 GLUE = "--flagfile=configs/glue_tiny_smoke.flags"
 
 
-def _teacher(path, input_shape=(32, 32, 3), classes=10, unsafe=False):
+def _teacher(path, input_shape=(32, 32, 3), classes=10, unsafe=False, activation=None):
     layers = [keras.Input(input_shape)]
     if unsafe:  # a Lambda layer stores Python bytecode: exactly what safe_mode refuses to run
         layers.append(keras.layers.Lambda(lambda x: x * 2.0))
-    layers += [keras.layers.Flatten(), keras.layers.Dense(classes)]
+    layers += [keras.layers.Flatten(), keras.layers.Dense(classes, activation=activation, name="head")]
     keras.Sequential(layers).save(path)
     return str(path)
 
@@ -40,6 +40,7 @@ def files(tmp_path_factory):
         "dir": d, "not_a_model": str(d / "not_a_model.keras"), "corrupt": str(d / "corrupt.keras"),
         "cifar100": _teacher(d / "cifar100.keras", classes=100), "mnist": _teacher(d / "mnist.keras", (28, 28, 1)),
         "unsafe": _teacher(d / "unsafe.keras", unsafe=True), "good": good,
+        "softmax": _teacher(d / "softmax.keras", activation="softmax"),
     }
 
 
@@ -86,6 +87,13 @@ CASES = [
     ("teacher_views_for_scratch", [SMOKE, "--method=scratch", "--teacher_views=2"],
      ["teacher_views", "akd, kd and takd", "method='scratch'"]),
     ("negative_teacher_views", [SMOKE, "--teacher_views=-1"], ["integer >= 0", "teacher_views=-1"]),
+    ("teacher_softmax", [SMOKE, "--teacher={softmax}"],
+     ["--teacher", "softmax.keras", "returns probabilities", "'head' applies softmax", "--teacher_outputs=probabilities"]),
+    ("assistant_softmax", [SMOKE, "--method=takd", "--assistant={softmax}"],
+     ["--assistant", "'head' applies softmax", "activation=None"]),
+    ("teacher_outputs_without_teacher", [SMOKE, "--teacher_outputs=probabilities"],
+     ["teacher_outputs", "a teacher trained here", "no --teacher"]),
+    ("unknown_teacher_outputs", [SMOKE, "--teacher_outputs=scores"], ["--teacher_outputs=scores", "logits|probabilities"]),
 ]
 
 
