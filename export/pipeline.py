@@ -73,5 +73,5 @@ def export_modes(student, modes, representative, test_images, test_labels, *, in
     for row in rows:
         if fp32:
             row["fp32_size_over_this"] = fp32 / row["size_bytes"]
-    return files, {"model": student.directory, "dataset": student.metadata["dataset"],
+    return files, {"model": student.source or student.directory, "dataset": student.metadata.get("dataset", "user data"),
                    "threads_all": threads_all, "results": rows}

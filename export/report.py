@@ -1,6 +1,9 @@
-"""export_report as markdown and as a PNG plot (size vs latency vs accuracy)."""
+"""export_report as markdown and as a PNG plot (size vs latency vs accuracy), and the writing of an export."""
 
 from __future__ import annotations
+
+import json
+import os
 
 import matplotlib
 
@@ -53,3 +56,21 @@ def plot(report: dict, path: str) -> str:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def write(output: str, files: dict, report: dict) -> None:
+    """Writes the ``.tflite`` files and ``export_report.{json,md,png}`` into a temporary sibling of ``output``,
+    then swaps it in: a failure leaves an earlier ``output`` as it was."""
+    from akd_tf import files as akd_files
+
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with akd_files.atomic_path(output) as staging:
+        os.makedirs(staging)
+        for name, content in files.items():
+            with open(os.path.join(staging, name), "wb") as f:
+                f.write(content)
+        with open(os.path.join(staging, "export_report.json"), "w") as f:
+            json.dump(report, f, indent=2)
+        with open(os.path.join(staging, "export_report.md"), "w") as f:
+            f.write(markdown(report))
+        plot(report, os.path.join(staging, "export_report.png"))

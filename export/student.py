@@ -1,12 +1,15 @@
-"""The saved student that `akd_tf.main` writes (`<workdir>/student/`): load it, validate it, and read the
-examples of its dataset the way it was trained on them: normalised images, or, for a GLUE text student,
-token features made by the preprocessor saved beside it (``student/preset/``, a keras-nlp preset)."""
+"""The student to export: the SavedModel that `akd_tf.main` writes (`<workdir>/student/`), a ``.keras`` file,
+or a Keras model in memory. Load it, validate it, and read the examples of its dataset the way it was trained on
+them: normalised images, or, for a GLUE text student, token features made by the preprocessor saved beside it
+(``student/preset/``, a keras-nlp preset). A ``.keras`` file or in-memory model is exported to a temporary
+SavedModel first: the converter reads SavedModels (`export.convert`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -22,6 +25,8 @@ class Student:
     num_classes: int
     metadata: dict
     loaded: object = None  # keeps the SavedModel's variables alive for `serve`
+    source: str = ""  # what the user gave: a path, or a description of an in-memory model
+    temporary: object = None  # the temporary SavedModel of a .keras file or in-memory model, while this lives
 
     @property
     def text(self) -> bool:
@@ -35,21 +40,68 @@ class Student:
                                           ).numpy() for i in range(0, runtime.count(inputs), batch_size)])
 
 
-def load(path: str, dataset: str | None = None) -> Student:
-    """Loads and validates a student SavedModel directory. Errors name what was received and what is expected."""
-    expected = "a TF SavedModel directory such as <workdir>/student/ written by `python -m akd_tf.main`"
+EXPECTED = ("a TF SavedModel directory such as <workdir>/student/ written by `python -m akd_tf.main`, or a .keras "
+            "file")
+
+
+def load(source, dataset: str | None = None) -> Student:
+    """Loads and validates a student: a SavedModel directory, a ``.keras`` file (``safe_mode=True``: no code from
+    the file runs), or a `keras.Model` (an `akd_tf` distiller gives its student). Errors are one line naming what
+    was received and what is expected. ``dataset`` (a TFDS name) overrides the one its ``akd_tf.json`` names.
+
+    A ``.keras`` file takes its ``akd_tf.json`` from the directory of the same name beside it, when there is one
+    (``<workdir>/student.keras`` and ``<workdir>/student/``)."""
+    import keras
+
+    from akd_tf.distiller import Distiller
+
+    if isinstance(source, keras.Model):
+        model = source.student if isinstance(source, Distiller) else source
+        return _from_keras(model, f"<in-memory model {model.name!r}>", {}, dataset)
+    path = os.fspath(source)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"--model path does not exist. Received: {path!r}; expected {expected}.")
+        raise FileNotFoundError(f"--model path does not exist. Received: {path!r}; expected {EXPECTED}.")
+    if os.path.isfile(path):
+        from akd_tf.run import load_model
+
+        model = load_model(path, "--model")  # one-line errors for wrong formats, corrupt or unsafe files
+        sibling = os.path.splitext(path)[0]
+        metadata = _metadata(sibling, None) if os.path.isfile(os.path.join(sibling, METADATA)) else {}
+        return _from_keras(model, path, metadata, dataset)
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        raise ValueError(f"--model is not a SavedModel (no saved_model.pb). Received: {path!r}; expected {expected}.")
+        raise ValueError(f"--model is not a SavedModel (no saved_model.pb). Received: {path!r}; expected {EXPECTED}.")
+    return _from_saved_model(path, _metadata(path, dataset), path)
+
+
+def _from_keras(model, source, metadata, dataset):
+    from akd_tf.distiller import Distiller
+
+    if isinstance(model, Distiller):  # e.g. a saved AnnealingKD: its call() is the student
+        model = model.student
+    if getattr(model, "preprocessor", None) is not None:
+        raise ValueError(f"--model {source} is a keras-nlp text classifier that takes raw strings; export the "
+                         "SavedModel over token features that akd_tf.main writes (<workdir>/student/) instead.")
+    temporary = tempfile.TemporaryDirectory(prefix="akd_tf_export_")
+    directory = os.path.join(temporary.name, "saved_model")
+    try:
+        model.export(directory, format="tf_saved_model", verbose=False)
+    except Exception as error:  # noqa: BLE001 - Keras raises many types for models it cannot trace
+        reason = " ".join(str(error).split())[:200]
+        raise ValueError(f"--model {source} could not be exported as a SavedModel: {type(error).__name__}: "
+                         f"{reason}") from None
+    student = _from_saved_model(directory, {**metadata, **({"dataset": dataset} if dataset else {})}, source)
+    student.temporary = temporary
+    return student
+
+
+def _from_saved_model(path, metadata, source):
     loaded = tf.saved_model.load(path)
     signature = loaded.signatures.get("serving_default")
     if signature is None:
-        raise ValueError(f"--model has no serving_default signature. Received: {path!r}; expected {expected}.")
+        raise ValueError(f"--model has no serving_default signature. Received: {source!r}; expected {EXPECTED}.")
     inputs = signature.structured_input_signature[1]
     outputs = signature.structured_outputs
     out_spec = next(iter(outputs.values())) if len(outputs) == 1 else None
-    metadata = _metadata(path, dataset)
     if metadata.get("modality") == "text":
         return _load_text(path, loaded, inputs, out_spec, metadata)
     spec = next(iter(inputs.values())) if len(inputs) == 1 else None
@@ -64,18 +116,17 @@ def load(path: str, dataset: str | None = None) -> Student:
     if "input_shape" in metadata and tuple(metadata["input_shape"]) != input_shape:
         raise ValueError(f"--model input shape {input_shape} differs from its {METADATA}: {metadata['input_shape']}")
     serve = getattr(loaded, "serve", None) or (lambda x: next(iter(signature(x).values())))
-    return Student(path, serve, input_shape, int(out_spec.shape[-1]), metadata, loaded)
+    return Student(path, serve, input_shape, int(out_spec.shape[-1]), metadata, loaded, source)
 
 
 def _metadata(path, dataset):
+    """The ``akd_tf.json`` in ``path`` (``{}`` without one), with ``dataset`` when given."""
     metadata = {}
     if os.path.isfile(os.path.join(path, METADATA)):
         with open(os.path.join(path, METADATA)) as f:
             metadata = json.load(f)
     if dataset:
         metadata["dataset"] = dataset
-    if "dataset" not in metadata:
-        raise ValueError(f"--model has no {METADATA} naming its dataset; pass --dataset. Received: {path!r}")
     return metadata
 
 
@@ -89,13 +140,17 @@ def _load_text(path, loaded, inputs, out_spec, metadata):
     if not os.path.isfile(os.path.join(path, metadata.get("preset", "preset"), "config.json")):
         raise ValueError(f"--model is a text student without its keras-nlp preset directory "
                          f"({metadata.get('preset')!r}), which holds its tokenizer. Received: {path!r}")
-    return Student(path, loaded.serve, (length,), int(out_spec.shape[-1]), metadata, loaded)
+    return Student(path, loaded.serve, (length,), int(out_spec.shape[-1]), metadata, loaded, path)
 
 
 def examples(student: Student, split: str, count: int | None, data_dir: str | None = None):
     """``(inputs, labels)`` of the first ``count`` examples of ``split`` ("train" or "test"), prepared as the
     student was trained: normalised images, or token features. For GLUE "test" is the dev split (GLUE's
-    test labels are hidden)."""
+    test labels are hidden). Raises `ValueError` when the student names no dataset."""
+    if not student.metadata.get("dataset"):
+        raise ValueError(f"--model {student.source} names no dataset (no {METADATA}) to read {split} examples from: "
+                         "pass --dataset (a TFDS dataset), or your own examples (--representative_data / --test_data "
+                         "as .npz with arrays x and y; representative= / test= in export_student).")
     if not student.text:
         return images(student, split, count, data_dir)
     from akd_tf.data import glue

@@ -1,0 +1,191 @@
+"""Export from what users have: a model that never went through akd_tf.main (in memory or a .keras file), with
+their own calibration and test data (arrays, tf.data, .npz), through the library call and the CLI; and every
+bad combination as one line, exit 2, earlier output untouched."""
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import akd_tf
+from export import export_student, user_data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def user(tmp_path_factory):
+    """A small trained Keras classifier of the user's own (8x8x3 inputs, 4 classes) and its data as .npz files."""
+    d = tmp_path_factory.mktemp("user")
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(240, 8, 8, 3)).astype(np.float32)
+    y = (x[:, :, :, 0].mean(axis=(1, 2)) > 0).astype(np.int64) + 2 * (x[:, :, :, 1].mean(axis=(1, 2)) > 0)
+    # 48 filters: 1,296 conv weights, above the 1,024 under which dynamic-range quantization keeps floats.
+    model = keras.Sequential([
+        keras.Input((8, 8, 3)), keras.layers.Conv2D(48, 3, padding="same"), keras.layers.BatchNormalization(),
+        keras.layers.ReLU(), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)], name="users_model")
+    model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    model.fit(x[:160], y[:160], epochs=20, verbose=0)
+    model.save(d / "model.keras")
+    np.savez(d / "calibration.npz", x=x[:64])
+    np.savez(d / "test.npz", x=x[160:], y=y[160:])
+    np.savez(d / "test_without_y.npz", x=x[160:])
+    np.savez(d / "wrong_shape.npz", x=x[:16, :4, :4])
+    np.savez(d / "labels_out_of_range.npz", x=x[:8], y=np.full(8, 9))
+    np.save(d / "single_array.npy", x[:8])
+    (d / "not_an_archive.npz").write_text("not numpy\n")
+    lam = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Lambda(lambda t: t * 2.0), keras.layers.Flatten(),
+                            keras.layers.Dense(4)])
+    lam.save(d / "lambda.keras")
+    return {"dir": d, "model": model, "x": x, "y": y}
+
+
+def test_library_call_on_an_in_memory_model_with_arrays_and_datasets(user, tmp_path):
+    """The README's call on a model that never went through the CLI: arrays, then the same examples as tf.data
+    datasets (unbatched calibration, batched (x, y) test) give the same files and checks."""
+    x, y, model = user["x"], user["y"], user["model"]
+    keras_top1 = float(np.mean(model.predict(x[160:], verbose=0).argmax(-1) == y[160:]))
+    out = tmp_path / "tflite"
+    files, report = export_student(model, ["fp32", "dynamic", "int8"], representative=x[:64], test=(x[160:], y[160:]),
+                                   invokes=10, output=str(out))
+    assert sorted(files) == ["student_dynamic.tflite", "student_fp32.tflite", "student_int8.tflite"]
+    rows = {r["mode"]: r for r in report["results"]}
+    assert rows["fp32"]["max_abs_logit_diff"] <= 1e-4 and rows["fp32"]["agreement"] == 1.0
+    assert rows["fp32"]["keras_top1"] == pytest.approx(keras_top1) and keras_top1 > 0.6  # the model learned
+    assert rows["int8"]["tensor_dtypes"]["int8"] > 0 and rows["int8"]["test_examples"] == 80
+    assert report["model"] == "<in-memory model 'users_model'>" and report["dataset"] == "user data"
+    assert (out / "export_report.md").read_text().count("| int8 |") == 1
+    assert json.loads((out / "export_report.json").read_text())["results"][2]["mode"] == "int8"
+
+    calibration = tf.data.Dataset.from_tensor_slices(x[:64])
+    test = tf.data.Dataset.from_tensor_slices((x[160:], y[160:])).batch(32)
+    files_ds, report_ds = export_student(model, ["fp32", "int8"], representative=calibration, test=test,
+                                         benchmark=False)
+    assert files_ds["student_int8.tflite"] == files["student_int8.tflite"]  # same calibration examples
+    for a, b in zip(report_ds["results"], [rows["fp32"], rows["int8"]]):
+        assert (a["top1"], a["agreement"]) == (b["top1"], b["agreement"])
+
+
+def test_a_distiller_exports_its_student(user):
+    model = user["model"]
+    distiller = akd_tf.AnnealingKD(teacher=model, student=keras.models.clone_model(model))
+    distiller.student.set_weights(model.get_weights())
+    _, report = export_student(distiller, ["fp32"], test=(user["x"][:20], user["y"][:20]), benchmark=False)
+    assert report["results"][0]["agreement"] == 1.0 and report["model"] == "<in-memory model 'users_model'>"
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"representative": np.zeros((8, 4, 4, 3), np.float32)},
+     r"representative data has examples of shape \(4, 4, 3\); the student takes \(8, 8, 3\)"),
+    ({"test": np.zeros((8, 8, 8, 3), np.float32)}, r"test data has no labels: pass \(x, y\)"),
+    ({"test": (np.zeros((8, 8, 8, 3)), np.zeros(7, np.int64))}, r"labels must be 8 integer class ids.*shape \(7,\)"),
+    ({"test": (np.zeros((8, 8, 8, 3)), np.full(8, 0.5))}, r"integer class ids.*dtype float64"),
+    ({"test": tf.data.Dataset.from_tensor_slices(np.zeros((4, 8, 8, 3))).repeat()}, r"infinite tf.data.Dataset"),
+    ({"test": tf.data.Dataset.from_tensor_slices((np.zeros((4, 8, 8, 3)), np.zeros(4), np.zeros(4)))},
+     r"Received tuples of 3"),
+    ({"modes": ["fp32", "int4"]}, r"unknown quantization mode\(s\) \['int4'\]"),
+    ({"modes": ["int8"], "representative": None}, r"names no dataset \(no akd_tf.json\) to read train examples"),
+    ({"modes": ["fp32"], "test": None}, r"names no dataset \(no akd_tf.json\) to read test examples"),
+    ({"modes": ["qat"]}, r"mode 'qat' rebuilds an akd_tf.nets student .* names net None"),
+])
+def test_library_errors_are_one_line_and_raised_before_any_conversion(user, kwargs, message):
+    arguments = {"modes": ["fp32", "int8"], "representative": user["x"][:8], "test": (user["x"][:8], user["y"][:8]),
+                 **kwargs}
+    modes = arguments.pop("modes")
+    with pytest.raises(ValueError, match=message) as error:
+        export_student(user["model"], modes, benchmark=False, **arguments)
+    assert "\n" not in str(error.value)
+
+
+def test_read_npz(user):
+    d = user["dir"]
+    x, y = user_data.read_npz(str(d / "test.npz"), "--test_data")
+    assert x.shape == (80, 8, 8, 3) and y.shape == (80,)
+    x, y = user_data.read_npz(str(d / "calibration.npz"), "--representative_data", labels=False)
+    assert x.shape == (64, 8, 8, 3) and y is None
+
+
+def _export(*args):
+    return subprocess.run([sys.executable, "-m", "export.tflite", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_cli_exports_a_keras_file_with_npz_data_beside_it(user):
+    d = user["dir"]
+    proc = _export(f"--model={d / 'model.keras'}", "--quantization=fp32,int8",
+                   f"--representative_data={d / 'calibration.npz'}", f"--test_data={d / 'test.npz'}", "--invokes=10")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((d / "tflite" / "export_report.json").read_text())  # default output: beside the model
+    assert report["model"] == str(d / "model.keras") and [r["mode"] for r in report["results"]] == ["fp32", "int8"]
+    assert report["results"][0]["agreement"] == 1.0 and report["results"][0]["test_examples"] == 80
+
+
+def test_cli_exports_the_student_keras_file_of_a_run_with_its_dataset(smoke_workdir, tmp_path):
+    """<workdir>/student.keras finds <workdir>/student/akd_tf.json: dataset and normalisation as for student/."""
+    out = tmp_path / "tflite"
+    proc = _export(f"--model={smoke_workdir}/student.keras", "--quantization=fp32", "--test_size=200",
+                   "--nobenchmark", f"--output={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = json.loads((out / "export_report.json").read_text())["results"][0]
+    with open(os.path.join(smoke_workdir, "metrics.json")) as f:
+        student_top1 = json.load(f)["student"]["test_accuracy"]
+    # The smoke run tests on the first 512 images; this checks on the first 200 of the same split.
+    assert row["test_examples"] == 200 and row["agreement"] == 1.0 and abs(row["keras_top1"] - student_top1) < 0.1
+
+
+BAD = [
+    ("lambda_keras", ["--model={dir}/lambda.keras", "--test_data={dir}/test.npz"],
+     ["--model", "lambda.keras", "safe_mode=True", "Lambda"]),
+    ("npz_without_y", ["--test_data={dir}/test_without_y.npz"],
+     ["--test_data", "test_without_y.npz", "has no array y; it holds ['x']", "x (inputs) and y (integer labels)"]),
+    ("calibration_wrong_shape", ["--representative_data={dir}/wrong_shape.npz", "--test_data={dir}/test.npz"],
+     ["representative data has examples of shape (4, 4, 3); the student takes (8, 8, 3)"]),
+    ("labels_out_of_range", ["--test_data={dir}/labels_out_of_range.npz", "--quantization=fp32"],
+     ["labels must lie in [0, 4)", "to 9"]),
+    ("npz_is_npy", ["--test_data={dir}/single_array.npy"], ["single_array.npy", "single array, not an .npz archive"]),
+    ("npz_not_numpy", ["--test_data={dir}/not_an_archive.npz"], ["not_an_archive.npz", "is not a NumPy .npz file"]),
+    ("npz_missing", ["--test_data={dir}/no_such.npz"], ["--test_data file not found", "no_such.npz"]),
+    ("no_test_data", ["--quantization=fp32"], ["names no dataset", "--test_data"]),
+    ("keras_not_a_model", ["--model={dir}/not_an_archive.npz"], ["--model", "expected a .keras file"]),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_results(user):
+    d = user["dir"]
+    out = d / "tflite_bad"
+
+    def run(case):
+        name, args, _ = case
+        argv = [a.format(dir=d) for a in args]
+        if not any(a.startswith("--model") for a in argv):
+            argv.insert(0, f"--model={d / 'model.keras'}")
+        target = out / name
+        target.mkdir(parents=True)
+        (target / "earlier.txt").write_text("keep me")
+        if not any(a.startswith("--quantization") for a in argv):
+            argv.append("--quantization=fp32,int8")
+        return name, (_export(*argv, f"--output={target}", "--invokes=5"), target)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(pool.map(run, BAD))
+
+
+@pytest.mark.parametrize("name,args,fragments", BAD, ids=[b[0] for b in BAD])
+def test_cli_bad_input_is_one_line_and_leaves_earlier_output(bad_results, name, args, fragments):
+    proc, target = bad_results[name]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("export.tflite: error: ")]
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    assert os.listdir(target) == ["earlier.txt"] and (target / "earlier.txt").read_text() == "keep me"
+    print(f"{name}: {errors[0]}")
