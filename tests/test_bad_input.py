@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import types
 
 import keras
 import pytest
@@ -97,26 +98,55 @@ CASES = [
 ]
 
 
+# Run as real `python -m akd_tf.main` processes (absl's app.run included); the others run in one interpreter
+# through the same parser and main (tests/cli_cases.py): one TensorFlow start instead of 37.
+IN_SUBPROCESSES = ("unknown_dataset", "teacher_unsafe_lambda", "workdir_other_settings")
+
+
+def _config_json(workdir):
+    path = os.path.join(workdir, "config.json")
+    return open(path).read() if os.path.isfile(path) else None
+
+
 @pytest.fixture(scope="module")
 def results(files, tmp_path_factory):
-    def run(case):
-        name, args, _ = case
-        workdir = tmp_path_factory.mktemp(name)
+    argvs = {}
+    for name, args, _ in CASES:
         argv = [a.format(**files) for a in args]
         if not any(a.startswith("--workdir") for a in argv):
-            argv.append(f"--workdir={workdir}")
+            argv.append(f"--workdir={tmp_path_factory.mktemp(name)}")
+        argvs[name] = argv
+    # The workdir of each case, and its config.json before the run (None: there was none).
+    workdirs = {name: next(a.split("=", 1)[1] for a in argv if a.startswith("--workdir=")) for name, argv in argvs.items()}
+    before = {name: _config_json(workdir) for name, workdir in workdirs.items()}
+
+    def in_subprocess(name):
         start = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "akd_tf.main", *argv], cwd=ROOT, capture_output=True,
+        proc = subprocess.run([sys.executable, "-m", "akd_tf.main", *argvs[name]], cwd=ROOT, capture_output=True,
                               text=True, timeout=300)
-        return name, (proc, time.monotonic() - start, workdir)
+        return name, (proc, time.monotonic() - start)
+
+    def in_one_process():
+        batch = {name: argv for name, argv in argvs.items() if name not in IN_SUBPROCESSES}
+        cases, out = files["dir"] / "cases.json", files["dir"] / "cases_results.json"
+        cases.write_text(json.dumps(batch))
+        start = time.monotonic()
+        proc = subprocess.run([sys.executable, os.path.join("tests", "cli_cases.py"), str(cases), str(out)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        elapsed = (time.monotonic() - start) / len(batch)
+        return {name: (types.SimpleNamespace(**result), elapsed) for name, result in json.loads(out.read_text()).items()}
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(pool.map(run, CASES))
+        batch = pool.submit(in_one_process)
+        separate = dict(pool.map(in_subprocess, IN_SUBPROCESSES))
+        ran = {**batch.result(), **separate}
+    return {name: (proc, elapsed, workdirs[name], before[name]) for name, (proc, elapsed) in ran.items()}
 
 
 @pytest.mark.parametrize("name,args,fragments", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_before_any_training(results, name, args, fragments):
-    proc, elapsed, workdir = results[name]
+    proc, elapsed, workdir, config_before = results[name]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("akd_tf.main: error: ")]
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert len(errors) == 1, proc.stderr[-3000:]
@@ -124,5 +154,5 @@ def test_bad_input_is_one_line_before_any_training(results, name, args, fragment
         assert fragment in errors[0], errors[0]
     assert "Traceback" not in proc.stderr
     assert "Epoch 1/" not in proc.stdout  # nothing was trained
-    assert not os.path.exists(os.path.join(workdir, "config.json"))
+    assert _config_json(workdir) == config_before  # the workdir was not prepared for a run
     print(f"{name}: {errors[0]}  ({elapsed:.1f} s)")
