@@ -269,7 +269,7 @@ class LinearDecay(keras.callbacks.Callback):
 
     def __init__(self, base_learning_rate, phase_epochs, steps_per_epoch):
         super().__init__()
-        self.base_learning_rate = float(base_learning_rate)
+        self.base_learning_rate = schedule.per_phase(base_learning_rate, len(phase_epochs))  # one rate per phase
         self.steps_per_epoch = int(steps_per_epoch)
         self.phase_steps = tuple(int(e) * self.steps_per_epoch for e in phase_epochs)
         self._epoch = 0

@@ -53,6 +53,8 @@ class Config:
     kd_temperature: float = 4.0
     batch_size: int = 128
     learning_rate: float = 0.1
+    # The rate every method's schedule restarts at, at epoch phase1_epochs (None: the recipe, see student_phases).
+    phase2_learning_rate: float | None = None
     teacher_learning_rate: float | None = None  # None: same as learning_rate
     lr_schedule: str = "step"
     momentum: float = 0.9
@@ -134,7 +136,7 @@ class Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-        for name in ("learning_rate", "kd_temperature", "teacher_learning_rate", "clipnorm"):
+        for name in ("learning_rate", "kd_temperature", "teacher_learning_rate", "clipnorm", "phase2_learning_rate"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0. Received: {name}={getattr(self, name)!r}")
         if not 0 <= self.momentum < 1:
@@ -155,6 +157,20 @@ class Config:
     def student_epochs(self):
         """Every method trains the student for as many epochs as AKD's two phases together."""
         return self.phase1_epochs + self.phase2_epochs
+
+    def student_phases(self, method=None, epochs=None):
+        """``(epochs of each phase, base learning rate of each phase)`` of a stage trained by ``method`` for
+        ``epochs`` (default: the student's). AKD has its two phases, the second restarting at
+        ``phase2_learning_rate`` (default: ``learning_rate``, the recipe). The other methods train one phase, or,
+        when ``phase2_learning_rate`` is set, the same two learning-rate phases (the rate restarts at epoch
+        ``phase1_epochs``; the loss stays theirs): an ablation of the restart changes the same thing for all."""
+        method, epochs = method or self.method, epochs or self.student_epochs
+        rates = (self.learning_rate, self.phase2_learning_rate or self.learning_rate)
+        if method == "akd":
+            return (self.phase1_epochs, self.phase2_epochs), rates
+        if self.phase2_learning_rate is not None and epochs > self.phase1_epochs:
+            return (self.phase1_epochs, epochs - self.phase1_epochs), rates
+        return (epochs,), (self.learning_rate,)
 
     @property
     def needs_teacher(self):

@@ -64,6 +64,9 @@ flags.DEFINE_float("kd_temperature", 4.0, "Softmax temperature of Hinton KD (--m
 flags.DEFINE_integer("batch_size", 128, "Global batch size (split across replicas).")
 flags.DEFINE_float("learning_rate", 0.1, "The student's initial learning rate, in every phase (official: 0.1 for "
                    "ResNets, 0.01 for plain CNNs).")
+flags.DEFINE_float("phase2_learning_rate", None, "The rate the learning-rate schedule restarts at, at epoch "
+                   "phase1_epochs, for every method (AKD: its label phase; scratch/KD/TAKD: the same restart, their loss "
+                   "unchanged). Default: the recipe (AKD restarts at --learning_rate; the others train one phase).")
 flags.DEFINE_float("teacher_learning_rate", None, "The teacher's initial learning rate (default: --learning_rate).")
 flags.DEFINE_enum("lr_schedule", "step", list(schedule.LR_SCHEDULES) + [schedule.LINEAR],
                   "step: ×0.1 at 50% and 75% of each phase (official ResNet recipe); constant; linear: per-step "

@@ -76,32 +76,44 @@ def step_learning_rate(epoch_in_phase: int, phase_epochs: int, base_learning_rat
     return base_learning_rate * 0.01
 
 
+def per_phase(base_learning_rate, phases: int) -> tuple[float, ...]:
+    """The base learning rate of each of ``phases`` phases: one rate for all, or one per phase."""
+    if isinstance(base_learning_rate, (int, float)):
+        return (float(base_learning_rate),) * phases
+    rates = tuple(float(rate) for rate in base_learning_rate)
+    if len(rates) != phases:
+        raise ValueError(f"One base learning rate per phase is needed: {phases} phases. Received: {rates}")
+    return rates
+
+
 def learning_rate_at(
     epoch: int,
     phase_epochs: tuple[int, ...],
-    base_learning_rate: float,
+    base_learning_rate,
     kind: str = "step",
 ) -> float:
     """Learning rate for a 0-based ``epoch`` of a run made of consecutive phases of ``phase_epochs``
-    epochs each; every phase restarts the schedule (``kind`` is ``"step"`` or ``"constant"``)."""
+    epochs each; every phase restarts the schedule (``kind`` is ``"step"`` or ``"constant"``) at its base
+    rate (``base_learning_rate``: one for all phases, or one per phase)."""
     if kind not in LR_SCHEDULES:
         raise ValueError(f"Unknown learning-rate schedule {kind!r}. Allowed: {sorted(LR_SCHEDULES)}")
     start = 0
-    for epochs in phase_epochs:
+    for epochs, base in zip(phase_epochs, per_phase(base_learning_rate, len(phase_epochs))):
         if epoch < start + epochs:
-            return LR_SCHEDULES[kind](epoch - start, epochs, base_learning_rate)
+            return LR_SCHEDULES[kind](epoch - start, epochs, base)
         start += epochs
     raise ValueError(f"`epoch` {epoch} lies past the last phase; phases: {tuple(phase_epochs)}")
 
 
-def linear_learning_rate_at(step: int, phase_steps: tuple[int, ...], base_learning_rate: float) -> float:
+def linear_learning_rate_at(step: int, phase_steps: tuple[int, ...], base_learning_rate) -> float:
     """Linear decay from ``base`` towards 0 over each phase of ``phase_steps`` optimizer steps, per step and
-    without warm-up (the official GLUE recipe); every phase restarts at ``base``."""
+    without warm-up (the official GLUE recipe); every phase restarts at its base rate (one for all phases, or
+    one per phase)."""
     start = 0
-    for steps in phase_steps:
+    for steps, base in zip(phase_steps, per_phase(base_learning_rate, len(phase_steps))):
         _check_positive_int("phase_steps", steps)
         if step < start + steps:
-            return base_learning_rate * (1.0 - (step - start) / steps)
+            return base * (1.0 - (step - start) / steps)
         start += steps
     raise ValueError(f"`step` {step} lies past the last phase; phase steps: {tuple(phase_steps)}")
 

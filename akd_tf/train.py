@@ -136,23 +136,23 @@ def _student(run, data, teacher, stage="student", net=None, method=None, epochs=
             model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
                                 teacher_outputs=teacher_outputs)
             model.compile(optimizer=make_optimizer(config))
-            phases = (config.phase1_epochs, config.phase2_epochs)
             stateful = [AnnealingSchedule(config.phase1_epochs, config.max_temperature, verbose=config.verbose)]
         elif method in ("kd", "takd"):
             model = HintonKD(teacher=teacher, student=student, temperature=config.kd_temperature, alpha=config.kd_alpha,
                              teacher_outputs=teacher_outputs)
             model.compile(optimizer=make_optimizer(config))
-            phases, stateful = (epochs,), []
+            stateful = []
         else:
             model = student
             compile_classifier(model, make_optimizer(config))
-            phases, stateful = (epochs,), []
+            stateful = []
     if method != "akd" and data.validation is not None:
         stateful.append(KeepBest(verbose=config.verbose))
     if config.teacher_views and method not in LABELS_ONLY:
         views, validation = teacher_view_logits(run, data, teacher, stage, teacher_outputs)
         data = data.with_teacher_logits(views, validation, config.phase1_epochs if method == "akd" else None)
-    history = run.fit(model, data, stage, epochs, phases, config.learning_rate, stateful)
+    phases, rates = config.student_phases(method, epochs)
+    history = run.fit(model, data, stage, epochs, phases, rates, stateful)
     num_train = data.num_examples["train"]
     if method == "akd":
         p1 = config.phase1_epochs

@@ -160,22 +160,22 @@ def _student(run, raw, student, preprocessor, teacher, teacher_features, metrics
             model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
                                 regression=raw.regression, teacher_outputs=config.teacher_outputs)
             model.compile(optimizer=make_optimizer(config))
-            phases = (config.phase1_epochs, config.phase2_epochs)
             stateful = [AnnealingSchedule(config.phase1_epochs, config.max_temperature, monitor=monitor,
                                           verbose=config.verbose)]
         elif config.method == "kd":
             model = HintonKD(teacher=teacher, student=student, temperature=config.kd_temperature, alpha=config.kd_alpha,
                              teacher_outputs=config.teacher_outputs)
             model.compile(optimizer=make_optimizer(config))
-            phases, stateful = (config.student_epochs,), []
+            stateful = []
         else:
             model = student
             compile_model(model, make_optimizer(config), raw.regression)
-            phases, stateful = (config.student_epochs,), []
+            stateful = []
     if config.method != "akd" and features.validation is not None:
         stateful.append(KeepBest(monitor=monitor, verbose=config.verbose))
     logging.info("Training the student %s with method %s", student.name, config.method)
-    history = run.fit(model, features, "student", config.student_epochs, phases, config.learning_rate, stateful,
+    phases, rates = config.student_phases()
+    history = run.fit(model, features, "student", config.student_epochs, phases, rates, stateful,
                       first=_validation_metrics(features, task))
     num_train = plain.num_examples["train"]
     if config.method == "akd":

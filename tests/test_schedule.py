@@ -76,3 +76,51 @@ def test_schedule_module_is_framework_free():
                 for alias in node.names} | {node.module.split(".")[0] for node in ast.walk(tree)
                                             if isinstance(node, ast.ImportFrom) and node.module}
     assert not imported & {"tensorflow", "keras", "numpy", "absl"}
+
+
+def test_each_phase_restarts_at_its_own_base_rate():
+    # --phase2_learning_rate=0.01 on the official 200 + 100 epochs: phase 2 restarts at 0.01, not 0.1.
+    lr = [schedule.learning_rate_at(e, (200, 100), (0.1, 0.01)) for e in range(300)]
+    assert lr[0] == lr[99] == 0.1 and lr[199] == pytest.approx(0.001)
+    assert lr[200] == lr[249] == 0.01 and lr[250] == pytest.approx(0.001) and lr[299] == pytest.approx(0.0001)
+    assert schedule.linear_learning_rate_at(0, (10, 4), (0.1, 0.01)) == 0.1
+    assert schedule.linear_learning_rate_at(5, (10, 4), (0.1, 0.01)) == pytest.approx(0.05)
+    assert schedule.linear_learning_rate_at(10, (10, 4), (0.1, 0.01)) == pytest.approx(0.01)
+    assert schedule.linear_learning_rate_at(12, (10, 4), (0.1, 0.01)) == pytest.approx(0.005)
+    with pytest.raises(ValueError, match=r"One base learning rate per phase is needed: 2 phases. Received: \(0.1,\)"):
+        schedule.learning_rate_at(0, (4, 4), (0.1,))
+
+
+def test_student_phases_give_every_method_the_same_restart_when_asked():
+    from akd_tf.config import Config
+
+    recipe = Config(phase1_epochs=30, phase2_epochs=15, learning_rate=0.1)
+    assert recipe.student_phases("akd") == ((30, 15), (0.1, 0.1))  # the recipe: phase 2 restarts at 0.1
+    for method in ("scratch", "kd", "takd"):
+        assert recipe.student_phases(method) == ((45,), (0.1,))  # one phase
+    ablation = Config(phase1_epochs=30, phase2_epochs=15, learning_rate=0.1, phase2_learning_rate=0.01)
+    for method in ("akd", "scratch", "kd", "takd"):
+        assert ablation.student_phases(method) == ((30, 15), (0.1, 0.01))
+    # A TAKD assistant trained for fewer epochs than phase 1 has no second phase to restart.
+    assert ablation.student_phases("kd", epochs=20) == ((20,), (0.1,))
+    with pytest.raises(ValueError, match=r"`phase2_learning_rate` must be > 0. Received: phase2_learning_rate=0"):
+        Config(phase2_learning_rate=0).validate()
+
+
+def test_cli_restarts_the_learning_rate_of_a_single_phase_method(tmp_path):
+    """--phase2_learning_rate reaches the training loop: a KD student of 2 + 1 epochs (step schedule, one
+    epoch per segment) logs 0.01, 0.001 in the first segment, then restarts at 0.004."""
+    import csv
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "akd_tf.main", "--flagfile=configs/smoke.flags", f"--workdir={tmp_path}", "--method=kd",
+         "--teacher_epochs=1", "--train_size=128", "--validation_size=64", "--test_size=64", "--phase2_learning_rate=0.004",
+         "--verbose=0"], cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(tmp_path / "history_student.csv") as f:
+        rates = [float(row["learning_rate"]) for row in csv.DictReader(f)]
+    assert rates == pytest.approx([0.01, 0.001, 0.004])
