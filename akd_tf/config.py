@@ -46,6 +46,8 @@ class Config:
     assistant_epochs: int | None = None  # None: as many as the student
     # Images: K augmented views of every training image, teacher run once over them (0: teacher in the loop).
     teacher_views: int = 0
+    # A directory that keeps teacher views across runs: the same teacher, data, seed and K are computed once.
+    teacher_views_cache: str | None = None
     phase1_epochs: int = 200
     phase2_epochs: int = 100
     max_temperature: int = 10

@@ -33,7 +33,7 @@ OUTPUTS = ("teacher.keras", "assistant.keras", "student.keras", "student", "metr
            "run.png", "teacher.png", "history_teacher.csv", "history_assistant.csv", "history_student.csv",
            "teacher_views_assistant.npz", "teacher_views_student.npz", "tensorboard", "checkpoints")
 # Config fields that may change when a run is resumed (they do not change what is computed).
-RESUMABLE_CHANGES = ("verbose",)
+RESUMABLE_CHANGES = ("verbose", "teacher_views_cache")
 
 
 def make_strategy(name):

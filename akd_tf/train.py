@@ -23,6 +23,8 @@ A workdir that holds a finished run (``metrics.json``) is refused unless ``overw
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 
@@ -94,12 +96,32 @@ def _assistant(run, data, teacher):
     return assistant, {"source": "trained", **phase_summary(history, 0, epochs, data.num_examples["train"])}, history
 
 
+# Bump when the views of an image change (augmentation, normalisation): cached views of older code are not reused.
+VIEWS_VERSION = 1
+
+
+def views_path(run, teacher, stage, teacher_outputs="logits"):
+    """Where the teacher views of ``stage`` are kept: ``teacher_views_<stage>.npz`` in the workdir, or, with
+    ``config.teacher_views_cache``, a file in that directory named by a digest of the teacher's weights and of
+    everything that fixes the views (dataset, split sizes, seed, K, what the teacher returns), so that runs of
+    other methods or budgets with the same teacher and seed reuse them."""
+    config = run.config
+    if not config.teacher_views_cache:
+        return os.path.join(run.out, f"teacher_views_{stage}.npz")
+    digest = hashlib.sha256()
+    for weight in teacher.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    digest.update(json.dumps([VIEWS_VERSION, config.dataset, config.train_size, config.validation_size, config.seed,
+                              config.teacher_views, teacher_outputs]).encode())
+    return os.path.join(config.teacher_views_cache, f"teacher_views_{digest.hexdigest()[:20]}.npz")
+
+
 def teacher_view_logits(run, data, teacher, stage, teacher_outputs="logits"):
     """The teacher's logits of ``config.teacher_views`` augmented views of every training image and of
-    the validation images, computed once per stage (batched, inference mode) and kept in the workdir.
+    the validation images, computed once (batched, inference mode) and kept (`views_path`).
     ``teacher_outputs="probabilities"``: the teacher's outputs are converted to logits before they are kept."""
     config = run.config
-    path = os.path.join(run.out, f"teacher_views_{stage}.npz")
+    path = views_path(run, teacher, stage, teacher_outputs)
     n, views = data.num_examples["train"], config.teacher_views
     if os.path.isfile(path):
         with np.load(path) as saved:
@@ -116,6 +138,7 @@ def teacher_view_logits(run, data, teacher, stage, teacher_outputs="logits"):
                   if data.validation is not None else np.zeros((0,), np.float32))
     logging.info("Teacher views of %s: %s in %.1f s", stage, logits.shape, time.perf_counter() - start)
     if run.chief:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         with files.atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, views=logits, validation=validation)

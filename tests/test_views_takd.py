@@ -149,3 +149,35 @@ def test_study_runner_end_to_end(tmp_path):
     # Run again: every finished run is reused, nothing retrains.
     again = subprocess.run(proc.args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count("finished before") == 8, again.stdout[-2000:]
+
+
+def test_views_cache_is_shared_by_methods_of_one_seed(tmp_path):
+    """--teacher_views_cache: a KD and an AKD run of one seed compute the teacher's views once (the AKD run
+    reads the KD run's file, untouched); another seed makes its own; no workdir keeps a copy."""
+    keras.utils.set_random_seed(0)
+    teacher = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    teacher.save(tmp_path / "teacher.keras")
+    cache = tmp_path / "views"
+    common = ["--flagfile=configs/smoke.flags", f"--teacher={tmp_path / 'teacher.keras'}", "--teacher_views=2",
+              f"--teacher_views_cache={cache}", "--train_size=128", "--validation_size=32", "--test_size=32",
+              "--max_temperature=1", "--phase1_epochs=1", "--phase2_epochs=1", "--verbose=0"]
+
+    def run(cases):
+        (tmp_path / "cases.json").write_text(json.dumps(cases))
+        proc = subprocess.run([sys.executable, os.path.join("tests", "cli_cases.py"), str(tmp_path / "cases.json"),
+                               str(tmp_path / "results.json")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results = json.loads((tmp_path / "results.json").read_text())
+        assert all(r["returncode"] == 0 for r in results.values()), {k: r["stderr"][-2000:] for k, r in results.items()}
+
+    run({"kd": common + ["--method=kd", "--seed=0", f"--workdir={tmp_path / 'kd'}"]})
+    (first,) = os.listdir(cache)
+    stamp = os.stat(cache / first).st_mtime_ns
+    run({"akd": common + ["--method=akd", "--seed=0", f"--workdir={tmp_path / 'akd'}"],
+         "kd_seed1": common + ["--method=kd", "--seed=1", f"--workdir={tmp_path / 'kd_seed1'}"]})
+    assert len(os.listdir(cache)) == 2 and os.stat(cache / first).st_mtime_ns == stamp  # reused, not rewritten
+    with np.load(cache / first) as views:
+        assert views["views"].shape == (2, 128, 10) and views["validation"].shape == (32, 10)
+    for workdir in ("kd", "akd", "kd_seed1"):
+        assert (tmp_path / workdir / "metrics.json").exists()
+        assert not [f for f in os.listdir(tmp_path / workdir) if f.startswith("teacher_views")]
