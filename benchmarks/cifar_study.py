@@ -3,8 +3,9 @@
     python -m benchmarks.cifar_study --flagfile=configs/study_cpu.flags
 
 Every run is one ``python -m akd_tf.main`` command (its flagfile is kept in the run's directory), so each
-figure can be re-made alone. The teacher is trained once (a ``scratch`` run of ``--teacher_net``), the TAKD
-assistant once (a ``kd`` run of ``--assistant_net`` from that teacher); every student run then reuses them
+figure can be re-made alone. The teacher is given (``--teacher``, e.g. the shipped one in
+``benchmarks/teachers/``) or trained once (a ``scratch`` run of ``--teacher_net``); the TAKD assistant likewise
+(``--assistant``, or a ``kd`` run of ``--assistant_net`` from the teacher); every student run then reuses them
 with ``--teacher``/``--assistant``. A finished run is skipped when the study is started again, so a killed
 study resumes where it stopped.
 
@@ -33,7 +34,10 @@ flags.DEFINE_integer("teacher_seed", 0, "Seed of the teacher and assistant runs.
 flags.DEFINE_string("output", "benchmarks/results/cifar_study", "Output path prefix (.md, .json, _*.png).")
 
 # Flags of akd_tf.main not passed on; per-run settings come after the passed-on ones, and the last wins.
-_NOT_PASSED = ("workdir", "overwrite")
+# --assistant goes to TAKD runs only (the others refuse it).
+_NOT_PASSED = ("workdir", "overwrite", "assistant")
+# Ablations of the students' schedule leave the teacher and assistant the study trains itself as the recipe has them.
+_STUDENTS_ONLY = ("phase2_learning_rate",)
 # The paper's CIFAR-10 rows (ResNet-110 -> ResNet-8, ../shared/docs/paper.md), for the table.
 PAPER = {"scratch": 88.44, "kd": 88.45, "takd": 88.47, "akd": 89.44}
 NAMES = {"scratch": "scratch (labels only)", "kd": "Hinton KD", "takd": "TAKD", "akd": "Annealing-KD"}
@@ -49,8 +53,9 @@ def _passed_on():
     return [flag.serialize() for flag in own if flag.name not in _NOT_PASSED and flag.value is not None]
 
 
-def _run(name, **overrides):
-    """Runs ``akd_tf.main`` in ``<study_dir>/<name>`` unless it finished there; returns its metrics."""
+def _run(name, omit=(), **overrides):
+    """Runs ``akd_tf.main`` in ``<study_dir>/<name>`` unless it finished there; returns its metrics. The
+    study's flags are passed on, but for those named in ``omit``; ``overrides`` come last and win."""
     workdir = os.path.join(FLAGS.workdir, name)
     metrics_path = os.path.join(workdir, "metrics.json")
     record_path = os.path.join(workdir, "study_run.json")
@@ -58,7 +63,8 @@ def _run(name, **overrides):
         _log(f"{name}: finished before, reusing {workdir}")
     else:
         os.makedirs(workdir, exist_ok=True)
-        lines = _passed_on() + [f"--workdir={workdir}"] + [
+        lines = [line for line in _passed_on() if line.split("=")[0].lstrip("-") not in omit]
+        lines += [f"--workdir={workdir}"] + [
             f"--{key}={value}" for key, value in overrides.items() if value is not None]
         flagfile = os.path.join(workdir, "study.flags")
         with open(flagfile, "w") as f:
@@ -90,6 +96,16 @@ def _mean_std(values):
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
+def _given(path, runs, key):
+    """The record of a model the study was given (``--teacher``/``--assistant``), from the runs that
+    evaluated it, in the shape of a run's metrics."""
+    seen = next((r[key] for r in runs if key in r), None)
+    if seen is None:
+        raise SystemExit(f"no run of the study evaluated the {key} {path!r}")
+    return {"student": {"net": seen["net"], "params": seen["params"], "test_accuracy": seen["test_accuracy"]},
+            "study": {"wall_time_s": 0.0, "given": path}}
+
+
 def _summarise(runs, teacher, assistant):
     methods = {}
     for method in FLAGS.methods:
@@ -105,13 +121,14 @@ def _summarise(runs, teacher, assistant):
             "run_wall_time_s": [r["study"]["wall_time_s"] for r in mine],
             "paper_top1": PAPER.get(method),
         }
+    def model(record):
+        return {"net": record["student"]["net"], "params": record["student"]["params"],
+                "test_top1": 100 * record["student"]["test_accuracy"],
+                "run_wall_time_s": record["study"]["wall_time_s"], "given": record["study"].get("given")}
+
     return {
-        "teacher": {"net": teacher["student"]["net"], "params": teacher["student"]["params"],
-                    "test_top1": 100 * teacher["student"]["test_accuracy"],
-                    "run_wall_time_s": teacher["study"]["wall_time_s"]},
-        "assistant": {"net": assistant["student"]["net"], "params": assistant["student"]["params"],
-                      "test_top1": 100 * assistant["student"]["test_accuracy"],
-                      "run_wall_time_s": assistant["study"]["wall_time_s"]},
+        "teacher": model(teacher),
+        "assistant": model(assistant),
         "student": {"net": runs[0]["student"]["net"], "params": runs[0]["student"]["params"]},
         "methods": methods,
     }
@@ -122,14 +139,18 @@ def _table(summary, protocol, total_minutes):
 
     t, a, s = summary["teacher"], summary["assistant"], summary["student"]
     seeds = len(FLAGS.seeds)
+
+    def origin(record, what):
+        return f"given: `{record['given']}`" if record.get("given") else f"{what}, {record['run_wall_time_s'] / 60:.1f} min"
+
     lines = [
         f"CIFAR-10 ({protocol['train']} training images, {protocol['validation']} held out for validation, "
         f"{protocol['test']} test), student {s['net']} ({s['params']:,} params), {seeds} seeds per method, "
         f"{os.cpu_count()} CPU cores.",
         f"Teacher {t['net']} ({t['params']:,} params, {t['params'] / s['params']:.1f}x the student): "
-        f"test {t['test_top1']:.2f} % (trained once, {t['run_wall_time_s'] / 60:.1f} min). "
+        f"test {t['test_top1']:.2f} % ({origin(t, 'trained once')}). "
         f"TAKD assistant {a['net']} ({a['params']:,} params, KD from the teacher): test {a['test_top1']:.2f} % "
-        f"({a['run_wall_time_s'] / 60:.1f} min, once).",
+        f"({origin(a, 'trained once')}).",
         "",
         "| method | test top-1 %, mean ± std | per seed | best val top-1 %, mean ± std | epochs | training min/run "
         "| run min/run | paper (ResNet-110 → ResNet-8, full CIFAR-10) |",
@@ -209,31 +230,41 @@ def main(argv):
     os.makedirs(FLAGS.workdir, exist_ok=True)
     total = FLAGS.teacher_epochs
     _log(f"study in {FLAGS.workdir}: teacher, assistant, then {len(FLAGS.methods)} methods x {len(FLAGS.seeds)} seeds")
-    # The teacher is a labels-only run of the teacher net; the assistant a KD run from it.
-    teacher = _run("teacher", method="scratch", seed=FLAGS.teacher_seed, student_net=FLAGS.teacher_net,
-                   phase1_epochs=total - 1, phase2_epochs=1, teacher_views=0,
-                   learning_rate=FLAGS.teacher_learning_rate or FLAGS.learning_rate)
-    teacher_path = os.path.join(teacher["workdir"], "student.keras")
-    assistant = None
+    # The teacher: given, or a labels-only run of the teacher net; the assistant: given, or a KD run from it.
+    teacher = teacher_path = assistant = assistant_path = None
+    if FLAGS.teacher:
+        teacher_path = FLAGS.teacher
+    else:
+        teacher = _run("teacher", method="scratch", seed=FLAGS.teacher_seed, student_net=FLAGS.teacher_net,
+                       phase1_epochs=total - 1, phase2_epochs=1, teacher_views=0, omit=_STUDENTS_ONLY,
+                       learning_rate=FLAGS.teacher_learning_rate or FLAGS.learning_rate)
+        teacher_path = os.path.join(teacher["workdir"], "student.keras")
     if "takd" in FLAGS.methods:
-        assistant = _run("assistant", method="kd", seed=FLAGS.teacher_seed, teacher=teacher_path,
-                         student_net=FLAGS.assistant_net)
+        if FLAGS.assistant:
+            assistant_path = FLAGS.assistant
+        else:
+            assistant = _run("assistant", method="kd", seed=FLAGS.teacher_seed, teacher=teacher_path,
+                             student_net=FLAGS.assistant_net, omit=_STUDENTS_ONLY)
+            assistant_path = os.path.join(assistant["workdir"], "student.keras")
     runs = []
     for seed in FLAGS.seeds:
         for method in FLAGS.methods:
             extra = {"teacher_views": 0} if method == "scratch" else {}
             if method == "takd":
-                extra["assistant"] = os.path.join(assistant["workdir"], "student.keras")
+                extra["assistant"] = assistant_path
             metrics = _run(f"{method}_seed{seed}", method=method, seed=int(seed),
                            teacher=teacher_path if method != "takd" else None, **extra)
             runs.append({**metrics, "method": method, "seed": int(seed)})
     # The sum over runs, so that a study resumed after a kill (or extended by a seed) still reports its cost.
-    minutes = sum(r["study"]["wall_time_s"] for r in [teacher, *([assistant] if assistant else []), *runs]) / 60
+    minutes = sum(r["study"]["wall_time_s"] for r in [teacher, assistant, *runs] if r) / 60
     first = runs[0]["num_examples"]
     command = "python -m benchmarks.cifar_study " + " ".join(a for a in sys.argv[1:])
     protocol = {"train": first["train"], "validation": first.get("validation", 0), "test": first["test"],
                 "command": command, "flags": _passed_on(), "seeds": FLAGS.seeds,
                 "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
+    teacher = teacher or _given(teacher_path, runs, "teacher")
+    if "takd" in FLAGS.methods:
+        assistant = assistant or _given(assistant_path, runs, "assistant")
     summary = _summarise(runs, teacher, assistant or teacher)
     table = _table(summary, protocol, minutes)
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)

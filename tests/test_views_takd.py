@@ -149,6 +149,24 @@ def test_study_runner_end_to_end(tmp_path):
     # Run again: every finished run is reused, nothing retrains.
     again = subprocess.run(proc.args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count("finished before") == 8, again.stdout[-2000:]
+    # A second study given that teacher and assistant (as a shipped teacher is given), with the phase-2 restart
+    # ablation: neither is trained again, --assistant reaches the TAKD run only, the restart every student.
+    given = {"teacher": tmp_path / "runs" / "teacher" / "student.keras",
+             "assistant": tmp_path / "runs" / "assistant" / "student.keras"}
+    args = [a for a in proc.args if not a.startswith(("--workdir", "--output", "--seeds", "--methods"))]
+    ablation = subprocess.run(
+        args + [f"--workdir={tmp_path / 'ablation'}", f"--output={tmp_path / 'ablation_study'}", "--seeds=0",
+                "--methods=scratch,takd", f"--teacher={given['teacher']}", f"--assistant={given['assistant']}",
+                "--phase2_learning_rate=0.004"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert ablation.returncode == 0, ablation.stdout[-3000:] + ablation.stderr[-3000:]
+    assert sorted(os.listdir(tmp_path / "ablation")) == ["scratch_seed0", "takd_seed0"]
+    flagfiles = {m: (tmp_path / "ablation" / f"{m}_seed0" / "study.flags").read_text() for m in ("scratch", "takd")}
+    assert f"--assistant={given['assistant']}" in flagfiles["takd"] and "--assistant=" not in flagfiles["scratch"]
+    assert all("--phase2_learning_rate=0.004" in text for text in flagfiles.values())
+    summary = json.loads((tmp_path / "ablation_study.json").read_text())
+    assert summary["teacher"]["given"] == str(given["teacher"]) and summary["teacher"]["net"] == "resnet8"
+    assert summary["assistant"]["given"] == str(given["assistant"]) and summary["assistant"]["net"] == "plane2"
+    assert "given: `" in (tmp_path / "ablation_study.md").read_text()
 
 
 def test_views_cache_is_shared_by_methods_of_one_seed(tmp_path):
