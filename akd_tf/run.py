@@ -267,8 +267,12 @@ def save_model(model, path):
 
 
 def _differences(saved, config):
-    """``name (saved X, now Y)`` for each field of the saved ``config.json`` that differs and matters."""
+    """``name (saved X, now Y)`` for each field of the saved ``config.json`` that differs and matters. A field
+    that the saved run did not know (added to `Config` since) counts as its default, which keeps the behaviour
+    of the code that wrote it: runs started by an older version resume."""
     current = dataclasses.asdict(config)
+    defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+    saved = {**{k: defaults[k] for k in current if k not in saved}, **saved}
     names = sorted(k for k in set(saved) | set(current) if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
     return [f"{k} (saved {saved.get(k)!r}, now {current.get(k)!r})" for k in names]
 

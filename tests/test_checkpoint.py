@@ -88,6 +88,12 @@ def test_workdir_rules(tmp_path):
     run.prepare_workdir(config, str(tmp_path))  # empty: fine
     files.write_json(tmp_path / "config.json", __import__("dataclasses").asdict(config))
     run.prepare_workdir(Config(train_size=64, verbose=0), str(tmp_path))  # verbosity may change on resume
+    # A run written before a field existed resumes when the field keeps its default, and not otherwise.
+    saved = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({k: v for k, v in saved.items() if k != "teacher_outputs"}))
+    run.prepare_workdir(Config(train_size=64), str(tmp_path))
+    with pytest.raises(BadInput, match=r"other settings: teacher_outputs \(saved 'logits', now 'probabilities'\)"):
+        run.prepare_workdir(Config(train_size=64, teacher_outputs="probabilities"), str(tmp_path))
     with pytest.raises(BadInput, match=r"other settings: train_size \(saved 64, now 128\)"):
         run.prepare_workdir(Config(train_size=128), str(tmp_path))
     (tmp_path / "metrics.json").write_text("{}")
