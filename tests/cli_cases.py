@@ -1,29 +1,41 @@
-"""Runs many `python -m akd_tf.main` argument lists in one interpreter (one TensorFlow start instead of one per
-case; ~7 s each on 2 cores). Each case goes through the CLI's own flag parser and `main`, with the flags reset
-in between, and reports its exit status, stdout and stderr.
+"""Runs many command lines of one of the tool's CLIs in one interpreter (one TensorFlow start instead of one per
+case; ~7 s each on 2 cores). Each case goes through the CLI's own flag parsing and ``main``, with the flags
+reset in between, and reports its exit status, stdout and stderr, as ``app.run`` would end the process.
 
-    python tests/cli_cases.py cases.json results.json      # cases: {name: [argv...]}
+    python tests/cli_cases.py akd_tf.main cases.json results.json      # cases: {name: [argv...]}
+    python tests/cli_cases.py export.tflite cases.json results.json
+
+One CLI per process: the two define some flags of the same name.
 """
 
 import contextlib
+import importlib
 import io
 import json
 import sys
 
 
-def run_cases(cases):
+def _call(cli, argv):
+    """The exit status ``app.run(cli.main)`` would give for ``argv``."""
+    prog = cli.__name__
+    if hasattr(cli, "parse_flags"):  # akd_tf.main: its own one-line parser errors
+        return cli.main(cli.parse_flags([prog, *argv])) or 0
     from absl import flags
 
-    from akd_tf import main as cli
+    return cli.main(flags.FLAGS([prog, *argv])) or 0
 
+
+def run_cases(module, cases):
+    from absl import flags
+
+    cli = importlib.import_module(module)
     results = {}
     for name, argv in cases.items():
         flags.FLAGS.unparse_flags()
         out, err = io.StringIO(), io.StringIO()
-        status = 0
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                cli.main(cli.parse_flags([cli.PROG, *argv]))
+                status = _call(cli, argv)
             except SystemExit as exit_:
                 status = exit_.code if isinstance(exit_.code, int) else 1
             except Exception as error:  # noqa: BLE001 - reported as a Python crash would be, so the test fails
@@ -33,8 +45,24 @@ def run_cases(cases):
     return results
 
 
+def run_in_subprocess(module, cases, directory, root, timeout=600):
+    """Runs ``cases`` of ``module`` through this script in a new interpreter; returns their results."""
+    import os
+    import subprocess
+
+    cases_path, results_path = os.path.join(directory, "cases.json"), os.path.join(directory, "results.json")
+    with open(cases_path, "w") as f:
+        json.dump(cases, f)
+    proc = subprocess.run([sys.executable, os.path.join("tests", "cli_cases.py"), module, cases_path, results_path],
+                          cwd=root, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode:
+        raise RuntimeError(f"tests/cli_cases.py failed: {proc.stderr[-3000:]}")
+    with open(results_path) as f:
+        return json.load(f)
+
+
 if __name__ == "__main__":
-    with open(sys.argv[1]) as f:
+    with open(sys.argv[2]) as f:
         cases = json.load(f)
-    with open(sys.argv[2], "w") as f:
-        json.dump(run_cases(cases), f)
+    with open(sys.argv[3], "w") as f:
+        json.dump(run_cases(sys.argv[1], cases), f)

@@ -12,6 +12,8 @@ import types
 import keras
 import pytest
 
+import cli_cases
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = "--flagfile=configs/smoke.flags"
 GLUE = "--flagfile=configs/glue_tiny_smoke.flags"
@@ -128,14 +130,10 @@ def results(files, tmp_path_factory):
 
     def in_one_process():
         batch = {name: argv for name, argv in argvs.items() if name not in IN_SUBPROCESSES}
-        cases, out = files["dir"] / "cases.json", files["dir"] / "cases_results.json"
-        cases.write_text(json.dumps(batch))
         start = time.monotonic()
-        proc = subprocess.run([sys.executable, os.path.join("tests", "cli_cases.py"), str(cases), str(out)], cwd=ROOT,
-                              capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        results = cli_cases.run_in_subprocess("akd_tf.main", batch, str(files["dir"]), ROOT)
         elapsed = (time.monotonic() - start) / len(batch)
-        return {name: (types.SimpleNamespace(**result), elapsed) for name, result in json.loads(out.read_text()).items()}
+        return {name: (types.SimpleNamespace(**result), elapsed) for name, result in results.items()}
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         batch = pool.submit(in_one_process)

@@ -2,11 +2,11 @@
 their own calibration and test data (arrays, tf.data, .npz), through the library call and the CLI; and every
 bad combination as one line, exit 2, earlier output untouched."""
 
-import concurrent.futures
 import json
 import os
 import subprocess
 import sys
+import types
 
 import keras
 import numpy as np
@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 import akd_tf
+import cli_cases
 from export import export_student, user_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -158,25 +159,30 @@ BAD = [
 ]
 
 
+# Run as a real `python -m export.tflite` process (absl's app.run included); the others run in one interpreter
+# through the same flags and main (tests/cli_cases.py).
+IN_SUBPROCESS = "lambda_keras"
+
+
 @pytest.fixture(scope="module")
 def bad_results(user):
     d = user["dir"]
-    out = d / "tflite_bad"
-
-    def run(case):
-        name, args, _ = case
+    argvs, targets = {}, {}
+    for name, args, _ in BAD:
         argv = [a.format(dir=d) for a in args]
         if not any(a.startswith("--model") for a in argv):
             argv.insert(0, f"--model={d / 'model.keras'}")
-        target = out / name
-        target.mkdir(parents=True)
-        (target / "earlier.txt").write_text("keep me")
         if not any(a.startswith("--quantization") for a in argv):
             argv.append("--quantization=fp32,int8")
-        return name, (_export(*argv, f"--output={target}", "--invokes=5"), target)
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-        return dict(pool.map(run, BAD))
+        targets[name] = d / "tflite_bad" / name
+        targets[name].mkdir(parents=True)
+        (targets[name] / "earlier.txt").write_text("keep me")
+        argvs[name] = argv + [f"--output={targets[name]}", "--invokes=5"]
+    batch = {name: argv for name, argv in argvs.items() if name != IN_SUBPROCESS}
+    results = {name: types.SimpleNamespace(**r) for name, r in
+               cli_cases.run_in_subprocess("export.tflite", batch, str(d), ROOT).items()}
+    results[IN_SUBPROCESS] = _export(*argvs[IN_SUBPROCESS])
+    return {name: (results[name], targets[name]) for name in argvs}
 
 
 @pytest.mark.parametrize("name,args,fragments", BAD, ids=[b[0] for b in BAD])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import akd_tf
+import cli_cases
 from akd_tf import data
 from akd_tf.distiller import STUDENT_INPUTS, TEACHER_LOGITS
 
@@ -129,14 +130,14 @@ def test_study_runner_end_to_end(tmp_path):
     out = tmp_path / "study"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.cifar_study", "--flagfile=configs/study_cpu.flags",
-         f"--workdir={tmp_path / 'runs'}", f"--output={out}", "--seeds=0,1", "--methods=scratch,takd,akd",
+         f"--workdir={tmp_path / 'runs'}", f"--output={out}", "--seeds=0,1", "--methods=takd,akd",
          "--train_size=256", "--validation_size=128", "--test_size=128", "--teacher_net=resnet8",
          "--assistant_net=plane2", "--student_net=plane2", "--teacher_epochs=2", "--phase1_epochs=2",
          "--phase2_epochs=1", "--max_temperature=2", "--teacher_views=2", "--learning_rate=0.01"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((tmp_path / "study.json").read_text())
-    assert set(summary["methods"]) == {"scratch", "takd", "akd"}
+    assert set(summary["methods"]) == {"takd", "akd"}
     for method in summary["methods"].values():
         assert len(method["test_top1"]) == 2 and method["epochs"] == 3
         mean, std = method["test_top1_mean_std"]
@@ -148,9 +149,10 @@ def test_study_runner_end_to_end(tmp_path):
         assert (tmp_path / png).stat().st_size > 10_000
     # Run again: every finished run is reused, nothing retrains.
     again = subprocess.run(proc.args, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and again.stdout.count("finished before") == 8, again.stdout[-2000:]
+    assert again.returncode == 0 and again.stdout.count("finished before") == 6, again.stdout[-2000:]
     # A second study given that teacher and assistant (as a shipped teacher is given), with the phase-2 restart
-    # ablation: neither is trained again, --assistant reaches the TAKD run only, the restart every student.
+    # ablation: neither is trained again, --assistant reaches the TAKD run only, the restart every student, and a
+    # labels-only run (scratch) is run without teacher views.
     given = {"teacher": tmp_path / "runs" / "teacher" / "student.keras",
              "assistant": tmp_path / "runs" / "assistant" / "student.keras"}
     args = [a for a in proc.args if not a.startswith(("--workdir", "--output", "--seeds", "--methods"))]
@@ -163,6 +165,7 @@ def test_study_runner_end_to_end(tmp_path):
     flagfiles = {m: (tmp_path / "ablation" / f"{m}_seed0" / "study.flags").read_text() for m in ("scratch", "takd")}
     assert f"--assistant={given['assistant']}" in flagfiles["takd"] and "--assistant=" not in flagfiles["scratch"]
     assert all("--phase2_learning_rate=0.004" in text for text in flagfiles.values())
+    assert flagfiles["scratch"].rstrip().splitlines()[-1] == "--teacher_views=0"
     summary = json.loads((tmp_path / "ablation_study.json").read_text())
     assert summary["teacher"]["given"] == str(given["teacher"]) and summary["teacher"]["net"] == "resnet8"
     assert summary["assistant"]["given"] == str(given["assistant"]) and summary["assistant"]["net"] == "plane2"
@@ -181,11 +184,7 @@ def test_views_cache_is_shared_by_methods_of_one_seed(tmp_path):
               "--max_temperature=1", "--phase1_epochs=1", "--phase2_epochs=1", "--verbose=0"]
 
     def run(cases):
-        (tmp_path / "cases.json").write_text(json.dumps(cases))
-        proc = subprocess.run([sys.executable, os.path.join("tests", "cli_cases.py"), str(tmp_path / "cases.json"),
-                               str(tmp_path / "results.json")], cwd=ROOT, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        results = json.loads((tmp_path / "results.json").read_text())
+        results = cli_cases.run_in_subprocess("akd_tf.main", cases, str(tmp_path), ROOT)
         assert all(r["returncode"] == 0 for r in results.values()), {k: r["stderr"][-2000:] for k, r in results.items()}
 
     run({"kd": common + ["--method=kd", "--seed=0", f"--workdir={tmp_path / 'kd'}"]})
