@@ -34,10 +34,10 @@ from absl import logging
 
 from akd_tf import data as data_lib
 from akd_tf import files, nets
-from akd_tf.logits import outputs_as_logits
 from akd_tf.callbacks import AnnealingSchedule, KeepBest
 from akd_tf.config import LABELS_ONLY, Config
 from akd_tf.distiller import AnnealingKD, HintonKD
+from akd_tf.logits import outputs_as_logits
 from akd_tf.run import (compile_classifier, count_params, evaluate_classifier, finish, load_model, make_optimizer,
                         phase_summary, read_history, save_model, start, teacher_summary)
 
@@ -233,9 +233,9 @@ def train_and_evaluate(config: Config, workdir: str, overwrite: bool = False, no
 
     teacher, teacher_history = None, {}
     if config.needs_teacher:
-        teacher, teacher_summary, teacher_history = _teacher(run, data)
+        teacher, teacher_figures, teacher_history = _teacher(run, data)
         metrics["teacher"] = {
-            "net": teacher.name, "params": count_params(teacher), **teacher_summary,
+            "net": teacher.name, "params": count_params(teacher), **teacher_figures,
             **evaluate_classifier(teacher, data.test, config.verbose),
         }
         logging.info("Teacher: %s", metrics["teacher"])
