@@ -1,0 +1,146 @@
+"""Where does Annealing-KD pay off? AKD against KD, TAKD and scratch across studies of the same protocol at
+different student budgets (``benchmarks.cifar_study`` outputs), or a study against its ablation.
+
+    python -m benchmarks.budget_curve --studies=benchmarks/results/cifar_study_short.json,\\
+        benchmarks/results/cifar_study_mid.json,benchmarks/results/cifar_study_long.json \\
+        --output=benchmarks/results/budget_curve
+    python -m benchmarks.budget_curve --labels="recipe (restart at 0.1),restart at 0.01" --noplot \\
+        --studies=benchmarks/results/cifar_study_long.json,benchmarks/results/cifar_study_long_phase2_lr0.01.json \\
+        --output=benchmarks/results/cifar_study_long_phase2_ablation
+
+Differences are paired by seed: runs with the same seed start from the same student weights and see the same
+teacher views, so ``AKD − KD`` is averaged over the per-seed differences (mean ± sample std). Writes
+``<output>.md`` (table and one plain sentence per study), ``.json`` and, unless ``--noplot``, ``.png`` (the
+differences against the student's epochs, with the zero line).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("studies", None, "Study JSON files (benchmarks.cifar_study --output), one per budget.", required=True)
+flags.DEFINE_list("labels", None, "A row label per study (default: '<epochs> epochs').")
+flags.DEFINE_string("output", "benchmarks/results/budget_curve", "Output path without extension.")
+flags.DEFINE_bool("plot", True, "Draw the differences against the student's epochs.")
+
+METHODS = ("scratch", "kd", "takd", "akd")
+NAMES = {"scratch": "scratch", "kd": "KD", "takd": "TAKD", "akd": "AKD"}
+AGAINST = ("kd", "takd", "scratch")
+
+
+def _mean_std(values):
+    values = np.asarray(values, float)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def summarise(study: dict, label: str) -> dict:
+    """Mean ± std per method and AKD's paired differences against each other method, for one study."""
+    methods = study["methods"]
+    if "akd" not in methods:
+        raise ValueError(f"{label}: the study has no akd runs; methods: {sorted(methods)}")
+    row = {"label": label, "epochs": methods["akd"]["epochs"], "methods": {}, "akd_minus": {}}
+    for method in METHODS:
+        if method in methods:
+            row["methods"][method] = _mean_std(methods[method]["test_top1"])
+    akd = dict(zip(methods["akd"]["seeds"], methods["akd"]["test_top1"]))
+    for other in AGAINST:
+        if other not in methods:
+            continue
+        theirs = dict(zip(methods[other]["seeds"], methods[other]["test_top1"]))
+        paired = sorted(set(akd) & set(theirs))
+        if not paired:
+            raise ValueError(f"{label}: akd and {other} share no seed (akd {sorted(akd)}, {other} {sorted(theirs)})")
+        differences = [akd[s] - theirs[s] for s in paired]
+        row["akd_minus"][other] = {"seeds": paired, "per_seed": differences, "mean_std": _mean_std(differences)}
+    return row
+
+
+def _verdict(row):
+    parts = []
+    for other, diff in row["akd_minus"].items():
+        mean, std = diff["mean_std"]
+        n = len(diff["seeds"])
+        word = "beat" if mean > 0 else "lost to"
+        clear = n > 1 and abs(mean) > std
+        parts.append(f"{word} {NAMES[other]} by {abs(mean):.2f} pt ({'more' if clear else 'less'} than the seed-to-seed "
+                     f"std {std:.2f})")
+    seeds = max((len(d["seeds"]) for d in row["akd_minus"].values()), default=0)
+    return f"{row['label']}: AKD " + ", ".join(parts) + f", over {seeds} seed(s)."
+
+
+def table(rows) -> str:
+    present = [m for m in METHODS if any(m in r["methods"] for r in rows)]
+    against = [m for m in AGAINST if any(m in r["akd_minus"] for r in rows)]
+    head = (["study", "student epochs"] + [f"{NAMES[m]} test top-1 %" for m in present]
+            + [f"AKD − {NAMES[m]} (pt)" for m in against])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["label"], str(r["epochs"])]
+        cells += [f"{r['methods'][m][0]:.2f} ± {r['methods'][m][1]:.2f}" if m in r["methods"] else "—" for m in present]
+        cells += [f"{r['akd_minus'][m]['mean_std'][0]:+.2f} ± {r['akd_minus'][m]['mean_std'][1]:.2f}"
+                  if m in r["akd_minus"] else "—" for m in against]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Mean ± sample std over seeds; differences are per seed (same student initialisation), then averaged.",
+              ""] + [f"- {_verdict(r)}" for r in rows]
+    return "\n".join(lines)
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"kd": "tab:blue", "takd": "tab:green", "scratch": "tab:gray"}
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for other in AGAINST:
+        points = [(r["epochs"], *r["akd_minus"][other]["mean_std"]) for r in rows if other in r["akd_minus"]]
+        if points:
+            x, mean, std = map(np.asarray, zip(*sorted(points)))
+            ax.errorbar(x, mean, yerr=std, marker="o", capsize=4, color=colors[other], label=f"AKD − {NAMES[other]}")
+    ax.axhline(0, color="k", linewidth=0.8)
+    ax.set_xlabel("student epochs (AKD: phase 1 + phase 2)")
+    ax.set_ylabel("test top-1 difference (points)")
+    ax.set_title("Annealing-KD against the baselines, by student budget (mean ± std over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if FLAGS.labels and len(FLAGS.labels) != len(FLAGS.studies):
+        raise app.UsageError(f"--labels needs one label per study: {len(FLAGS.studies)} studies, "
+                             f"{len(FLAGS.labels)} labels")
+    rows = []
+    for i, path in enumerate(FLAGS.studies):
+        if not os.path.isfile(path):
+            raise app.UsageError(f"--studies: no file {path!r} (a benchmarks.cifar_study --output JSON)")
+        with open(path) as f:
+            study = json.load(f)
+        label = FLAGS.labels[i] if FLAGS.labels else f"{study['methods']['akd']['epochs']} epochs"
+        rows.append(summarise(study, label))
+    if FLAGS.plot:
+        rows.sort(key=lambda r: r["epochs"])
+    text = table(rows) + "\n\nCommand: `python -m benchmarks.budget_curve " + " ".join(sys.argv[1:]) + "`\n"
+    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
+    with open(FLAGS.output + ".md", "w") as f:
+        f.write(text)
+    with open(FLAGS.output + ".json", "w") as f:
+        json.dump({"studies": FLAGS.studies, "rows": rows}, f, indent=2)
+    if FLAGS.plot:
+        plot(rows, FLAGS.output + ".png")
+    print(text)
+
+
+if __name__ == "__main__":
+    app.run(main)
