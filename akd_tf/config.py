@@ -7,7 +7,7 @@ import dataclasses
 import os
 
 from akd_tf import data as data_lib
-from akd_tf import logits, nets, schedule
+from akd_tf import logits, nets, precision, schedule
 from akd_tf.data import glue
 from akd_tf.nets import text as text_nets
 
@@ -65,6 +65,10 @@ class Config:
     deterministic: bool = False
     strategy: str = "auto"
     verbose: int = 1
+    # Keras dtype policy (akd_tf.precision): none (float32), bfloat16 or float16 (with loss scaling).
+    mixed_precision: str = "none"
+    jit_compile: bool = False  # XLA; off by default: on this CPU it was slower
+    sync_batchnorm: bool = False  # BatchNorm statistics over the global batch under a multi-replica strategy
     # Text (GLUE) runs only.
     teacher_preset: str | None = None
     student_preset: str | None = None
@@ -132,6 +136,10 @@ class Config:
                 raise ValueError(f"`teacher_outputs` 'probabilities' needs a classification task; {self.dataset} is a "
                                  "regression task, whose teacher returns a score. Allowed there: logits")
         one_of("optimizer", OPTIMIZERS)
+        one_of("mixed_precision", tuple(precision.POLICIES))
+        if self.sync_batchnorm and self.text:
+            raise ValueError("`sync_batchnorm` synchronises BatchNorm layers; the BERT models of GLUE runs have none "
+                             f"(they use LayerNorm). Received: sync_batchnorm=True, dataset={self.dataset!r}")
         one_of("strategy", STRATEGIES)
         for name in ("phase1_epochs", "phase2_epochs", "batch_size", "max_temperature", "teacher_epochs",
                      "sequence_length", "teacher_vocabulary_size", "student_vocabulary_size"):

@@ -6,7 +6,10 @@ Both own their training step (TensorFlow backend) and share one piece of plumbin
   and is never in the optimizer's variables;
 * ``call(x)`` is the student, so ``evaluate``/``predict``/``save`` of the distiller measure the student;
 * losses are reduced per replica and divided by the replica count, because the optimizer all-reduces
-  gradients with a SUM: the step on N replicas equals the step on one device with the same global batch.
+  gradients with a SUM: the step on N replicas equals the step on one device with the same global batch;
+* under a mixed-precision policy both models compute in the low dtype while logits and losses are float32, and
+  with ``mixed_float16`` the loss goes through the `keras.optimizers.LossScaleOptimizer` that ``compile`` wraps
+  the optimizer in (scaled loss, unscaled gradients, a skipped step when they overflow).
 
 Inputs are either one structure that both models take, or a dict that says who gets what::
 
@@ -194,7 +197,7 @@ class Distiller(keras.Model):
         x, y, sample_weight = self._unpack(data)
         teacher_logits = self.teacher_logits(x)  # outside the tape: nothing of the teacher is recorded
         with tf.GradientTape() as tape:
-            student_logits = self.student(split_inputs(x)[0], training=True)
+            student_logits = ops.cast(self.student(split_inputs(x)[0], training=True), "float32")
             loss = self._replica_loss(y, student_logits, teacher_logits, sample_weight)
             # The optimizer SUMs gradients over replicas, so each contributes 1/N of its mean.
             scaled_loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
@@ -206,7 +209,7 @@ class Distiller(keras.Model):
 
     def test_step(self, data):
         x, y, sample_weight = self._unpack(data)
-        student_logits = self.student(split_inputs(x)[0], training=False)
+        student_logits = ops.cast(self.student(split_inputs(x)[0], training=False), "float32")
         loss = self._replica_loss(y, student_logits, self.teacher_logits(x), sample_weight)
         return self._log(x, y, student_logits, loss, sample_weight)
 

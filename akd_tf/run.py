@@ -22,7 +22,7 @@ import tensorflow as tf
 from absl import logging
 
 from akd_tf import data as data_lib
-from akd_tf import distiller, files, logits, multi_worker, plots, schedule
+from akd_tf import distiller, files, logits, multi_worker, plots, precision, schedule
 from akd_tf.callbacks import AnnealingSchedule, LinearDecay, StopOnDivergence, TrainingDiverged
 from akd_tf.checkpoint import TrainingCheckpoint, is_chief
 from akd_tf.config import BadInput, Config, STRATEGIES
@@ -33,7 +33,7 @@ OUTPUTS = ("teacher.keras", "assistant.keras", "student.keras", "student", "metr
            "run.png", "teacher.png", "history_teacher.csv", "history_assistant.csv", "history_student.csv",
            "teacher_views_assistant.npz", "teacher_views_student.npz", "tensorboard", "checkpoints")
 # Config fields that may change when a run is resumed (they do not change what is computed).
-RESUMABLE_CHANGES = ("verbose", "teacher_views_cache")
+RESUMABLE_CHANGES = ("verbose", "teacher_views_cache", "jit_compile")
 
 
 def make_strategy(name):
@@ -149,6 +149,7 @@ class Run:
                 + [c for c in stateful if not isinstance(c, AnnealingSchedule)]
                 + [StopOnDivergence(), checkpoint]  # last: it records what the others did
             )
+            model.jit_compile = config.jit_compile  # read when fit traces the step
             try:
                 model.fit(
                     data.train_epochs(start, epochs), steps_per_epoch=data.steps_per_epoch, initial_epoch=start,
@@ -228,6 +229,12 @@ def load_model(path, what="--teacher"):
         if len(reason) > 200:
             reason = reason[:200] + "…"
         raise BadInput(f"{prefix} (loaded with safe_mode=True): {type(error).__name__}: {reason}") from None
+
+
+def in_run_precision(model, config):
+    """A built or loaded model set to compute in the run's dtype policy (`akd_tf.precision.follow`): a teacher file
+    saved in float32 computes in bfloat16 in a ``--mixed_precision=bfloat16`` run, and the other way round."""
+    return precision.follow(model, precision.policy_name(config.mixed_precision))
 
 
 def check_fits_data(teacher, path, data_spec, flag="--teacher", returns="logits"):
@@ -366,6 +373,7 @@ def start(config: Config, workdir: str, overwrite: bool = False, notes: dict | N
     """The beginning of every run: checks (`preflight`), the strategy, determinism, ``config.json`` and
     ``notes`` (file name -> text, e.g. the CLI's ``flags.txt``) in the workdir, and the seed."""
     validate_config(config)
+    precision.set_global(config.mixed_precision)  # before any model is built
     # A multi-worker strategy must exist before any other TensorFlow call; the others after the checks.
     strategy = make_strategy(config.strategy) if config.strategy == "multi_worker" else None
     if strategy is None or is_chief(strategy):

@@ -33,13 +33,13 @@ import numpy as np
 from absl import logging
 
 from akd_tf import data as data_lib
-from akd_tf import files, nets
+from akd_tf import files, nets, precision
 from akd_tf.callbacks import AnnealingSchedule, KeepBest
 from akd_tf.config import LABELS_ONLY, Config
 from akd_tf.distiller import AnnealingKD, HintonKD
 from akd_tf.logits import outputs_as_logits
-from akd_tf.run import (compile_classifier, count_params, evaluate_classifier, finish, load_model, make_optimizer,
-                        phase_summary, read_history, save_model, start, teacher_summary)
+from akd_tf.run import (compile_classifier, count_params, evaluate_classifier, finish, in_run_precision, load_model,
+                        make_optimizer, phase_summary, read_history, save_model, start, teacher_summary)
 
 
 def _teacher(run, data):
@@ -51,7 +51,7 @@ def _teacher(run, data):
         path = config.teacher_path or trained
         logging.info("Loading the teacher from %s", path)
         with strategy.scope():
-            teacher = load_model(path)
+            teacher = in_run_precision(load_model(path), config)
             compile_classifier(teacher, make_optimizer(config), from_logits=config.teacher_outputs == "logits")
         if config.teacher_path:
             return teacher, {"source": config.teacher_path}, {}
@@ -61,7 +61,8 @@ def _teacher(run, data):
     learning_rate = config.teacher_learning_rate or config.learning_rate
     keras.utils.set_random_seed(config.seed)  # per stage: a resumed run builds the same initial weights
     with strategy.scope():
-        teacher = nets.build(config.teacher_net, data.num_classes, data.input_shape, config.weight_decay)
+        teacher = nets.build(config.teacher_net, data.num_classes, data.input_shape, config.weight_decay,
+                             sync_batchnorm=config.sync_batchnorm)
         compile_classifier(teacher, make_optimizer(config, learning_rate))
     keep_best = [KeepBest(verbose=config.verbose)] if data.validation is not None else []
     history = run.fit(teacher, data, "teacher", config.teacher_epochs, (config.teacher_epochs,), learning_rate,
@@ -81,7 +82,7 @@ def _assistant(run, data, teacher):
         path = config.assistant_path or trained
         logging.info("Loading the assistant from %s", path)
         with run.strategy.scope():
-            assistant = load_model(path, "--assistant")
+            assistant = in_run_precision(load_model(path, "--assistant"), config)
             compile_classifier(assistant, make_optimizer(config))
         if config.assistant_path:
             return assistant, {"source": config.assistant_path}, {}
@@ -154,7 +155,8 @@ def _student(run, data, teacher, stage="student", net=None, method=None, epochs=
     teacher_outputs = "logits" if method == "takd" else config.teacher_outputs
     keras.utils.set_random_seed(config.seed + 1)
     with strategy.scope():
-        student = nets.build(net, data.num_classes, data.input_shape, config.weight_decay)
+        student = nets.build(net, data.num_classes, data.input_shape, config.weight_decay,
+                             sync_batchnorm=config.sync_batchnorm)
         if method == "akd":
             model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
                                 teacher_outputs=teacher_outputs)
@@ -190,8 +192,9 @@ def _student(run, data, teacher, stage="student", net=None, method=None, epochs=
 
 
 def export_student(student, directory, data, config):
-    """Writes the student as a TF SavedModel (``serve`` endpoint) with a JSON note of its input."""
-    with files.atomic_path(directory) as tmp:
+    """Writes the student as a TF SavedModel (``serve`` endpoint) with a JSON note of its input. It computes in
+    float32 whatever the run's precision (float32 in, float32 out, and no bfloat16 ops for the TFLite converter)."""
+    with files.atomic_path(directory) as tmp, precision.computing_in(student, "float32"):
         student.export(tmp, format="tf_saved_model", verbose=False)
         _write_metadata(tmp, data, config)
 

@@ -25,15 +25,15 @@ import keras
 import numpy as np
 from absl import logging
 
-from akd_tf import files, glue_metrics
+from akd_tf import files, glue_metrics, precision
 from akd_tf.callbacks import AnnealingSchedule, KeepBest, ValidationMetrics
 from akd_tf.config import LABELS_ONLY, BadInput
 from akd_tf.data import glue
 from akd_tf.distiller import TEACHER_INPUTS, TEACHER_LOGITS, AnnealingKD, HintonKD
 from akd_tf.logits import outputs_as_logits
 from akd_tf.nets import text as text_nets
-from akd_tf.run import (best_epoch, count_params, finish, load_model, make_optimizer, phase_summary, read_history,
-                        save_model, teacher_summary)
+from akd_tf.run import (best_epoch, count_params, finish, in_run_precision, load_model, make_optimizer, phase_summary,
+                        read_history, save_model, teacher_summary)
 
 PRESET_DIR = "preset"
 
@@ -49,7 +49,13 @@ def compile_model(model, optimizer, regression):
 
 def _build(run, raw, who, vocabularies):
     """``(classifier, preprocessor)`` for ``who`` ("teacher"/"student"): its preset, else its architecture
-    with a vocabulary learned from the training text (one per size, shared between the two models)."""
+    with a vocabulary learned from the training text (one per size, shared between the two models); in the run's
+    dtype policy (a preset's saved policy does not decide it)."""
+    classifier, preprocessor = _build_float(run, raw, who, vocabularies)
+    return in_run_precision(classifier, run.config), preprocessor
+
+
+def _build_float(run, raw, who, vocabularies):
     config = run.config
     preset = getattr(config, f"{who}_preset")
     with run.strategy.scope():
@@ -104,6 +110,7 @@ def _teacher(run, raw, vocabularies):
         logging.info("Loading the teacher from %s", path)
         with run.strategy.scope():
             teacher, preprocessor = load_classifier(path, "--teacher")
+            in_run_precision(teacher, config)
         if config.teacher_path:
             return teacher, preprocessor, raw.features(preprocessor), {"source": config.teacher_path}, {}
         history = read_history(os.path.join(run.workdir, "history_teacher.csv"))
@@ -204,7 +211,7 @@ def export_student(student, preprocessor, directory, raw, config):
     length = config.sequence_length
     names = [name for name in ("token_ids", "segment_ids", "padding_mask") if name in student.input]
     signature = [{name: tf.TensorSpec([None, length], tf.int32, name=name) for name in names}]
-    with files.atomic_path(directory) as tmp:
+    with files.atomic_path(directory) as tmp, precision.computing_in(student, "float32"):  # as in train.export_student
         student.export(tmp, format="tf_saved_model", input_signature=signature, verbose=False)
         with text_nets.attached(student, preprocessor):
             student.save_to_preset(os.path.join(tmp, PRESET_DIR))

@@ -81,10 +81,14 @@ def _from_keras(model, source, metadata, dataset):
     if getattr(model, "preprocessor", None) is not None:
         raise ValueError(f"--model {source} is a keras-nlp text classifier that takes raw strings; export the "
                          "SavedModel over token features that akd_tf.main writes (<workdir>/student/) instead.")
+    from akd_tf import precision
+
     temporary = tempfile.TemporaryDirectory(prefix="akd_tf_export_")
     directory = os.path.join(temporary.name, "saved_model")
     try:
-        model.export(directory, format="tf_saved_model", verbose=False)
+        # A mixed-precision student is exported computing in float32: TFLite has no bfloat16 kernels.
+        with precision.computing_in(model, "float32"):
+            model.export(directory, format="tf_saved_model", verbose=False)
     except Exception as error:  # noqa: BLE001 - Keras raises many types for models it cannot trace
         reason = " ".join(str(error).split())[:200]
         raise ValueError(f"--model {source} could not be exported as a SavedModel: {type(error).__name__}: "

@@ -1,5 +1,6 @@
 """Runs one AnnealingKD training step per phase under a given number of logical CPU replicas and writes
-the student's weights and the logged losses to an .npz file.
+the student's weights and the logged losses to an .npz file: small dense models (no BatchNorm), then a ResNet-8
+student with BatchNorm, synchronised (``sync_batchnorm=True``) and not.
 
 Run as a script, one strategy per process (several MirroredStrategy objects in one process can abort
 collectives): ``python tests/distributed_step.py --replicas 2 --out /tmp/r2.npz``.
@@ -67,6 +68,26 @@ def main():
         for i, w in enumerate(student.get_weights()):
             results[f"phase{phase}_student_{i}"] = w
         results[f"phase{phase}_replicas"] = np.int64(strategy.num_replicas_in_sync)
+
+    # BatchNorm nets: per-replica statistics differ from the global batch's unless synchronised.
+    images = rng.normal(size=(GLOBAL_BATCH, 32, 32, 3)).astype("float32")
+    keras.utils.set_random_seed(5)
+    reference = {who: akd_tf.nets.build("resnet8").get_weights() for who in ("teacher", "student")}
+    for sync in (True, False):
+        with strategy.scope():
+            teacher = akd_tf.nets.build("resnet8")
+            student = akd_tf.nets.build("resnet8", weight_decay=1e-3, sync_batchnorm=sync)
+            teacher.set_weights(reference["teacher"])
+            student.set_weights(reference["student"])
+            akd = akd_tf.AnnealingKD(teacher=teacher, student=student, max_temperature=4)
+            akd.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+        akd.temperature = 3
+        data = tf.data.Dataset.from_tensor_slices((images, y)).batch(GLOBAL_BATCH)
+        history = akd.fit(data, epochs=1, verbose=0)
+        name = "resnet_sync" if sync else "resnet_local"
+        results[f"{name}_loss"] = np.float64(history.history["loss"][0])
+        for i, w in enumerate(student.get_weights()):  # kernels, BN scale/offset and moving statistics
+            results[f"{name}_student_{i}"] = w
     np.savez(args.out, **results)
 
 

@@ -97,6 +97,8 @@ CASES = [
     ("teacher_outputs_without_teacher", [SMOKE, "--teacher_outputs=probabilities"],
      ["teacher_outputs", "a teacher trained here", "no --teacher"]),
     ("unknown_teacher_outputs", [SMOKE, "--teacher_outputs=scores"], ["--teacher_outputs=scores", "logits|probabilities"]),
+    ("unknown_mixed_precision", [SMOKE, "--mixed_precision=fp8"], ["--mixed_precision=fp8", "none|bfloat16|float16"]),
+    ("sync_batchnorm_on_text", [GLUE, "--sync_batchnorm"], ["`sync_batchnorm`", "have none", "dataset='glue/"]),
 ]
 
 

@@ -1,7 +1,7 @@
 """Networks by name: a flat registry from name to constructor.
 
-Every constructor takes ``(num_classes=10, input_shape=(32, 32, 3), weight_decay=0.0, name=None)`` and
-returns a functional `keras.Model` that outputs logits.
+Every constructor takes ``(num_classes=10, input_shape=(32, 32, 3), weight_decay=0.0, name=None, keras_module=None,
+sync_batchnorm=False)`` and returns a functional `keras.Model` that outputs float32 logits.
 """
 
 import functools
@@ -15,12 +15,13 @@ NETS = {
 }
 
 
-def build(name, num_classes=10, input_shape=(32, 32, 3), weight_decay=0.0, keras_module=None):
-    """Builds the network registered as ``name`` (with ``keras_module``: Keras 3 by default, or tf_keras)."""
+def build(name, num_classes=10, input_shape=(32, 32, 3), weight_decay=0.0, keras_module=None, sync_batchnorm=False):
+    """Builds the network registered as ``name`` (with ``keras_module``: Keras 3 by default, or tf_keras), in the
+    global dtype policy; ``sync_batchnorm``: BatchNorm statistics over the global batch under a strategy."""
     if name not in NETS:
         raise ValueError(f"Unknown network {name!r}. Allowed: {', '.join(NETS)}")
     return NETS[name](num_classes=num_classes, input_shape=tuple(input_shape), weight_decay=weight_decay, name=name,
-                      keras_module=keras_module)
+                      keras_module=keras_module, sync_batchnorm=sync_batchnorm)
 
 
 __all__ = ["NETS", "build", "plain_cnn", "resnet_cifar"]

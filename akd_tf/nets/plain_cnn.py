@@ -6,7 +6,7 @@ paper also uses. ``Conv<k>`` is a 3×3 conv with bias + BN + ReLU, ``MaxPool`` h
 
 import keras
 
-from akd_tf.nets.resnet import l2_regularizer
+from akd_tf.nets.resnet import batch_norm, l2_regularizer, logits_layer
 
 _CIFAR10_SPECS = {
     2: ["Conv16", "MaxPool", "Conv16", "MaxPool"],
@@ -28,9 +28,10 @@ _CIFAR100_SPECS = {
 }
 
 
-def plain_cnn(depth, num_classes=10, input_shape=(32, 32, 3), weight_decay=0.0, name=None, keras_module=None):
+def plain_cnn(depth, num_classes=10, input_shape=(32, 32, 3), weight_decay=0.0, name=None, keras_module=None,
+              sync_batchnorm=False):
     """TAKD's plain CNN with ``depth`` in {2, 4, 6, 8, 10} learnable layers; the CIFAR-100 variants
-    (wider) are used when ``num_classes == 100``. ``keras_module``: as in `resnet_cifar`."""
+    (wider) are used when ``num_classes == 100``. ``keras_module``, ``sync_batchnorm``: as in `resnet_cifar`."""
     specs = _CIFAR100_SPECS if num_classes == 100 else _CIFAR10_SPECS
     if depth not in specs:
         raise ValueError(f"Plain CNN depth must be one of {sorted(specs)}. Received: depth={depth}")
@@ -42,7 +43,7 @@ def plain_cnn(depth, num_classes=10, input_shape=(32, 32, 3), weight_decay=0.0, 
         if layer.startswith("Conv"):
             x = layers.Conv2D(int(layer[4:]), 3, padding="same", kernel_regularizer=l2_regularizer(weight_decay, k),
                               name=f"conv{i}")(x)
-            x = layers.ReLU(name=f"relu{i}")(layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"bn{i}")(x))
+            x = layers.ReLU(name=f"relu{i}")(batch_norm(k, f"bn{i}", sync_batchnorm)(x))
         elif layer == "MaxPool":
             x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
         else:
@@ -53,5 +54,5 @@ def plain_cnn(depth, num_classes=10, input_shape=(32, 32, 3), weight_decay=0.0, 
                              name=f"fc{i}")(x)
     if len(x.shape) > 2:
         x = layers.Flatten(name="flatten")(x)
-    outputs = layers.Dense(num_classes, kernel_regularizer=l2_regularizer(weight_decay, k), name="logits")(x)
+    outputs = logits_layer(k, num_classes, weight_decay)(x)
     return k.Model(inputs, outputs, name=name or f"plane{depth}")

@@ -1,0 +1,172 @@
+"""Mixed precision against float32 on real CIFAR-10, same data, same global batch, for each step that matters:
+(a) the student's training step, (b) the teacher's inference, (c) the AKD phase-1 step with the teacher in the
+loop, (d) the AKD phase-1 step on cached teacher views.
+
+    python -m benchmarks.precision --images=1024 --repeats=3
+    python -m benchmarks.precision --precisions=none,bfloat16,float16
+
+Every model is built once per precision (a model keeps the dtype policy it was built in), then each round times
+one epoch of every (step, precision) back to back, so the speed-ups are ratios within a round; the first round
+only traces. Figures are medians over ``repeats`` rounds and the fastest epoch of each. Writes ``.json``, ``.md``
+and a ``.png`` bar chart. Weights are random: speed does not depend on them.
+"""
+
+import json
+import os
+import platform
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("images", 1024, "Training images per timed epoch.")
+flags.DEFINE_integer("batch_size", 128, "Global batch size.")
+flags.DEFINE_integer("repeats", 3, "Timed rounds (after one warm-up round).")
+flags.DEFINE_list("precisions", ["none", "bfloat16"], "--mixed_precision values to compare; the first is the baseline.")
+flags.DEFINE_string("teacher_net", "resnet110", "Teacher network.")
+flags.DEFINE_string("student_net", "resnet8", "Student network.")
+flags.DEFINE_string("data_dir", None, "TFDS data directory (default: $TFDS_DATA_DIR).")
+flags.DEFINE_float("goal", 1.2, "The speed-up of (c) over the baseline that the issue asks for.")
+flags.DEFINE_string("output", "benchmarks/results/precision", "Output path prefix (.json, .md, .png).")
+
+STEPS = {
+    "student_train": "(a) {student} training step",
+    "teacher_inference": "(b) {teacher} inference",
+    "akd_phase1": "(c) AKD phase 1, teacher in the loop",
+    "akd_phase1_views": "(d) AKD phase 1, cached teacher views",
+}
+
+
+def _timed(run):
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def _steps(splits, precision_name):
+    """The four timed callables, on models built in ``precision_name``."""
+    import keras
+
+    import akd_tf
+    from akd_tf import nets, precision
+
+    precision.set_global(precision_name)
+    keras.utils.set_random_seed(0)
+    sgd = lambda: keras.optimizers.SGD(0.1, momentum=0.9)  # noqa: E731
+    student = nets.build(FLAGS.student_net, weight_decay=1e-4)
+    student.compile(sgd(), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    teacher = nets.build(FLAGS.teacher_net, weight_decay=1e-4)
+    akd, akd_views = (akd_tf.AnnealingKD(teacher=teacher, student=nets.build(FLAGS.student_net, weight_decay=1e-4),
+                                         max_temperature=10) for _ in range(2))
+    for model in (akd, akd_views):
+        model.compile(optimizer=sgd())
+    views = splits.with_teacher_logits(teacher.predict(splits.teacher_views(1), verbose=0)[None]).train_epochs(0, 1)
+    precision.set_global("none")
+    return {
+        "student_train": lambda: student.fit(splits.train, epochs=1, verbose=0),
+        "teacher_inference": lambda: teacher.predict(splits.train, verbose=0),
+        "akd_phase1": lambda: akd.fit(splits.train, epochs=1, verbose=0),
+        "akd_phase1_views": lambda: akd_views.fit(views, epochs=1, verbose=0),
+    }
+
+
+def _plot(medians, fastest, names, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    precisions = list(next(iter(medians.values())))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(precisions)
+    for i, p in enumerate(precisions):
+        x = np.arange(len(names)) + i * width
+        ax.bar(x, [medians[k][p] for k in names], width, label=f"{p} (median)")
+        ax.scatter(x, [fastest[k][p] for k in names], color="black", marker="_", s=200,
+                   label="fastest epoch" if i == 0 else None)
+    ax.set_xticks(np.arange(len(names)) + width * (len(precisions) - 1) / 2)
+    ax.set_xticklabels([names[k] for k in names], rotation=12, fontsize=8)
+    ax.set_ylabel("images / s")
+    ax.set_yscale("log")
+    ax.set_title("Mixed precision vs float32, CIFAR-10 batch {}".format(FLAGS.batch_size))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv):
+    del argv
+    import numpy as np
+
+    from akd_tf import data as data_lib
+    from akd_tf import precision
+
+    for p in FLAGS.precisions:
+        precision.policy_name(p)  # validate before anything slow
+    splits = data_lib.load("cifar10", batch_size=FLAGS.batch_size, data_dir=FLAGS.data_dir, validation_size=0,
+                           train_size=FLAGS.images, test_size=FLAGS.batch_size)
+    n = splits.num_examples["train"]
+    print(f"building {len(FLAGS.precisions)} model sets and one view of teacher logits each (not timed)", flush=True)
+    runs = {p: _steps(splits, p) for p in FLAGS.precisions}
+    seconds = {k: {p: [] for p in FLAGS.precisions} for k in STEPS}
+    for round_ in range(FLAGS.repeats + 1):
+        for k in STEPS:
+            for p in FLAGS.precisions:
+                elapsed = _timed(runs[p][k])
+                if round_:  # round 0 traces the functions
+                    seconds[k][p].append(elapsed)
+        print(f"round {round_}/{FLAGS.repeats}: " + ", ".join(
+            f"{k} " + "/".join(f"{n / seconds[k][p][-1]:.0f}" for p in FLAGS.precisions) for k in STEPS)
+            + " img/s" if round_ else "warm-up done", flush=True)
+    rates = {k: {p: n / np.array(t) for p, t in v.items()} for k, v in seconds.items()}
+    medians = {k: {p: float(np.median(r)) for p, r in v.items()} for k, v in rates.items()}
+    fastest = {k: {p: float(r.max()) for p, r in v.items()} for k, v in rates.items()}
+    base = FLAGS.precisions[0]
+    speedups = {k: {p: {"median": float(np.median(rates[k][p] / rates[k][base])), "fastest": fastest[k][p] / fastest[k][base],
+                        "per_round": [float(v) for v in rates[k][p] / rates[k][base]]}
+                    for p in FLAGS.precisions[1:]} for k in STEPS}
+    goal = {p: {"step": "akd_phase1", "target": FLAGS.goal, "median": speedups["akd_phase1"][p]["median"],
+                "met": speedups["akd_phase1"][p]["median"] >= FLAGS.goal} for p in FLAGS.precisions[1:]}
+    with open("/proc/cpuinfo") as f:
+        cpu_flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    report = {
+        "command": "python -m benchmarks.precision " + " ".join(
+            f"--{k}={FLAGS[k].serialize().split('=', 1)[1]}" for k in
+            ("images", "batch_size", "repeats", "precisions", "teacher_net", "student_net")),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "bf16_units": sorted(f for f in cpu_flags if f in ("avx512_bf16", "amx_bf16", "amx_tile"))},
+        "images_per_second": medians, "fastest_images_per_second": fastest,
+        "epoch_seconds": {k: {p: [float(t) for t in v] for p, v in d.items()} for k, d in seconds.items()},
+        "speedup_over_" + base: speedups, "goal": goal,
+    }
+    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
+    with open(FLAGS.output + ".json", "w") as f:
+        json.dump(report, f, indent=2)
+    names = {k: v.format(student=FLAGS.student_net, teacher=FLAGS.teacher_net) for k, v in STEPS.items()}
+    others = FLAGS.precisions[1:]
+    lines = [
+        f"Mixed precision, CIFAR-10, batch {FLAGS.batch_size}, {n} images, median of {FLAGS.repeats} interleaved "
+        f"rounds, {os.cpu_count()} CPU cores; bf16 units: {', '.join(report['machine']['bf16_units']) or 'none'}",
+        "",
+        "| step | " + " | ".join(f"{p} img/s (fastest)" for p in FLAGS.precisions) + " | "
+        + " | ".join(f"{p} / {base}, median (fastest)" for p in others) + " |",
+        "|---|" + "---|" * (len(FLAGS.precisions) + len(others)),
+        *(f"| {names[k]} | " + " | ".join(f"{medians[k][p]:.0f} ({fastest[k][p]:.0f})" for p in FLAGS.precisions)
+          + " | " + " | ".join(f"{speedups[k][p]['median']:.2f}x ({speedups[k][p]['fastest']:.2f}x)" for p in others)
+          + " |" for k in STEPS),
+        "",
+        *(f"Goal: (c) in {p} >= {FLAGS.goal:.1f}x {base}: {'met' if g['met'] else 'not met'} "
+          f"({g['median']:.2f}x)." for p, g in goal.items()),
+        "",
+        f"Command: `{report['command']}`",
+    ]
+    table = "\n".join(lines)
+    with open(FLAGS.output + ".md", "w") as f:
+        f.write(table + "\n")
+    _plot(medians, fastest, names, FLAGS.output + ".png")
+    print(table)
+
+
+if __name__ == "__main__":
+    app.run(main)
