@@ -64,6 +64,12 @@ def test_two_workers_match_one_worker(tmp_path):
     for key in keys:
         np.testing.assert_allclose(two[0][key], one[key], rtol=1e-5, atol=1e-6, err_msg=key)
         np.testing.assert_array_equal(two[1][key], two[0][key], err_msg=key)  # the workers agree exactly
+    # A BatchNorm ResNet-8 with --sync_batchnorm: each worker normalises with the global batch's statistics.
+    np.testing.assert_allclose(two[0]["sync_bn_loss"], one["sync_bn_loss"], rtol=1e-5)
+    keys = sorted(k for k in one.files if k.startswith("sync_bn_student_"))
+    assert len(keys) > 20
+    for key in keys:
+        np.testing.assert_allclose(two[0][key], one[key], rtol=0, atol=1e-5, err_msg=key)
 
 
 def test_cli_on_two_workers_writes_one_run(tmp_path, smoke_workdir):
