@@ -51,16 +51,24 @@ def _layers(model):
 
 
 def follow(model, policy):
-    """Sets every layer of a built ``model`` to ``policy`` (a Keras policy name) and returns the model; the layers
-    that produce its outputs stay float32 when ``policy`` is a mixed one. Variables keep their float32 values:
+    """Sets every floating-point layer of a built ``model`` to ``policy`` (a Keras policy name) and returns the
+    model; the layers that produce its outputs stay float32 when ``policy`` is a mixed one. Variables keep their float32 values:
     only the dtype the layers compute in changes (from the next call or trace)."""
     policy = keras.dtype_policies.get(policy)
     for layer in _layers(model):
-        layer.dtype_policy = policy
+        if _floating(layer):
+            layer.dtype_policy = policy
     if policy.compute_dtype != policy.variable_dtype:
         for layer in _output_layers(model):
-            layer.dtype_policy = "float32"
+            if _floating(layer):
+                layer.dtype_policy = "float32"
     return model
+
+
+def _floating(layer):
+    # Layers that compute in integers, or hold quantized weights, keep their own policy.
+    current = layer.dtype_policy
+    return current.quantization_mode is None and current.compute_dtype in ("float32", "float16", "bfloat16")
 
 
 def is_mixed(model) -> bool:
