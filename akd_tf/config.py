@@ -43,6 +43,8 @@ class Config:
     # TAKD: teacher -> assistant -> student; the assistant is loaded, or trained here by KD from the teacher.
     assistant_path: str | None = None
     assistant_net: str = "resnet20"
+    # A .keras model of the student's network whose weights the student starts from (e.g. a second LR cycle).
+    student_init: str | None = None
     assistant_epochs: int | None = None  # None: as many as the student
     # Images: K augmented views of every training image, teacher run once over them (0: teacher in the loop).
     teacher_views: int = 0
@@ -157,7 +159,11 @@ class Config:
             raise ValueError(f"`weight_decay` must be >= 0. Received: weight_decay={self.weight_decay!r}")
         if self.method == "akd":
             schedule.validate_schedule(self.phase1_epochs, self.max_temperature)
-        for flag, path in (("--teacher", self.teacher_path), ("--assistant", self.assistant_path)):
+        if self.student_init is not None and self.text:
+            raise ValueError("`student_init` starts an image student from a .keras file; text students start from "
+                             f"--student_preset. Received: student_init={self.student_init!r}, dataset={self.dataset!r}")
+        for flag, path in (("--teacher", self.teacher_path), ("--assistant", self.assistant_path),
+                           ("--student_init", self.student_init)):
             if path is not None and not os.path.isfile(path):
                 raise FileNotFoundError(f"{flag} file not found. Received: {path!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

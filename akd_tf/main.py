@@ -52,6 +52,8 @@ flags.DEFINE_enum("assistant_net", "resnet20", list(nets.NETS), "--method=takd: 
                   "is trained here (Hinton KD from the teacher).")
 flags.DEFINE_integer("assistant_epochs", None, "--method=takd: epochs to train the assistant (default: the "
                      "student's, phase1_epochs + phase2_epochs).")
+flags.DEFINE_string("student_init", None, "Start the student from the weights of this .keras model of --student_net "
+                    "(images), e.g. another run's student.keras for a second learning-rate cycle. Default: random.")
 flags.DEFINE_integer("teacher_views", 0, "Images: draw K augmented views of every training image with a fixed "
                      "seed, run the teacher once over them, and let distillation epochs cycle over the stored "
                      "views and logits (epoch e shows view e mod K) instead of running the teacher every step. "

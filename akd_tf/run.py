@@ -22,7 +22,7 @@ import tensorflow as tf
 from absl import logging
 
 from akd_tf import data as data_lib
-from akd_tf import distiller, files, logits, multi_worker, plots, precision, schedule
+from akd_tf import distiller, files, logits, multi_worker, nets, plots, precision, schedule
 from akd_tf.callbacks import AnnealingSchedule, LinearDecay, StopOnDivergence, TrainingDiverged
 from akd_tf.checkpoint import TrainingCheckpoint, is_chief
 from akd_tf.config import BadInput, Config, STRATEGIES
@@ -255,6 +255,16 @@ def check_fits_data(teacher, path, data_spec, flag="--teacher", returns="logits"
             raise BadInput(f"{flag} {path!r}: {error}") from None
 
 
+def check_same_network(model, net, path, name):
+    """`BadInput` unless ``model`` (from ``path``) has the weights of the network ``net`` (built as ``name``)."""
+    have = [tuple(w.shape) for w in model.weights]
+    want = [tuple(w.shape) for w in net.weights]
+    if have != want:
+        raise BadInput(f"--student_init {path!r} is not a {name}: its weights have other shapes "
+                       f"({len(have)} weights, {count_params(model):,} trainable parameters; a {name} has "
+                       f"{len(want)}, {count_params(net):,}). Pass a model of --student_net.")
+
+
 def teacher_summary(config, history, monitor="val_accuracy"):
     summary = {"source": "trained", "epochs": config.teacher_epochs}
     if history.get("epoch_time_s"):
@@ -302,7 +312,8 @@ def prepare_workdir(config: Config, workdir: str, overwrite: bool = False):
     config_path, metrics_path = os.path.join(workdir, "config.json"), os.path.join(workdir, "metrics.json")
     if overwrite:
         doomed = [os.path.realpath(os.path.join(workdir, name)) for name in OUTPUTS]
-        for flag, path in (("--teacher", config.teacher_path), ("--assistant", config.assistant_path)):
+        for flag, path in (("--teacher", config.teacher_path), ("--assistant", config.assistant_path),
+                           ("--student_init", config.student_init)):
             real = os.path.realpath(path) if path else None
             if real and any(real == d or real.startswith(d + os.sep) for d in doomed):
                 raise BadInput(f"{flag} {path!r} is one of the outputs that --overwrite would delete "
@@ -346,10 +357,16 @@ def preflight(config: Config, workdir: str, overwrite: bool = False):
         data_lib.images.builder(config.dataset, config.data_dir, config.download)
     except FileNotFoundError as error:
         raise BadInput(str(error)) from None
+    spec = {**data_lib.DATASETS, **glue.DATASETS}[config.dataset]
     for flag, path in (("--teacher", config.teacher_path), ("--assistant", config.assistant_path)):
         if path:
-            check_fits_data(load_model(path, flag), path, {**data_lib.DATASETS, **glue.DATASETS}[config.dataset],
-                            flag, config.teacher_outputs if flag == "--teacher" else "logits")
+            check_fits_data(load_model(path, flag), path, spec, flag,
+                            config.teacher_outputs if flag == "--teacher" else "logits")
+    if config.student_init:
+        init = load_model(config.student_init, "--student_init")
+        check_fits_data(init, config.student_init, spec, "--student_init")
+        check_same_network(init, nets.build(config.student_net, spec["num_classes"], spec["input_shape"]),
+                           config.student_init, config.student_net)
     if overwrite:  # last: a bad flag must not cost the user the run it would replace
         clear_outputs(workdir)
 

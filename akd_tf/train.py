@@ -157,6 +157,8 @@ def _student(run, data, teacher, stage="student", net=None, method=None, epochs=
     with strategy.scope():
         student = nets.build(net, data.num_classes, data.input_shape, config.weight_decay,
                              sync_batchnorm=config.sync_batchnorm)
+        if config.student_init and stage == "student":  # checked in preflight: the same network
+            student.set_weights(load_model(config.student_init, "--student_init").get_weights())
         if method == "akd":
             model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
                                 teacher_outputs=teacher_outputs)

@@ -99,6 +99,11 @@ CASES = [
     ("unknown_teacher_outputs", [SMOKE, "--teacher_outputs=scores"], ["--teacher_outputs=scores", "logits|probabilities"]),
     ("unknown_mixed_precision", [SMOKE, "--mixed_precision=fp8"], ["--mixed_precision=fp8", "none|bfloat16|float16"]),
     ("sync_batchnorm_on_text", [GLUE, "--sync_batchnorm"], ["`sync_batchnorm`", "have none", "dataset='glue/"]),
+    ("student_init_missing", [SMOKE, "--student_init=/no/such/student.keras"],
+     ["--student_init file not found", "'/no/such/student.keras'"]),
+    ("student_init_other_network", [SMOKE, "--student_init={good}"],
+     ["--student_init", "good.keras", "is not a plane2", "13,082", "Pass a model of --student_net"]),
+    ("student_init_on_text", [GLUE, "--student_init={good}"], ["`student_init`", "--student_preset"]),
 ]
 
 
