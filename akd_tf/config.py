@@ -36,6 +36,8 @@ class Config:
     method: str = "akd"
     teacher_net: str = "resnet110"
     student_net: str = "resnet8"
+    # A .keras model of the student's network whose weights the student starts from (e.g. a second LR cycle).
+    student_init: str | None = None
     teacher_path: str | None = None
     # What the --teacher file returns: logits, or probabilities (converted to logits before distillation).
     teacher_outputs: str = "logits"
@@ -43,8 +45,6 @@ class Config:
     # TAKD: teacher -> assistant -> student; the assistant is loaded, or trained here by KD from the teacher.
     assistant_path: str | None = None
     assistant_net: str = "resnet20"
-    # A .keras model of the student's network whose weights the student starts from (e.g. a second LR cycle).
-    student_init: str | None = None
     assistant_epochs: int | None = None  # None: as many as the student
     # Images: K augmented views of every training image, teacher run once over them (0: teacher in the loop).
     teacher_views: int = 0

@@ -16,7 +16,7 @@ import sys
 from absl import app, flags, logging
 
 from akd_tf import data as data_lib
-from akd_tf import nets, schedule
+from akd_tf import nets, precision, schedule
 from akd_tf.data import glue
 from akd_tf.nets import text as text_nets
 from akd_tf import config as config_lib
@@ -85,12 +85,12 @@ flags.DEFINE_bool("overwrite", False, "Replace a finished (or differently config
 flags.DEFINE_enum("strategy", "auto", list(config_lib.STRATEGIES),
                   "auto: mirrored when there are several GPUs, else default. multi_worker: "
                   "MultiWorkerMirroredStrategy over the cluster in TF_CONFIG (run the same command on every worker).")
-flags.DEFINE_enum("mixed_precision", "none", ["none", "bfloat16", "float16"],
+flags.DEFINE_enum("mixed_precision", "none", list(precision.POLICIES),
                   "Keras mixed precision: teacher and student compute in bfloat16 or float16 with float32 variables, "
                   "logits and losses; float16 adds dynamic loss scaling. bfloat16 pays off on CPUs with AMX and on "
                   "TPUs/recent GPUs; see the README's measurements before using it on a CPU without AMX.")
-flags.DEFINE_bool("jit_compile", False, "Compile the training steps with XLA (GPUs; it was 2x slower on the CPUs "
-                  "measured here). May change when a run is resumed.")
+flags.DEFINE_bool("jit_compile", False, "Compile the training steps with XLA (GPUs; 0.70-0.97x the speed of plain "
+                  "TensorFlow on the CPU measured here, see the README). May change when a run is resumed.")
 flags.DEFINE_bool("sync_batchnorm", False, "BatchNorm statistics over the global batch instead of each replica's "
                   "share, under a multi-replica --strategy (mirrored, multi_worker); no effect on one device.")
 flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bars, 2 a line per epoch.")

@@ -52,8 +52,8 @@ def _layers(model):
 
 def follow(model, policy):
     """Sets every floating-point layer of a built ``model`` to ``policy`` (a Keras policy name) and returns the
-    model; the layers that produce its outputs stay float32 when ``policy`` is a mixed one. Variables keep their float32 values:
-    only the dtype the layers compute in changes (from the next call or trace)."""
+    model; the layers that produce its outputs stay float32 when ``policy`` is a mixed one. Variables keep their
+    float32 values: only the dtype the layers compute in changes (from the next call or trace)."""
     policy = keras.dtype_policies.get(policy)
     for layer in _layers(model):
         if _floating(layer):

@@ -16,21 +16,16 @@ and a ``.png`` bar chart. Weights are random: speed does not depend on them.
 import json
 import os
 import platform
-import time
 
 from absl import app, flags
 
+from benchmarks import speed
+
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("images", 1024, "Training images per timed epoch.")
-flags.DEFINE_integer("batch_size", 128, "Global batch size.")
-flags.DEFINE_integer("repeats", 3, "Timed rounds (after one warm-up round).")
+speed.define_flags(images=1024, repeats=3, output="benchmarks/results/precision")  # .json, .md, .png
 flags.DEFINE_list("precisions", ["none", "bfloat16"], "Variants to compare: --mixed_precision values, each optionally "
                   "with +xla (jit_compile); the first is the baseline.")
-flags.DEFINE_string("teacher_net", "resnet110", "Teacher network.")
-flags.DEFINE_string("student_net", "resnet8", "Student network.")
-flags.DEFINE_string("data_dir", None, "TFDS data directory (default: $TFDS_DATA_DIR).")
 flags.DEFINE_float("goal", 1.2, "The speed-up of (c) in bfloat16 over the baseline that the issue asks for.")
-flags.DEFINE_string("output", "benchmarks/results/precision", "Output path prefix (.json, .md, .png).")
 
 STEPS = {
     "student_train": "(a) {student} training step",
@@ -38,12 +33,6 @@ STEPS = {
     "akd_phase1": "(c) AKD phase 1, teacher in the loop",
     "akd_phase1_views": "(d) AKD phase 1, cached teacher views",
 }
-
-
-def _timed(run):
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
 
 
 def _variant(name):
@@ -116,12 +105,9 @@ def main(argv):
     del argv
     import numpy as np
 
-    from akd_tf import data as data_lib
-
     for p in FLAGS.precisions:
         _variant(p)  # validate before anything slow
-    splits = data_lib.load("cifar10", batch_size=FLAGS.batch_size, data_dir=FLAGS.data_dir, validation_size=0,
-                           train_size=FLAGS.images, test_size=FLAGS.batch_size)
+    splits = speed.load_images()
     n = splits.num_examples["train"]
     print(f"building {len(FLAGS.precisions)} model sets and one view of teacher logits each (not timed)", flush=True)
     runs = {p: _steps(splits, p) for p in FLAGS.precisions}
@@ -129,7 +115,7 @@ def main(argv):
     for round_ in range(FLAGS.repeats + 1):
         for k in STEPS:
             for p in FLAGS.precisions:
-                elapsed = _timed(runs[p][k])
+                elapsed = speed.timed(runs[p][k])
                 if round_:  # round 0 traces the functions
                     seconds[k][p].append(elapsed)
         print(f"round {round_}/{FLAGS.repeats}: " + ", ".join(

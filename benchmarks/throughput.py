@@ -15,18 +15,13 @@ Weights are random: speed does not depend on them.
 import json
 import os
 import platform
-import time
 
 from absl import app, flags
 
+from benchmarks import speed
+
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("images", 2048, "Training images per timed epoch.")
-flags.DEFINE_integer("batch_size", 128, "Global batch size.")
-flags.DEFINE_integer("repeats", 5, "Timed epochs per measurement.")
-flags.DEFINE_string("teacher_net", "resnet110", "Teacher network.")
-flags.DEFINE_string("student_net", "resnet8", "Student network.")
-flags.DEFINE_string("data_dir", None, "TFDS data directory (default: $TFDS_DATA_DIR).")
-flags.DEFINE_string("output", "benchmarks/results/throughput", "Output path prefix (.json and .md).")
+speed.define_flags(images=2048, repeats=5, output="benchmarks/results/throughput")  # .json and .md
 
 STEPS = {
     "student_train": "(a) {student} training, cross-entropy",
@@ -73,23 +68,15 @@ def keras_io_distiller():
     return KerasIoDistiller
 
 
-def _timed(run):
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
-
-
 def main(argv):
     del argv
     import keras
     import numpy as np
 
     import akd_tf
-    from akd_tf import data as data_lib
     from akd_tf import nets
 
-    splits = data_lib.load("cifar10", batch_size=FLAGS.batch_size, data_dir=FLAGS.data_dir, validation_size=0,
-                           train_size=FLAGS.images, test_size=FLAGS.batch_size)
+    splits = speed.load_images()
     n = splits.num_examples["train"]
 
     keras.utils.set_random_seed(0)
@@ -124,7 +111,7 @@ def main(argv):
     seconds = {name: [] for name in steps}
     for round_ in range(FLAGS.repeats + 1):
         for name, run in steps.items():
-            elapsed = _timed(run)
+            elapsed = speed.timed(run)
             if round_:  # round 0 traces the functions and fills the cache
                 seconds[name].append(elapsed)
         print(f"round {round_}/{FLAGS.repeats}: " + ", ".join(
