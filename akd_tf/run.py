@@ -27,6 +27,7 @@ from akd_tf.callbacks import AnnealingSchedule, LinearDecay, StopOnDivergence, T
 from akd_tf.checkpoint import TrainingCheckpoint, is_chief
 from akd_tf.config import BadInput, Config, STRATEGIES
 from akd_tf.data import glue
+from akd_tf.nets import text as text_nets
 
 # Everything a run writes into its workdir; `overwrite=True` removes exactly these.
 OUTPUTS = ("teacher.keras", "assistant.keras", "student.keras", "student", "metrics.json", "config.json", "flags.txt",
@@ -313,7 +314,8 @@ def prepare_workdir(config: Config, workdir: str, overwrite: bool = False):
     if overwrite:
         doomed = [os.path.realpath(os.path.join(workdir, name)) for name in OUTPUTS]
         for flag, path in (("--teacher", config.teacher_path), ("--assistant", config.assistant_path),
-                           ("--student_init", config.student_init)):
+                           ("--student_init", None if text_nets.truncate_layers(config.student_init)
+                                               else config.student_init)):
             real = os.path.realpath(path) if path else None
             if real and any(real == d or real.startswith(d + os.sep) for d in doomed):
                 raise BadInput(f"{flag} {path!r} is one of the outputs that --overwrite would delete "
@@ -362,7 +364,7 @@ def preflight(config: Config, workdir: str, overwrite: bool = False):
         if path:
             check_fits_data(load_model(path, flag), path, spec, flag,
                             config.teacher_outputs if flag == "--teacher" else "logits")
-    if config.student_init:
+    if config.student_init and not text_nets.truncate_layers(config.student_init):  # truncate:K is checked in training
         init = load_model(config.student_init, "--student_init")
         check_fits_data(init, config.student_init, spec, "--student_init")
         check_same_network(init, nets.build(config.student_net, spec["num_classes"], spec["input_shape"]),

@@ -58,7 +58,10 @@ def _build(run, raw, who, vocabularies):
 def _build_float(run, raw, who, vocabularies):
     config = run.config
     preset = getattr(config, f"{who}_preset")
+    truncate = text_nets.truncate_layers(config.student_init) if who == "student" else None
     with run.strategy.scope():
+        if truncate:
+            return _truncated_student(config, raw, truncate)
         if preset:
             try:
                 return text_nets.from_preset(preset, raw.num_classes, config.sequence_length, flag=f"{who}_preset")
@@ -69,6 +72,27 @@ def _build_float(run, raw, who, vocabularies):
             vocabularies[size] = text_nets.learn_vocabulary(raw.texts["train"], size, verbose=bool(config.verbose))
         return text_nets.from_architecture(getattr(config, f"{who}_net"), vocabularies[size], raw.num_classes,
                                            config.sequence_length)
+
+
+def _truncated_student(config, raw, num_layers):
+    """The student of ``--student_init=truncate:K``: the first K layers of the --teacher file's backbone, else of
+    --teacher_preset's (pre-trained, not yet fine-tuned here), with the teacher's tokenizer; a new head."""
+    if config.teacher_path:
+        source, preprocessor = load_classifier(config.teacher_path, "--teacher")
+        preprocessor.sequence_length = config.sequence_length
+    else:
+        try:
+            source, preprocessor = text_nets.from_preset(config.teacher_preset, raw.num_classes,
+                                                         config.sequence_length, flag="teacher_preset")
+        except text_nets.PresetUnavailable as error:
+            raise BadInput(str(error)) from None
+    try:
+        student = text_nets.truncated(source, num_layers, raw.num_classes, name=f"{source.name}_first{num_layers}")
+    except ValueError as error:
+        raise BadInput(str(error)) from None
+    logging.info("Student: the embeddings and first %d transformer layers of %s", num_layers,
+                 config.teacher_path or config.teacher_preset)
+    return student, preprocessor
 
 
 def _validation_metrics(features, task):
@@ -223,7 +247,7 @@ def export_student(student, preprocessor, directory, raw, config):
             "sequence_length": length,
             "inputs": {name: f"int32 [batch, {length}]" for name in names},
             "preset": PRESET_DIR,
-            "net": config.student_preset or config.student_net,
+            "net": config.student_preset or config.student_init or config.student_net,
             "method": config.method,
         })
 

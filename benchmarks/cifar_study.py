@@ -18,14 +18,12 @@ epoch, per method) and ``<output>_schedule.png`` (AKD's T and Φ(T) per epoch).
 import json
 import os
 import platform
-import subprocess
 import sys
-import time
 
 from absl import app, flags
 
 from akd_tf import main as cli  # defines the run flags this study passes on
-from akd_tf.run import read_history
+from benchmarks import study_runs
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("seeds", ["0", "1"], "Seeds of the student runs (each method runs once per seed).")
@@ -43,10 +41,6 @@ PAPER = {"scratch": 88.44, "kd": 88.45, "takd": 88.47, "akd": 89.44}
 NAMES = {"scratch": "scratch (labels only)", "kd": "Hinton KD", "takd": "TAKD", "akd": "Annealing-KD"}
 
 
-def _log(message):
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 def _passed_on():
     """``akd_tf.main``'s flags as the study's flagfile set them."""
     own = FLAGS.get_flags_for_module(cli)
@@ -56,44 +50,9 @@ def _passed_on():
 def _run(name, omit=(), **overrides):
     """Runs ``akd_tf.main`` in ``<study_dir>/<name>`` unless it finished there; returns its metrics. The
     study's flags are passed on, but for those named in ``omit``; ``overrides`` come last and win."""
-    workdir = os.path.join(FLAGS.workdir, name)
-    metrics_path = os.path.join(workdir, "metrics.json")
-    record_path = os.path.join(workdir, "study_run.json")
-    if os.path.isfile(metrics_path) and os.path.isfile(record_path):
-        _log(f"{name}: finished before, reusing {workdir}")
-    else:
-        os.makedirs(workdir, exist_ok=True)
-        lines = [line for line in _passed_on() if line.split("=")[0].lstrip("-") not in omit]
-        lines += [f"--workdir={workdir}"] + [
-            f"--{key}={value}" for key, value in overrides.items() if value is not None]
-        flagfile = os.path.join(workdir, "study.flags")
-        with open(flagfile, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        command = [sys.executable, "-m", "akd_tf.main", f"--flagfile={flagfile}"]
-        _log(f"{name}: {' '.join(command)}")
-        start = time.perf_counter()
-        with open(os.path.join(workdir, "study.log"), "a") as log:
-            status = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
-        elapsed = time.perf_counter() - start
-        if status:
-            raise SystemExit(f"{name} failed with exit status {status}; see {os.path.join(workdir, 'study.log')}")
-        with open(record_path, "w") as f:
-            json.dump({"command": " ".join(command), "wall_time_s": elapsed}, f, indent=2)
-        _log(f"{name}: done in {elapsed / 60:.1f} min")
-    with open(metrics_path) as f:
-        metrics = json.load(f)
-    with open(record_path) as f:
-        metrics["study"] = json.load(f)
-    metrics["history"] = read_history(os.path.join(workdir, "history_student.csv"))
-    metrics["workdir"] = workdir
-    return metrics
-
-
-def _mean_std(values):
-    import numpy as np
-
-    values = np.asarray(values, dtype=float)
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    lines = [line for line in _passed_on() if line.split("=")[0].lstrip("-") not in omit]
+    lines += [f"--{key}={value}" for key, value in overrides.items() if value is not None]
+    return study_runs.run_main(os.path.join(FLAGS.workdir, name), lines, name)
 
 
 def _given(path, runs, key):
@@ -114,8 +73,8 @@ def _summarise(runs, teacher, assistant):
         val = [100 * max(r["history"].get("val_accuracy", [0.0])) for r in mine]
         methods[method] = {
             "seeds": [r["seed"] for r in mine],
-            "test_top1": test, "test_top1_mean_std": _mean_std(test),
-            "best_val_top1": val, "best_val_top1_mean_std": _mean_std(val),
+            "test_top1": test, "test_top1_mean_std": study_runs.mean_std(test),
+            "best_val_top1": val, "best_val_top1_mean_std": study_runs.mean_std(val),
             "epochs": len(mine[0]["history"].get("loss", [])),
             "training_wall_time_s": [r["student"]["wall_time_s"] for r in mine],
             "run_wall_time_s": [r["study"]["wall_time_s"] for r in mine],
@@ -229,7 +188,7 @@ def main(argv):
         raise app.UsageError(f"Unknown --methods {unknown}. Allowed: {', '.join(NAMES)}")
     os.makedirs(FLAGS.workdir, exist_ok=True)
     total = FLAGS.teacher_epochs
-    _log(f"study in {FLAGS.workdir}: teacher, assistant, then {len(FLAGS.methods)} methods x {len(FLAGS.seeds)} seeds")
+    study_runs.log(f"study in {FLAGS.workdir}: teacher, assistant, then {len(FLAGS.methods)} methods x {len(FLAGS.seeds)} seeds")
     # The teacher: given, or a labels-only run of the teacher net; the assistant: given, or a KD run from it.
     teacher = teacher_path = assistant = assistant_path = None
     if FLAGS.teacher:
@@ -276,7 +235,7 @@ def main(argv):
         f.write(table + "\n")
     _plots(runs, FLAGS.output)
     print(table)
-    _log(f"study done in {minutes:.0f} min: {FLAGS.output}.md")
+    study_runs.log(f"study done in {minutes:.0f} min: {FLAGS.output}.md")
 
 
 if __name__ == "__main__":

