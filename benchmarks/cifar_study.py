@@ -51,8 +51,8 @@ def _run(name, omit=(), **overrides):
     """Runs ``akd_tf.main`` in ``<study_dir>/<name>`` unless it finished there; returns its metrics. The
     study's flags are passed on, but for those named in ``omit``; ``overrides`` come last and win."""
     lines = [line for line in _passed_on() if line.split("=")[0].lstrip("-") not in omit]
-    lines += [f"--{key}={value}" for key, value in overrides.items() if value is not None]
-    return study_runs.run_main(os.path.join(FLAGS.workdir, name), lines, name)
+    last = [f"--{key}={value}" for key, value in overrides.items() if value is not None]
+    return study_runs.run_main(os.path.join(FLAGS.workdir, name), lines, name, last)
 
 
 def _given(path, runs, key):

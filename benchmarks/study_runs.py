@@ -15,9 +15,10 @@ def log(message):
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def run_main(workdir, lines, name=None):
-    """Runs ``akd_tf.main`` with the flag ``lines`` (``--workdir`` is added) in ``workdir`` unless it finished
-    there; returns its metrics with ``study`` (command, wall time), ``history`` and ``workdir``."""
+def run_main(workdir, lines, name=None, last=()):
+    """Runs ``akd_tf.main`` with the flags ``lines``, then ``--workdir`` (after any flagfile in ``lines`` that sets
+    one), then ``last``, in ``workdir`` unless it finished there; returns its metrics with ``study`` (command,
+    wall time), ``history`` and ``workdir``."""
     name = name or os.path.basename(workdir)
     metrics_path = os.path.join(workdir, "metrics.json")
     record_path = os.path.join(workdir, "study_run.json")
@@ -27,7 +28,7 @@ def run_main(workdir, lines, name=None):
         os.makedirs(workdir, exist_ok=True)
         flagfile = os.path.join(workdir, "study.flags")
         with open(flagfile, "w") as f:
-            f.write("\n".join([*lines, f"--workdir={workdir}"]) + "\n")
+            f.write("\n".join([*lines, f"--workdir={workdir}", *last]) + "\n")
         command = [sys.executable, "-m", "akd_tf.main", f"--flagfile={flagfile}"]
         log(f"{name}: {' '.join(command)}")
         start = time.perf_counter()
