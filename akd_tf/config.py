@@ -80,6 +80,7 @@ class Config:
     teacher_vocabulary_size: int = 8000
     student_vocabulary_size: int = 8000
     cache_teacher_logits: bool = True
+    group_by_length: bool = False  # training batches of similar lengths (every batch is trimmed of padding)
     optimizer: str = "sgd"
     clipnorm: float | None = None
 
@@ -144,6 +145,9 @@ class Config:
                                  "regression task, whose teacher returns a score. Allowed there: logits")
         one_of("optimizer", OPTIMIZERS)
         one_of("mixed_precision", tuple(precision.POLICIES))
+        if self.group_by_length and not self.text:
+            raise ValueError("`group_by_length` batches text by token count; image datasets have none. Received: "
+                             f"group_by_length=True, dataset={self.dataset!r}")
         if self.sync_batchnorm and self.text:
             raise ValueError("`sync_batchnorm` synchronises BatchNorm layers; the BERT models of GLUE runs have none "
                              f"(they use LayerNorm). Received: sync_batchnorm=True, dataset={self.dataset!r}")

@@ -106,7 +106,7 @@ def _dev_metrics(model, features, task, verbose):
     """GLUE metrics of ``model`` on each report split (``{split: {metric: value}}``)."""
     result = {}
     for split in features.eval_splits:
-        outputs = model.predict(features.dataset(split), verbose=verbose)
+        outputs = features.predict(model, split, verbose=verbose)
         result[split] = glue_metrics.task_metrics(task, outputs, features.arrays[split][1])
     return result
 
@@ -161,7 +161,7 @@ def cache_logits(teacher, features, verbose=1, batch_size=256, teacher_outputs="
     for split in features.arrays:
         if verbose:
             print(f"Teacher logits, {split} ({features.num_examples[split]:,} examples)")
-        logits[split] = outputs_as_logits(teacher.predict(features.dataset(split, batch_size), verbose=verbose),
+        logits[split] = outputs_as_logits(features.predict(teacher, split, batch_size, verbose=verbose),
                                           teacher, teacher_outputs)
     return logits
 
@@ -257,7 +257,8 @@ def train_and_evaluate(run) -> dict:
     config = run.config
     raw = glue.load(config.dataset, batch_size=config.batch_size, data_dir=config.data_dir,
                     validation_size=config.validation_size, train_size=config.train_size,
-                    test_size=config.test_size, shuffle_seed=config.seed, download=config.download)
+                    test_size=config.test_size, shuffle_seed=config.seed, download=config.download,
+                    group_by_length=config.group_by_length)
     logging.info("Data %s: %s examples", config.dataset, raw.num_examples)
     metrics = {"method": config.method, "dataset": config.dataset, "num_examples": raw.num_examples,
                "metric": raw.spec["metric"], "report_splits": list(raw.eval_splits)}

@@ -1,6 +1,7 @@
 """GLUE with keras-nlp: the real TFDS files, mock data end to end, cached teacher logits = teacher every step,
 presets that cannot download, and the text student's TFLite export."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -66,6 +67,46 @@ def test_features_epochs_are_permutations_drawn_from_seed_and_epoch():
     resumed = [labels.numpy() for _, labels in features.train_epochs(1, 3)]
     for a, b in zip(epochs[3:], resumed):
         np.testing.assert_array_equal(a, b)
+
+
+def test_batches_are_cut_to_their_longest_example_and_give_the_same_logits():
+    raw = glue.load("glue/mrpc", batch_size=8, validation_size=16, train_size=64, test_size=16)
+    teacher, preprocessor, _, _ = _tiny_models(raw)  # 32 tokens, sentence pairs (segment ids)
+    features = raw.features(preprocessor, progress=False)
+    full = {key: value for key, value in features.arrays["dev"][0].items()}
+    for inputs, _ in features.dataset("dev"):
+        longest = int(inputs["padding_mask"].numpy().sum(axis=1).max())
+        assert inputs["token_ids"].shape[1] == min(32, -(-longest // glue.TRIM_MULTIPLE) * glue.TRIM_MULTIPLE)
+        assert {key: value.shape for key, value in inputs.items()} == {key: inputs["token_ids"].shape for key in full}
+    expected = teacher.predict(full, verbose=0)
+    np.testing.assert_allclose(teacher.predict(features.dataset("dev"), verbose=0), expected, atol=1e-5)
+    # Sorted by length, then put back in order.
+    np.testing.assert_allclose(features.predict(teacher, "dev", batch_size=4), expected, atol=1e-5)
+
+
+def test_group_by_length_gives_permutations_of_similar_lengths_drawn_from_seed_and_epoch():
+    rng = np.random.default_rng(0)
+    count, length = 400, 32
+    size = rng.integers(3, length + 1, count)
+    mask = np.arange(length)[None, :] < size[:, None]
+    inputs = {"token_ids": np.where(mask, 7, 0).astype(np.int32), "padding_mask": mask}
+    features = glue.Features(arrays={"train": (inputs, np.arange(count))}, batch_size=4, seed=3, eval_splits=(),
+                             group_by_length=True)  # the label of an example is its index
+
+    def epochs(f, start, stop):
+        return [labels.numpy() for _, labels in f.train_epochs(start, stop)]
+
+    batches, steps = epochs(features, 0, 2), features.steps_per_epoch
+    for epoch in (batches[:steps], batches[steps:]):
+        assert sorted(np.concatenate(epoch)) == list(range(count))
+    assert not np.array_equal(np.concatenate(batches[:steps]), np.concatenate(batches[steps:]))
+    for a, b in zip(epochs(features, 1, 2), batches[steps:]):  # drawn from (seed, epoch): a resumed run sees them
+        np.testing.assert_array_equal(a, b)
+    plain = epochs(dataclasses.replace(features, group_by_length=False), 0, 2)
+    spread, plain_spread = ([np.ptp(size[batch]) for batch in bs] for bs in (batches, plain))
+    assert np.mean(spread) < np.mean(plain_spread) / 5  # similar lengths: trimmed batches carry little padding
+    widths = [x["token_ids"].shape[1] for x, _ in features.train_epochs(0, 1)]
+    assert np.mean(widths) < 0.75 * length
 
 
 def test_cached_teacher_logits_give_the_same_student_as_running_the_teacher_every_step():
