@@ -80,6 +80,8 @@ class Config:
     teacher_vocabulary_size: int = 8000
     student_vocabulary_size: int = 8000
     cache_teacher_logits: bool = True
+    # A directory that keeps the teacher's logits across runs (same teacher and data: computed once).
+    teacher_logits_cache: str | None = None
     group_by_length: bool = False  # training batches of similar lengths (every batch is trimmed of padding)
     optimizer: str = "sgd"
     clipnorm: float | None = None
@@ -145,6 +147,10 @@ class Config:
                                  "regression task, whose teacher returns a score. Allowed there: logits")
         one_of("optimizer", OPTIMIZERS)
         one_of("mixed_precision", tuple(precision.POLICIES))
+        if self.teacher_logits_cache and not (self.text and self.cache_teacher_logits):
+            raise ValueError("`teacher_logits_cache` keeps the cached teacher logits of GLUE runs (image runs: "
+                             f"--teacher_views_cache). Received: teacher_logits_cache={self.teacher_logits_cache!r}, "
+                             f"dataset={self.dataset!r}, cache_teacher_logits={self.cache_teacher_logits}")
         if self.group_by_length and not self.text:
             raise ValueError("`group_by_length` batches text by token count; image datasets have none. Received: "
                              f"group_by_length=True, dataset={self.dataset!r}")

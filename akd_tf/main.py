@@ -108,6 +108,9 @@ flags.DEFINE_string("teacher_preset", None, "keras-nlp preset of the teacher: a 
 flags.DEFINE_string("student_preset", None, "keras-nlp preset of the student, as --teacher_preset (e.g. "
                     "distil_bert_base_en_uncased, all_minilm_l6_v2). GLUE only.")
 flags.DEFINE_integer("sequence_length", 128, "Tokens per example (GLUE); every batch is cut to its longest example.")
+flags.DEFINE_string("teacher_logits_cache", None, "GLUE: a directory that keeps the teacher's cached logits "
+                    "across runs: runs with the same teacher weights and token features (any method or seed) "
+                    "compute them once.")
 flags.DEFINE_boolean("group_by_length", False, "GLUE: draw training batches of similar lengths (each window of 50 "
                      "batches of the epoch's shuffle is sorted by length), so that batches carry little padding. "
                      "Faster; the batches differ from plain shuffling.")

@@ -18,6 +18,8 @@ contract as image runs. What differs:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 
@@ -166,6 +168,46 @@ def cache_logits(teacher, features, verbose=1, batch_size=256, teacher_outputs="
     return logits
 
 
+# Bump when what a cached logits file holds changes: files of older code are not reused.
+LOGITS_VERSION = 1
+
+
+def logits_path(config, teacher, features):
+    """``config.teacher_logits_cache``'s file for these logits (None without a cache): named by a digest of the
+    teacher's weights, of its token features of every split (data, split sizes, tokenizer, length) and of what
+    the teacher returns, so runs of other methods and seeds with the same teacher and data share it."""
+    if not config.teacher_logits_cache:
+        return None
+    digest = hashlib.sha256(json.dumps([LOGITS_VERSION, config.teacher_outputs, sorted(features.arrays)]).encode())
+    for weight in teacher.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    for split in sorted(features.arrays):
+        inputs, labels = features.arrays[split]
+        for array in [*(inputs[key] for key in sorted(inputs)), labels]:
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return os.path.join(config.teacher_logits_cache, f"teacher_logits_{digest.hexdigest()[:20]}.npz")
+
+
+def teacher_logits(run, teacher, features):
+    """The teacher's cached logits of every split (`cache_logits`), read from ``config.teacher_logits_cache``
+    when another run computed them, else computed and kept there."""
+    config = run.config
+    path = logits_path(config, teacher, features)
+    if path and os.path.isfile(path):
+        with np.load(path) as saved:
+            logging.info("Teacher logits read from %s", path)
+            if config.verbose:
+                print(f"Teacher logits read from {path}")
+            return {split: saved[split] for split in features.arrays}
+    logits = cache_logits(teacher, features, verbose=config.verbose, teacher_outputs=config.teacher_outputs)
+    if path and run.chief:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with files.atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **logits)
+    return logits
+
+
 def _new_student(run, raw, vocabularies):
     keras.utils.set_random_seed(run.config.seed + 1)  # per stage: a resumed run builds the same weights
     return _build(run, raw, "student", vocabularies)
@@ -179,8 +221,7 @@ def _student(run, raw, student, preprocessor, teacher, teacher_features, metrics
     if teacher is not None and config.method in ("akd", "kd"):
         if config.cache_teacher_logits:
             start = time.perf_counter()
-            logits = cache_logits(teacher, teacher_features, verbose=config.verbose,
-                                  teacher_outputs=config.teacher_outputs)
+            logits = teacher_logits(run, teacher, teacher_features)
             metrics["teacher_logits"] = {"cached": True, "wall_time_s": time.perf_counter() - start}
             features = plain.with_inputs(**{TEACHER_LOGITS: logits})
         else:

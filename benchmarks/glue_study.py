@@ -10,7 +10,7 @@ teacher, kept in the run's directory; a finished run is skipped, so a killed stu
 
 The teacher is a ``finetune`` run of ``--teacher_preset`` itself (as many epochs as ``--teacher_epochs``, at
 ``--teacher_learning_rate``); every student run gets its ``student.keras`` as ``--teacher`` (cached logits, and the
-source of the truncated student). Regression tasks (STS-B) have no Hinton KD. Outputs: ``<output>.md``/``.json``
+source of the truncated student) and its logits are computed once per task (``--teacher_logits_cache``). Regression tasks (STS-B) have no Hinton KD. Outputs: ``<output>.md``/``.json``
 (per task: teacher, each method's dev metric mean ± std over seeds and per seed, wall times; the paper's rows) and
 ``<output>.png`` (the same as bars).
 """
@@ -36,7 +36,7 @@ flags.DEFINE_string("output", "benchmarks/results/glue_minilm", "Output path pre
 
 NAMES = {"finetune": "fine-tuned student", "kd": "Hinton KD", "akd": "Annealing-KD"}
 # Set per run here, so not passed on from this command line.
-_OWN = ("workdir", "overwrite", "method", "seed", "teacher", "flagfile")
+_OWN = ("workdir", "overwrite", "method", "seed", "teacher", "flagfile", "teacher_logits_cache")
 # Ablations of the students' schedule leave the teacher's fine-tuning as it is.
 _STUDENTS_ONLY = ("phase2_learning_rate", "student_init", "student_net", "student_preset", "phase1_epochs",
                   "phase2_epochs", "learning_rate", "max_temperature")
@@ -114,7 +114,7 @@ def _task(task):
     for seed in FLAGS.seeds:
         for method in methods:
             lines = [f"--flagfile={config}", *_explicit(), f"--method={method}", f"--seed={seed}",
-                     f"--teacher={teacher_path}"]
+                     f"--teacher={teacher_path}", f"--teacher_logits_cache={os.path.join(FLAGS.workdir, task, 'logits')}"]
             metrics = study_runs.run_main(os.path.join(FLAGS.workdir, task, f"{method}_seed{seed}"), lines,
                                           f"{task}/{method}_seed{seed}")
             runs.append({**metrics, "method": method, "seed": int(seed)})

@@ -101,6 +101,8 @@ CASES = [
     ("sync_batchnorm_on_text", [GLUE, "--sync_batchnorm"], ["`sync_batchnorm`", "have none", "dataset='glue/"]),
     ("group_by_length_on_images", [SMOKE, "--group_by_length"], ["`group_by_length`", "image datasets have none",
                                                           "dataset='cifar10'"]),
+    ("teacher_logits_cache_on_images", [SMOKE, "--teacher_logits_cache=/tmp/x"], ["`teacher_logits_cache`",
+                                                                                   "--teacher_views_cache"]),
     ("truncate_on_images", [SMOKE, "--student_init=truncate:2"], ["copies transformer layers of a text teacher"]),
     ("student_init_missing", [SMOKE, "--student_init=/no/such/student.keras"],
      ["--student_init file not found", "'/no/such/student.keras'"]),

@@ -1,5 +1,5 @@
 """benchmarks.glue_study end to end on tiny random BERTs and 64 real STS-B pairs: a teacher run, students truncated
-from it, Hinton KD skipped on a regression task, the table, and a second start that reuses every finished run."""
+from it, Hinton KD skipped on a regression task, teacher logits computed once, the table, and a second start that reuses every finished run."""
 
 import json
 import os
@@ -35,12 +35,16 @@ def test_glue_study_runs_teacher_and_students_per_seed_and_resumes(tmp_path):
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert sorted(os.listdir(tmp_path / "study" / "stsb")) == ["akd_seed0", "akd_seed1", "finetune_seed0",
-                                                               "finetune_seed1", "teacher"]
+                                                               "finetune_seed1", "logits", "teacher"]
     # The teacher is the architecture fine-tuned alone; every student starts from its first layer and reads it.
     teacher_flags = (tmp_path / "study" / "stsb" / "teacher" / "study.flags").read_text()
     assert "--method=finetune" in teacher_flags and "--student_net=bert_l2_h64" in teacher_flags
     student_flags = (tmp_path / "study" / "stsb" / "akd_seed1" / "study.flags").read_text().splitlines()
     assert f"--teacher={tmp_path}/study/stsb/teacher/student.keras" in student_flags and "--seed=1" in student_flags
+    # The teacher's logits are computed by the first AKD run and read by the second.
+    assert len(os.listdir(tmp_path / "study" / "stsb" / "logits")) == 1
+    assert "Teacher logits read from" not in (tmp_path / "study" / "stsb" / "akd_seed0" / "study.log").read_text()
+    assert "Teacher logits read from" in (tmp_path / "study" / "stsb" / "akd_seed1" / "study.log").read_text()
     result = json.load(open(tmp_path / "out.json"))
     (task,) = result["tasks"]
     assert task["metric"] == "pearson" and set(task["methods"]) == {"finetune", "akd"}  # no KD for a regression
