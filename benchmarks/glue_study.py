@@ -196,7 +196,7 @@ def _plot(tasks, output):
     import numpy as np
 
     colors = {"teacher": "tab:gray", "finetune": "tab:blue", "kd": "tab:green", "akd": "tab:red"}
-    fig, ax = plt.subplots(figsize=(2.2 + 2.2 * len(tasks), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6.5, 2.2 + 2.2 * len(tasks)), 4.5))
     width = 0.8 / (1 + len(FLAGS.methods))
     for i, t in enumerate(tasks):
         ax.bar(i, t["teacher"]["dev"], width, color=colors["teacher"], label="teacher" if i == 0 else None)
@@ -210,9 +210,9 @@ def _plot(tasks, output):
     ax.set_xticks(np.arange(len(tasks)) + width * len(FLAGS.methods) / 2)
     ax.set_xticklabels([f"{TASK_NAMES[t['task']]}\n({METRIC_NAMES.get(t['metric'], t['metric'])})" for t in tasks])
     ax.set_ylabel("GLUE dev metric ×100")
-    ax.set_title("Pre-trained MiniLM teacher → truncated student: mean ± std over seeds (dots: seeds)")
+    ax.set_title("Pre-trained teacher → truncated student: mean ± std over seeds (dots: seeds)", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4)
     fig.tight_layout()
     fig.savefig(output + ".png", dpi=110)
     plt.close(fig)
