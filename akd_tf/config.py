@@ -175,7 +175,7 @@ class Config:
         if self.method == "akd":
             schedule.validate_schedule(self.phase1_epochs, self.max_temperature)
         for flag, path in (("--teacher", self.teacher_path), ("--assistant", self.assistant_path),
-                           ("--student_init", None if truncate else self.student_init)):
+                           ("--student_init", self.student_init_file)):
             if path is not None and not os.path.isfile(path):
                 raise FileNotFoundError(f"{flag} file not found. Received: {path!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -197,6 +197,11 @@ class Config:
         if not (self.teacher_path or self.teacher_preset):
             raise ValueError(f"`student_init` {self.student_init} copies the teacher's first layers: it needs "
                              f"--teacher (a .keras text classifier) or --teacher_preset. {received}")
+
+    @property
+    def student_init_file(self):
+        """``student_init`` when it names a .keras file (image students), else None (unset, or ``truncate:K``)."""
+        return None if text_nets.truncate_layers(self.student_init) else self.student_init
 
     @property
     def student_epochs(self):

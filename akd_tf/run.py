@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -27,7 +28,6 @@ from akd_tf.callbacks import AnnealingSchedule, LinearDecay, StopOnDivergence, T
 from akd_tf.checkpoint import TrainingCheckpoint, is_chief
 from akd_tf.config import BadInput, Config, STRATEGIES
 from akd_tf.data import glue
-from akd_tf.nets import text as text_nets
 
 # Everything a run writes into its workdir; `overwrite=True` removes exactly these.
 OUTPUTS = ("teacher.keras", "assistant.keras", "student.keras", "student", "metrics.json", "config.json", "flags.txt",
@@ -256,6 +256,14 @@ def check_fits_data(teacher, path, data_spec, flag="--teacher", returns="logits"
             raise BadInput(f"{flag} {path!r}: {error}") from None
 
 
+def weights_digest(model):
+    """A sha256 over every weight of ``model`` (names a cache file computed from it); update it with the rest."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest
+
+
 def check_same_network(model, net, path, name):
     """`BadInput` unless ``model`` (from ``path``) has the weights of the network ``net`` (built as ``name``)."""
     have = [tuple(w.shape) for w in model.weights]
@@ -314,8 +322,7 @@ def prepare_workdir(config: Config, workdir: str, overwrite: bool = False):
     if overwrite:
         doomed = [os.path.realpath(os.path.join(workdir, name)) for name in OUTPUTS]
         for flag, path in (("--teacher", config.teacher_path), ("--assistant", config.assistant_path),
-                           ("--student_init", None if text_nets.truncate_layers(config.student_init)
-                                               else config.student_init)):
+                           ("--student_init", config.student_init_file)):
             real = os.path.realpath(path) if path else None
             if real and any(real == d or real.startswith(d + os.sep) for d in doomed):
                 raise BadInput(f"{flag} {path!r} is one of the outputs that --overwrite would delete "
@@ -364,11 +371,11 @@ def preflight(config: Config, workdir: str, overwrite: bool = False):
         if path:
             check_fits_data(load_model(path, flag), path, spec, flag,
                             config.teacher_outputs if flag == "--teacher" else "logits")
-    if config.student_init and not text_nets.truncate_layers(config.student_init):  # truncate:K is checked in training
-        init = load_model(config.student_init, "--student_init")
-        check_fits_data(init, config.student_init, spec, "--student_init")
+    if config.student_init_file:  # truncate:K is checked when the student is built from the teacher
+        init = load_model(config.student_init_file, "--student_init")
+        check_fits_data(init, config.student_init_file, spec, "--student_init")
         check_same_network(init, nets.build(config.student_net, spec["num_classes"], spec["input_shape"]),
-                           config.student_init, config.student_net)
+                           config.student_init_file, config.student_net)
     if overwrite:  # last: a bad flag must not cost the user the run it would replace
         clear_outputs(workdir)
 

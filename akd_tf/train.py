@@ -23,7 +23,6 @@ A workdir that holds a finished run (``metrics.json``) is refused unless ``overw
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -39,7 +38,8 @@ from akd_tf.config import LABELS_ONLY, Config
 from akd_tf.distiller import AnnealingKD, HintonKD
 from akd_tf.logits import outputs_as_logits
 from akd_tf.run import (compile_classifier, count_params, evaluate_classifier, finish, in_run_precision, load_model,
-                        make_optimizer, phase_summary, read_history, save_model, start, teacher_summary)
+                        make_optimizer, phase_summary, read_history, save_model, start, teacher_summary,
+                        weights_digest)
 
 
 def _teacher(run, data):
@@ -109,9 +109,7 @@ def views_path(run, teacher, stage, teacher_outputs="logits"):
     config = run.config
     if not config.teacher_views_cache:
         return os.path.join(run.out, f"teacher_views_{stage}.npz")
-    digest = hashlib.sha256()
-    for weight in teacher.weights:
-        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    digest = weights_digest(teacher)
     digest.update(json.dumps([VIEWS_VERSION, config.dataset, config.train_size, config.validation_size, config.seed,
                               config.teacher_views, teacher_outputs]).encode())
     return os.path.join(config.teacher_views_cache, f"teacher_views_{digest.hexdigest()[:20]}.npz")
@@ -157,8 +155,8 @@ def _student(run, data, teacher, stage="student", net=None, method=None, epochs=
     with strategy.scope():
         student = nets.build(net, data.num_classes, data.input_shape, config.weight_decay,
                              sync_batchnorm=config.sync_batchnorm)
-        if config.student_init and stage == "student":  # checked in preflight: the same network
-            student.set_weights(load_model(config.student_init, "--student_init").get_weights())
+        if config.student_init_file and stage == "student":  # checked in preflight: the same network
+            student.set_weights(load_model(config.student_init_file, "--student_init").get_weights())
         if method == "akd":
             model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
                                 teacher_outputs=teacher_outputs)

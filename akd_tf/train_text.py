@@ -18,7 +18,6 @@ contract as image runs. What differs:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -35,7 +34,7 @@ from akd_tf.distiller import TEACHER_INPUTS, TEACHER_LOGITS, AnnealingKD, Hinton
 from akd_tf.logits import outputs_as_logits
 from akd_tf.nets import text as text_nets
 from akd_tf.run import (best_epoch, count_params, finish, in_run_precision, load_model, make_optimizer, phase_summary,
-                        read_history, save_model, teacher_summary)
+                        read_history, save_model, teacher_summary, weights_digest)
 
 PRESET_DIR = "preset"
 
@@ -178,9 +177,8 @@ def logits_path(config, teacher, features):
     the teacher returns, so runs of other methods and seeds with the same teacher and data share it."""
     if not config.teacher_logits_cache:
         return None
-    digest = hashlib.sha256(json.dumps([LOGITS_VERSION, config.teacher_outputs, sorted(features.arrays)]).encode())
-    for weight in teacher.weights:
-        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    digest = weights_digest(teacher)
+    digest.update(json.dumps([LOGITS_VERSION, config.teacher_outputs, sorted(features.arrays)]).encode())
     for split in sorted(features.arrays):
         inputs, labels = features.arrays[split]
         for array in [*(inputs[key] for key in sorted(inputs)), labels]:

@@ -181,11 +181,7 @@ def _plots(runs, output):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    unknown = sorted(set(FLAGS.methods) - set(NAMES))
-    if unknown:
-        raise app.UsageError(f"Unknown --methods {unknown}. Allowed: {', '.join(NAMES)}")
+    study_runs.check_arguments(argv, FLAGS.methods, NAMES)
     os.makedirs(FLAGS.workdir, exist_ok=True)
     total = FLAGS.teacher_epochs
     study_runs.log(f"study in {FLAGS.workdir}: teacher, assistant, then {len(FLAGS.methods)} methods x {len(FLAGS.seeds)} seeds")

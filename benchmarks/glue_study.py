@@ -66,16 +66,10 @@ def _task_config(task):
 
 
 def _read_flagfile(path, name):
-    """The last value of ``--name`` in ``path`` or the flagfiles it includes (as absl reads them)."""
-    value = None
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("--flagfile="):
-                value = _read_flagfile(line.split("=", 1)[1], name) or value
-            elif line.startswith(f"--{name}="):
-                value = line.split("=", 1)[1]
-    return value
+    """The last value of ``--name`` in ``path`` and the flagfiles it includes, expanded by absl itself."""
+    values = [arg.split("=", 1)[1] for arg in FLAGS.read_flags_from_files([f"--flagfile={path}"], force_gnu=True)
+              if arg.startswith(f"--{name}=")]
+    return values[-1] if values else None
 
 
 def _dev(metrics):
@@ -219,11 +213,7 @@ def _plot(tasks, output):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    unknown = sorted(set(FLAGS.methods) - set(NAMES))
-    if unknown:
-        raise app.UsageError(f"Unknown --methods {unknown}. Allowed: {', '.join(NAMES)}")
+    study_runs.check_arguments(argv, FLAGS.methods, NAMES)
     bad = sorted(set(FLAGS.tasks) - set(glue.TASKS))
     if bad:
         raise app.UsageError(f"Unknown --tasks {bad}. Allowed: {', '.join(glue.TASKS)}")

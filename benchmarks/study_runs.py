@@ -11,6 +11,17 @@ import time
 from akd_tf.run import read_history
 
 
+def check_arguments(argv, methods, allowed):
+    """`app.UsageError` for positional arguments or a method not in ``allowed``."""
+    from absl import app
+
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    unknown = sorted(set(methods) - set(allowed))
+    if unknown:
+        raise app.UsageError(f"Unknown --methods {unknown}. Allowed: {', '.join(allowed)}")
+
+
 def log(message):
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 

@@ -88,9 +88,8 @@ def truncated(classifier, num_layers: int, num_classes: int, name: str | None = 
     for layer_name in kept:
         target, source = student.get_layer(layer_name), backbone.get_layer(layer_name)
         target.set_weights(source.get_weights())
-    head_dropout = config["dropout"] if dropout is None else dropout
     return keras_nlp.models.BertTextClassifier(student, num_classes=num_classes, preprocessor=None, activation=None,
-                                               dropout=head_dropout, name=name)
+                                               dropout=config["dropout"], name=name)
 
 
 def learn_vocabulary(texts: tuple, size: int, lowercase: bool = True, verbose: bool = True) -> list:
