@@ -138,6 +138,8 @@ def _summarise(task, teacher, runs):
         "epochs": len(first["history"].get("loss", [])),
         "methods": methods, "paper": PAPER.get(task),
         "wall_time_s": teacher["study"]["wall_time_s"] + sum(r["study"]["wall_time_s"] for r in runs),
+        "resumed_runs": sorted(os.path.basename(r["workdir"]) for r in [teacher, *runs]
+                               if r["study"].get("interrupted_attempts_s")),
     }
 
 
@@ -179,6 +181,10 @@ def _table(tasks, command):
               "student run with its data, teacher logits, evaluation and export), summed. Paper: RoBERTa-large → "
               "DistilRoBERTa, 14 + 4 epochs, one run.",
               f"Whole study: {total:.0f} min. Command: `{command}`"]
+    resumed = [f"{t['task']}/{name}" for t in tasks for name in t.get("resumed_runs", [])]
+    if resumed:
+        lines.append(f"Resumed after their session ended: {', '.join(resumed)}; the time their killed attempts had "
+                     "spent (up to their last write) is counted in min.")
     return "\n".join(lines), total
 
 

@@ -42,15 +42,21 @@ def run_main(workdir, lines, name=None, last=()):
             f.write("\n".join([*lines, f"--workdir={workdir}", *last]) + "\n")
         command = [sys.executable, "-m", "akd_tf.main", f"--flagfile={flagfile}"]
         log(f"{name}: {' '.join(command)}")
+        earlier = _interrupted_attempts(workdir)
         start = time.perf_counter()
         with open(os.path.join(workdir, "study.log"), "a") as out:
             status = subprocess.call(command, stdout=out, stderr=subprocess.STDOUT)
         elapsed = time.perf_counter() - start
         if status:
             raise SystemExit(f"{name} failed with exit status {status}; see {os.path.join(workdir, 'study.log')}")
+        record = {"command": " ".join(command), "wall_time_s": elapsed + sum(earlier)}
+        if earlier:
+            record["interrupted_attempts_s"] = earlier
         with open(record_path, "w") as f:
-            json.dump({"command": " ".join(command), "wall_time_s": elapsed}, f, indent=2)
-        log(f"{name}: done in {elapsed / 60:.1f} min")
+            json.dump(record, f, indent=2)
+        os.remove(os.path.join(workdir, _ATTEMPTS))
+        log(f"{name}: done in {record['wall_time_s'] / 60:.1f} min"
+            + (f" ({len(earlier)} interrupted attempt(s) included)" if earlier else ""))
     with open(metrics_path) as f:
         metrics = json.load(f)
     with open(record_path) as f:
@@ -58,6 +64,28 @@ def run_main(workdir, lines, name=None, last=()):
     metrics["history"] = read_history(os.path.join(workdir, "history_student.csv"))
     metrics["workdir"] = workdir
     return metrics
+
+
+_ATTEMPTS = "study_attempts.json"
+
+
+def _interrupted_attempts(workdir):
+    """Seconds spent by earlier attempts at this run that were killed (a session ending mid-run), then starts
+    a new attempt. A killed attempt cannot write its end, so it is taken as the last time the run wrote to its
+    directory (its log, checkpoints, TensorBoard events): the run's wall time counts the work it lost."""
+    path = os.path.join(workdir, _ATTEMPTS)
+    attempts = []
+    if os.path.isfile(path):
+        with open(path) as f:
+            attempts = json.load(f)
+        if attempts and "seconds" not in attempts[-1]:
+            last_write = max(os.path.getmtime(os.path.join(root, name))
+                             for root, _, names in os.walk(workdir) for name in names if name != _ATTEMPTS)
+            attempts[-1]["seconds"] = max(0.0, last_write - attempts[-1]["started"])
+    attempts.append({"started": time.time()})
+    with open(path, "w") as f:
+        json.dump(attempts, f, indent=2)
+    return [a["seconds"] for a in attempts[:-1]]
 
 
 def mean_std(values):

@@ -1,0 +1,51 @@
+"""The study runner's bookkeeping: a run killed with its session counts the time it had spent."""
+
+import json
+import os
+
+import pytest
+
+from benchmarks import study_runs
+
+
+def test_interrupted_attempt_time_is_added_to_the_finished_run(tmp_path, monkeypatch):
+    workdir = tmp_path / "akd_seed0"
+    calls = []
+
+    def killed(command, stdout, stderr):
+        # The first attempt writes for 120 s (its log's last write), then its session ends.
+        started = json.loads((workdir / study_runs._ATTEMPTS).read_text())[-1]["started"]
+        os.utime(workdir / "study.log", (started + 120, started + 120))
+        calls.append(command)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study_runs.subprocess, "call", killed)
+    with pytest.raises(KeyboardInterrupt):
+        study_runs.run_main(str(workdir), ["--method=akd"])
+    assert not (workdir / "study_run.json").exists()
+
+    def finishes(command, stdout, stderr):
+        (workdir / "metrics.json").write_text(json.dumps({"student": {"dev": 0.5}}))
+        (workdir / "history_student.csv").write_text("epoch,loss\n0,1.0\n")
+        return 0
+
+    monkeypatch.setattr(study_runs.subprocess, "call", finishes)
+    metrics = study_runs.run_main(str(workdir), ["--method=akd"])
+    record = metrics["study"]
+    assert record["interrupted_attempts_s"] == [pytest.approx(120, abs=1)]
+    assert 120 <= record["wall_time_s"] < 130
+    assert not (workdir / study_runs._ATTEMPTS).exists()
+    # Finished: a third call reuses it and its record stays.
+    assert study_runs.run_main(str(workdir), ["--method=akd"])["study"] == record
+
+
+def test_a_run_that_was_never_interrupted_records_only_its_own_time(tmp_path, monkeypatch):
+    workdir = tmp_path / "finetune_seed0"
+
+    def finishes(command, stdout, stderr):
+        (workdir / "metrics.json").write_text("{}")
+        return 0
+
+    monkeypatch.setattr(study_runs.subprocess, "call", finishes)
+    record = study_runs.run_main(str(workdir), ["--method=finetune"])["study"]
+    assert "interrupted_attempts_s" not in record and record["wall_time_s"] < 5
