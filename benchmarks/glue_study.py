@@ -84,6 +84,26 @@ def _setting(config, name):
     return str(FLAGS[name].value) if FLAGS[name].present else _read_flagfile(config, name)
 
 
+def _majority(task, data_dir=None):
+    """Every dev metric of predicting the training set's most frequent class for every example (``None`` for a
+    regression task, where a constant has no correlation): the floor a student must clear to have learnt anything.
+    On MRPC it is F1 81.2, the score of a student that calls every pair a paraphrase."""
+    import numpy as np
+
+    from akd_tf import glue_metrics
+    from akd_tf.data import images
+
+    spec = glue.TASKS[task]
+    if spec["num_classes"] == 1:
+        return None
+    builder = images.builder(f"glue/{task}", data_dir)
+    train = glue.read_split(builder, "train", task)[1]
+    majority = int(np.bincount(train).argmax())
+    dev = glue.read_split(builder, next(iter(spec["eval"].values())), task)[1]
+    outputs = np.eye(spec["num_classes"])[np.full(len(dev), majority)]
+    return {"class": majority, **glue_metrics.task_metrics(task, outputs, dev)}
+
+
 def _teacher(task, config):
     """A labels-only run of the teacher: its preset (or architecture) fine-tuned for teacher_epochs."""
     preset = _setting(config, "teacher_preset")
@@ -131,6 +151,7 @@ def _summarise(task, teacher, runs):
         }
     return {
         "task": task, "metric": first["metric"], "num_examples": first["num_examples"],
+        "majority": _majority(task, _setting(_task_config(task), "data_dir")),
         "teacher": {"net": teacher["student"]["net"], "params": teacher["student"]["params"],
                     "dev": _dev(teacher)[0], "dev_all_metrics": _dev(teacher)[1],
                     "run_wall_time_s": teacher["study"]["wall_time_s"]},
@@ -144,17 +165,22 @@ def _summarise(task, teacher, runs):
 
 
 def _table(tasks, command):
-    def cell(task, method):
+    def values(task, method, metric):
         m = task["methods"].get(method)
-        if not m:
-            return "—"
-        mean, std = m["dev_mean_std"]
-        return f"{mean:.2f} ± {std:.2f} ({', '.join(f'{v:.1f}' for v in m['dev'])})"
+        return None if not m else [100 * v[metric] for v in m["dev_all_metrics"]]
 
-    def gap(task, a, b):
-        if a not in task["methods"] or b not in task["methods"]:
+    def cell(task, method, metric):
+        v = values(task, method, metric)
+        if not v:
             return "—"
-        return f"{task['methods'][a]['dev_mean_std'][0] - task['methods'][b]['dev_mean_std'][0]:+.2f}"
+        mean, std = study_runs.mean_std(v)
+        return f"{mean:.2f} ± {std:.2f} ({', '.join(f'{x:.1f}' for x in v)})"
+
+    def gap(task, a, b, metric):
+        va, vb = values(task, a, metric), values(task, b, metric)
+        if not va or not vb:
+            return "—"
+        return f"{study_runs.mean_std(va)[0] - study_runs.mean_std(vb)[0]:+.2f}"
 
     first = tasks[0]
     seeds = len(first["methods"]["akd"]["dev"]) if "akd" in first["methods"] else len(FLAGS.seeds)
@@ -162,22 +188,28 @@ def _table(tasks, command):
         f"GLUE dev, teacher {first['teacher']['net']} ({first['teacher']['params']:,} params, fine-tuned per task) → "
         f"student {first['student']['net']} ({first['student']['params']:,} params), {first['epochs']} student "
         f"epochs, {seeds} seeds per method (mean ± std, per seed in brackets), {os.cpu_count()} CPU cores. "
-        "Metric ×100.",
+        "Metric ×100; the first row of a task is its GLUE metric, which selects the best epoch.",
         "",
-        "| task (metric) | teacher | " + " | ".join(NAMES[m] for m in FLAGS.methods)
+        "| task (metric) | teacher | majority class | " + " | ".join(NAMES[m] for m in FLAGS.methods)
         + " | AKD − fine-tune | AKD − KD | paper: teacher / fine-tune / KD / AKD | min |",
-        "|---|---|" + "---|" * len(FLAGS.methods) + "---|---|---|---|",
+        "|---|---|---|" + "---|" * len(FLAGS.methods) + "---|---|---|---|",
     ]
     for t in tasks:
         paper = t["paper"]
         paper_cell = " / ".join(f"{paper[k]}" for k in ("teacher", "finetune", "kd", "akd")) if paper else "—"
-        lines.append(f"| {TASK_NAMES[t['task']]} ({METRIC_NAMES.get(t['metric'], t['metric'])}, "
-                     f"{t['num_examples']['train']:,} train) | {t['teacher']['dev']:.2f} | "
-                     + " | ".join(cell(t, m) for m in FLAGS.methods)
-                     + f" | {gap(t, 'akd', 'finetune')} | {gap(t, 'akd', 'kd')} | {paper_cell} "
-                     f"| {t['wall_time_s'] / 60:.0f} |")
+        majority = t.get("majority")
+        for i, metric in enumerate([t["metric"], *(k for k in t["teacher"]["dev_all_metrics"] if k != t["metric"])]):
+            name = METRIC_NAMES.get(metric, metric)
+            label = (f"{TASK_NAMES[t['task']]} ({name}, {t['num_examples']['train']:,} train)" if i == 0
+                     else f"{TASK_NAMES[t['task']]} ({name})")
+            floor = f"{100 * majority[metric]:.2f}" if majority else "—"
+            lines.append(f"| {label} | {100 * t['teacher']['dev_all_metrics'][metric]:.2f} | {floor} | "
+                         + " | ".join(cell(t, m, metric) for m in FLAGS.methods)
+                         + f" | {gap(t, 'akd', 'finetune', metric)} | {gap(t, 'akd', 'kd', metric)} | "
+                         + (f"{paper_cell} | {t['wall_time_s'] / 60:.0f} |" if i == 0 else " | |"))
     total = sum(t["wall_time_s"] for t in tasks) / 60
-    lines += ["", "std: sample standard deviation over seeds. min: the task's runs (teacher fine-tuning, every "
+    lines += ["", "majority class: every dev example given the training set's most frequent class (— for a "
+              "regression task). std: sample standard deviation over seeds. min: the task's runs (teacher fine-tuning, every "
               "student run with its data, teacher logits, evaluation and export), summed. Paper: RoBERTa-large → "
               "DistilRoBERTa, 14 + 4 epochs, one run.",
               f"Whole study: {total:.0f} min. Command: `{command}`"]
@@ -198,8 +230,14 @@ def _plot(tasks, output):
     colors = {"teacher": "tab:gray", "finetune": "tab:blue", "kd": "tab:green", "akd": "tab:red"}
     fig, ax = plt.subplots(figsize=(max(6.5, 2.2 + 2.2 * len(tasks)), 4.5))
     width = 0.8 / (1 + len(FLAGS.methods))
+    floor_labelled = False
     for i, t in enumerate(tasks):
         ax.bar(i, t["teacher"]["dev"], width, color=colors["teacher"], label="teacher" if i == 0 else None)
+        if t.get("majority"):
+            ax.hlines(100 * t["majority"][t["metric"]], i - width / 2, i + width * (len(FLAGS.methods) + 0.5),
+                      colors="k", linestyles="--", linewidth=1, zorder=4,
+                      label=None if floor_labelled else "majority class")
+            floor_labelled = True
         for j, method in enumerate(FLAGS.methods, start=1):
             m = t["methods"].get(method)
             if m:
@@ -212,7 +250,7 @@ def _plot(tasks, output):
     ax.set_ylabel("GLUE dev metric ×100")
     ax.set_title("Pre-trained teacher → truncated student: mean ± std over seeds (dots: seeds)", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=5)
     fig.tight_layout()
     fig.savefig(output + ".png", dpi=110)
     plt.close(fig)

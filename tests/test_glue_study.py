@@ -57,7 +57,25 @@ def test_glue_study_runs_teacher_and_students_per_seed_and_resumes(tmp_path):
     table = (tmp_path / "out.md").read_text()
     row = next(line for line in table.splitlines() if line.startswith("| STS-B (Pearson, 64 train)"))
     assert f"{task['teacher']['dev']:.2f}" in row and " — |" in row and "92.3 / 88.5 / 88.86 / 89.01" in row
+    assert row.split(" | ")[2] == "—"  # a regression task has no majority class
+    spearman = next(line for line in table.splitlines() if line.startswith("| STS-B (Spearman)"))
+    finetune = [100 * r for r in (json.load(open(tmp_path / "study" / "stsb" / f"finetune_seed{s}" / "metrics.json"))
+                                  ["student"]["dev"]["dev"]["spearman"] for s in (0, 1))]
+    assert f"({finetune[0]:.1f}, {finetune[1]:.1f})" in spearman and "92.3" not in spearman
     assert (tmp_path / "out.png").stat().st_size > 10_000
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count("finished before, reusing") == 5
     assert json.load(open(tmp_path / "out.json"))["tasks"][0]["methods"] == task["methods"]
+
+
+def test_majority_class_floor_on_the_real_dev_sets():
+    """The floor each table row is read against: the training set's most frequent class given to every dev
+    example, from the real GLUE files (MRPC: 279 of 408 dev pairs are paraphrases; CoLA: 721 of 1,043 acceptable)."""
+    from benchmarks import glue_study
+
+    mrpc = glue_study._majority("mrpc")
+    assert mrpc["class"] == 1 and mrpc["accuracy"] == 279 / 408 and abs(mrpc["f1"] - 2 * 279 / (408 + 279)) < 1e-12
+    cola = glue_study._majority("cola")
+    assert cola["class"] == 1 and cola["accuracy"] == 721 / 1043 and cola["matthews"] == 0.0
+    assert glue_study._majority("rte")["accuracy"] == 146 / 277
+    assert glue_study._majority("stsb") is None
