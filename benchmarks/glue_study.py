@@ -48,7 +48,7 @@ PAPER = {"cola": {"teacher": 68.1, "finetune": 59.3, "kd": 60.97, "akd": 61.67},
          "sst2": {"teacher": 96.4, "finetune": 92.5, "kd": 92.54, "akd": 93.11}}
 TASK_NAMES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qqp": "QQP", "stsb": "STS-B", "mnli": "MNLI",
               "qnli": "QNLI", "rte": "RTE"}
-METRIC_NAMES = {"matthews": "Matthews corr.", "accuracy": "accuracy", "f1": "F1", "pearson": "Pearson"}
+METRIC_NAMES = {"matthews": "Matthews corr.", "accuracy": "accuracy", "f1": "F1", "pearson": "Pearson", "spearman": "Spearman"}
 
 
 def _explicit(students_only=True):
@@ -82,26 +82,6 @@ def _dev(metrics):
 def _setting(config, name):
     """A run flag as this command line (first) or the task's config sets it."""
     return str(FLAGS[name].value) if FLAGS[name].present else _read_flagfile(config, name)
-
-
-def _majority(task, data_dir=None):
-    """Every dev metric of predicting the training set's most frequent class for every example (``None`` for a
-    regression task, where a constant has no correlation): the floor a student must clear to have learnt anything.
-    On MRPC it is F1 81.2, the score of a student that calls every pair a paraphrase."""
-    import numpy as np
-
-    from akd_tf import glue_metrics
-    from akd_tf.data import images
-
-    spec = glue.TASKS[task]
-    if spec["num_classes"] == 1:
-        return None
-    builder = images.builder(f"glue/{task}", data_dir)
-    train = glue.read_split(builder, "train", task)[1]
-    majority = int(np.bincount(train).argmax())
-    dev = glue.read_split(builder, next(iter(spec["eval"].values())), task)[1]
-    outputs = np.eye(spec["num_classes"])[np.full(len(dev), majority)]
-    return {"class": majority, **glue_metrics.task_metrics(task, outputs, dev)}
 
 
 def _teacher(task, config):
@@ -151,7 +131,7 @@ def _summarise(task, teacher, runs):
         }
     return {
         "task": task, "metric": first["metric"], "num_examples": first["num_examples"],
-        "majority": _majority(task, _setting(_task_config(task), "data_dir")),
+        "majority": glue.majority_class(task, _setting(_task_config(task), "data_dir")),
         "teacher": {"net": teacher["student"]["net"], "params": teacher["student"]["params"],
                     "dev": _dev(teacher)[0], "dev_all_metrics": _dev(teacher)[1],
                     "run_wall_time_s": teacher["study"]["wall_time_s"]},

@@ -45,6 +45,17 @@ def test_real_glue_files_are_read_with_their_splits_and_labels():
     assert len(mrpc.texts["train"]) == 2 and mrpc.num_examples["dev"] == 100
 
 
+
+def test_majority_class_floor_on_the_real_dev_sets():
+    """The floor each study row is read against: the training set's most frequent class given to every dev
+    example, from the real GLUE files (MRPC: 279 of 408 dev pairs are paraphrases; CoLA: 721 of 1,043 acceptable)."""
+    mrpc = glue.majority_class("mrpc")
+    assert mrpc["class"] == 1 and mrpc["accuracy"] == 279 / 408 and abs(mrpc["f1"] - 2 * 279 / (408 + 279)) < 1e-12
+    cola = glue.majority_class("cola")
+    assert cola["class"] == 1 and cola["accuracy"] == 721 / 1043 and cola["matthews"] == 0.0
+    assert glue.majority_class("rte")["accuracy"] == 146 / 277
+    assert glue.majority_class("stsb") is None
+
 def _tiny_models(raw, seed=0):
     """Teacher and student with their own vocabularies and lengths; no dropout, so that two fits of the
     same student draw nothing random."""
