@@ -51,11 +51,21 @@ if [[ ! -f benchmarks/teachers/resnet56_cifar10_cycle2_metrics.json ]]; then
     python -m akd_tf.main --flagfile=configs/teacher_resnet56_cycle3.flags --workdir="$RUNS/teacher_resnet56_cycle3" \
       --student_init="$RUNS/teacher_resnet56_cycle2/student.keras"
   fi
-  for f in metrics.json history_student.csv flags.txt; do
-    mv "benchmarks/teachers/resnet56_cifar10_$f" "benchmarks/teachers/resnet56_cifar10_cycle2_$f"
-  done
-  rm -f benchmarks/teachers/resnet56_cifar10.keras
-  ship configs/teacher_resnet56_cycle3.flags teacher_resnet56_cycle3 resnet56_cifar10.keras
+  # The better cycle by best validation accuracy is shipped (never chosen on test); both records stay.
+  if python -c "import json, sys; val = lambda p: json.load(open(p))['phases']['training']['best_val_accuracy']
+sys.exit(val('$RUNS/teacher_resnet56_cycle3/metrics.json') < val('benchmarks/teachers/resnet56_cifar10_metrics.json'))"; then
+    for f in metrics.json history_student.csv flags.txt; do
+      mv "benchmarks/teachers/resnet56_cifar10_$f" "benchmarks/teachers/resnet56_cifar10_cycle2_$f"
+    done
+    rm -f benchmarks/teachers/resnet56_cifar10.keras
+    ship configs/teacher_resnet56_cycle3.flags teacher_resnet56_cycle3 resnet56_cifar10.keras
+  else
+    say "cycle 3 validated below cycle 2: cycle 2 stays shipped"
+    for f in metrics.json history_student.csv flags.txt; do
+      cp "benchmarks/teachers/resnet56_cifar10_$f" "benchmarks/teachers/resnet56_cifar10_cycle2_$f"
+      cp "$RUNS/teacher_resnet56_cycle3/$f" "benchmarks/teachers/resnet56_cifar10_cycle3_$f"
+    done
+  fi
 fi
 ship configs/assistant_resnet20.flags assistant_resnet20 assistant_resnet20_cifar10.keras --teacher_views_cache="$VIEWS"
 
