@@ -6,10 +6,12 @@
 #   3. the studies at 45, 15 and 30 student epochs (configs/study_{long,short,mid}.flags), 2 seeds x 4 methods;
 #   4. the phase-2 learning-rate ablation at 15 epochs (--phase2_learning_rate=0.01 for every method);
 #   5. the budget curve and the ablation table (benchmarks/budget_curve.py).
+# Steps 2-4 run in two lanes at once, each pinned to half of the cores (see in_lanes below; logs in $RUNS/lane_*.log).
 # Every step skips what has finished and resumes what was killed, so run the same command again after a kill:
 #   TFDS_DATA_DIR=../shared/tensorflow_datasets nohup bash benchmarks/budget_study.sh > ~/akd_runs/study.log 2>&1 &
+# and stop it with: pkill -f budget_study.sh; pkill -f 'benchmarks.cifar_study|akd_tf.main'
 # Workdirs live under $AKD_RUNS (default ~/akd_runs), outside the work tree; results land in benchmarks/results/.
-# About 15 hours on 2 CPU cores (measured per step in the README).
+# About 10 hours on 2 CPU cores after the teacher (estimated from the per-core speeds above in_lanes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${AKD_RUNS:-$HOME/akd_runs}"
@@ -67,16 +69,52 @@ sys.exit(val('$RUNS/teacher_resnet56_cycle3/metrics.json') < val('benchmarks/tea
     done
   fi
 fi
-ship configs/assistant_resnet20.flags assistant_resnet20 assistant_resnet20_cifar10.keras --teacher_views_cache="$VIEWS"
-
-for budget in long short mid; do
-  say "study $budget"
-  python -m benchmarks.cifar_study --flagfile="configs/study_$budget.flags" --workdir="$RUNS/study_$budget" \
-    --teacher_views_cache="$VIEWS"
-done
-say "ablation: phase-2 restart at 0.01, 15 epochs"
-python -m benchmarks.cifar_study --flagfile=configs/study_short.flags --workdir="$RUNS/study_short_phase2_lr0.01" \
-  --teacher_views_cache="$VIEWS" --phase2_learning_rate=0.01 --output=benchmarks/results/cifar_study_short_phase2_lr0.01
+# The assistant, the studies and the ablation: 95 ResNet-20 and 840 ResNet-8 epochs. TensorFlow spreads one small
+# ResNet poorly over cores (measured here: ResNet-8 trains at 1,090 img/s on both cores, at 2 x 667 img/s as two
+# processes pinned to one core each), so they run in two lanes at once, each pinned to half of the cores, in two
+# rounds: first everything but TAKD (whose student needs the assistant), then the TAKD runs (the runs found
+# finished are skipped and each study writes its full table). AKD_LANES=1 runs the lanes one after the other.
+# Tables of the first round, which lack TAKD, go to $RUNS/partial/ and never into benchmarks/results/.
+study() {  # study <flagfile budget> <workdir name> <output prefix> [extra flags...]
+  local budget=$1 name=$2 output=$3; shift 3
+  say "study $name (configs/study_$budget.flags) $*"
+  python -m benchmarks.cifar_study --flagfile="configs/study_$budget.flags" --workdir="$RUNS/$name" \
+    --teacher_views_cache="$VIEWS" --output="$output" "$@"
+}
+ABLATION=(--phase2_learning_rate=0.01)  # every method restarts at 0.01 at the phase-2 epoch, at 15 epochs
+NO_TAKD=(--methods=scratch,kd,akd)
+round1_a() {
+  ship configs/assistant_resnet20.flags assistant_resnet20 assistant_resnet20_cifar10.keras --teacher_views_cache="$VIEWS"
+  study long study_long "$RUNS/partial/cifar_study_long" "${NO_TAKD[@]}"
+}
+round1_b() {
+  # mid first: its 30-epoch scratch run outlasts lane A's teacher pass over seed 0's views, which KD then reads.
+  study mid study_mid "$RUNS/partial/cifar_study_mid" "${NO_TAKD[@]}"
+  study short study_short "$RUNS/partial/cifar_study_short" "${NO_TAKD[@]}"
+  study short study_short_phase2_lr0.01 "$RUNS/partial/cifar_study_short_phase2_lr0.01" "${NO_TAKD[@]}" "${ABLATION[@]}"
+}
+round2_a() {
+  study long study_long benchmarks/results/cifar_study_long
+}
+round2_b() {
+  study short study_short benchmarks/results/cifar_study_short
+  study mid study_mid benchmarks/results/cifar_study_mid
+  study short study_short_phase2_lr0.01 benchmarks/results/cifar_study_short_phase2_lr0.01 "${ABLATION[@]}"
+}
+in_lanes() {  # in_lanes <function> <function>: both at once, each pinned to half of the cores, logged apart
+  local cores; cores=$(nproc)
+  if (( cores < 2 )) || [[ "${AKD_LANES:-2}" == 1 ]]; then "$1"; "$2"; return; fi
+  local half=$((cores / 2)) a b status=0
+  ( taskset -pc "0-$((half - 1))" "$BASHPID" > /dev/null; "$1" ) > "$RUNS/lane_$1.log" 2>&1 & a=$!
+  ( taskset -pc "$half-$((cores - 1))" "$BASHPID" > /dev/null; "$2" ) > "$RUNS/lane_$2.log" 2>&1 & b=$!
+  say "$1 on cores 0-$((half - 1)) (log: $RUNS/lane_$1.log), $2 on cores $half-$((cores - 1)) (log: $RUNS/lane_$2.log)"
+  wait "$a" || status=$?
+  wait "$b" || status=$?
+  if (( status )); then say "a lane failed (exit $status): see its log"; return "$status"; fi
+  say "$1 and $2 done"
+}
+in_lanes round1_a round1_b
+in_lanes round2_a round2_b
 
 python -m benchmarks.budget_curve --studies=benchmarks/results/cifar_study_short.json,benchmarks/results/cifar_study_mid.json,benchmarks/results/cifar_study_long.json \
   --output=benchmarks/results/budget_curve
