@@ -70,7 +70,7 @@ sys.exit(val('$RUNS/teacher_resnet56_cycle3/metrics.json') < val('benchmarks/tea
   fi
 fi
 # The assistant, the studies and the ablation: 95 ResNet-20 and 840 ResNet-8 epochs. TensorFlow spreads one small
-# ResNet poorly over cores (measured here: ResNet-8 trains at 1,090 img/s on both cores, at 2 x 667 img/s as two
+# ResNet poorly over cores (measured here: ResNet-8 trains at 1,080 img/s on both cores, at 654 + 670 img/s as two
 # processes pinned to one core each), so they run in two lanes at once, each pinned to half of the cores, in two
 # rounds: first everything but TAKD (whose student needs the assistant), then the TAKD runs (the runs found
 # finished are skipped and each study writes its full table). AKD_LANES=1 runs the lanes one after the other.
