@@ -105,7 +105,7 @@ def _table(summary, protocol, total_minutes):
     lines = [
         f"CIFAR-10 ({protocol['train']} training images, {protocol['validation']} held out for validation, "
         f"{protocol['test']} test), student {s['net']} ({s['params']:,} params), {seeds} seeds per method, "
-        f"{os.cpu_count()} CPU cores.",
+        f"{protocol['machine']['cores']}.",
         f"Teacher {t['net']} ({t['params']:,} params, {t['params'] / s['params']:.1f}x the student): "
         f"test {t['test_top1']:.2f} % ({origin(t, 'trained once')}). "
         f"TAKD assistant {a['net']} ({a['params']:,} params, KD from the teacher): test {a['test_top1']:.2f} % "
@@ -216,7 +216,8 @@ def main(argv):
     command = "python -m benchmarks.cifar_study " + " ".join(a for a in sys.argv[1:])
     protocol = {"train": first["train"], "validation": first.get("validation", 0), "test": first["test"],
                 "command": command, "flags": _passed_on(), "seeds": FLAGS.seeds,
-                "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
+                "machine": {"cpus": os.cpu_count(), "cores": study_runs.cores(r["study"].get("cpus") for r in runs),
+                            "platform": platform.platform()}}
     teacher = teacher or _given(teacher_path, runs, "teacher")
     if "takd" in FLAGS.methods:
         assistant = assistant or _given(assistant_path, runs, "assistant")

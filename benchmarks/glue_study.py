@@ -139,6 +139,7 @@ def _summarise(task, teacher, runs):
         "epochs": len(first["history"].get("loss", [])),
         "methods": methods, "paper": PAPER.get(task),
         "wall_time_s": teacher["study"]["wall_time_s"] + sum(r["study"]["wall_time_s"] for r in runs),
+        "cpus_per_run": [r["study"].get("cpus") for r in [teacher, *runs]],
         "resumed_runs": sorted(os.path.basename(r["workdir"]) for r in [teacher, *runs]
                                if r["study"].get("interrupted_attempts_s")),
     }
@@ -163,11 +164,12 @@ def _table(tasks, command):
         return f"{study_runs.mean_std(va)[0] - study_runs.mean_std(vb)[0]:+.2f}"
 
     first = tasks[0]
+    cores = study_runs.cores(n for t in tasks for n in t["cpus_per_run"])
     seeds = len(first["methods"]["akd"]["dev"]) if "akd" in first["methods"] else len(FLAGS.seeds)
     lines = [
         f"GLUE dev, teacher {first['teacher']['net']} ({first['teacher']['params']:,} params, fine-tuned per task) → "
         f"student {first['student']['net']} ({first['student']['params']:,} params), {first['epochs']} student "
-        f"epochs, {seeds} seeds per method (mean ± std, per seed in brackets), {os.cpu_count()} CPU cores. "
+        f"epochs, {seeds} seeds per method (mean ± std, per seed in brackets), {cores}. "
         "Metric ×100; the first row of a task is its GLUE metric, which selects the best epoch.",
         "",
         "| task (metric) | teacher | majority class | " + " | ".join(NAMES[m] for m in FLAGS.methods)

@@ -49,7 +49,7 @@ def run_main(workdir, lines, name=None, last=()):
         elapsed = time.perf_counter() - start
         if status:
             raise SystemExit(f"{name} failed with exit status {status}; see {os.path.join(workdir, 'study.log')}")
-        record = {"command": " ".join(command), "wall_time_s": elapsed + sum(earlier)}
+        record = {"command": " ".join(command), "wall_time_s": elapsed + sum(earlier), "cpus": usable_cpus()}
         if earlier:
             record["interrupted_attempts_s"] = earlier
         with open(record_path, "w") as f:
@@ -86,6 +86,26 @@ def _interrupted_attempts(workdir):
     with open(path, "w") as f:
         json.dump(attempts, f, indent=2)
     return [a["seconds"] for a in attempts[:-1]]
+
+
+def usable_cpus():
+    """The cores this process and its runs may use: its CPU affinity (e.g. under ``taskset``), which
+    ``os.cpu_count()`` ignores."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity API (macOS, Windows)
+        return os.cpu_count()
+
+
+def cores(counts):
+    """How many cores runs had, for a study's table, from their records' ``cpus`` (None for records written
+    before cores were recorded, when every run had the whole machine): ``"2 CPU cores"``, or for runs pinned
+    to part of the machine ``"1 CPU core per run (pinned; the machine has 2)"``."""
+    machine = os.cpu_count()
+    used = sorted({machine if count is None else count for count in counts})
+    if used == [machine]:
+        return f"{machine} CPU cores"
+    return f"{' or '.join(map(str, used))} CPU core{'' if used == [1] else 's'} per run (pinned; the machine has {machine})"
 
 
 def mean_std(values):

@@ -1,4 +1,5 @@
-"""The study runner's bookkeeping: a run killed with its session counts the time it had spent."""
+"""The study runner's bookkeeping: a run killed with its session counts the time it had spent; the cores
+runs had (pinned or not) reach the tables."""
 
 import json
 import os
@@ -49,3 +50,35 @@ def test_a_run_that_was_never_interrupted_records_only_its_own_time(tmp_path, mo
     monkeypatch.setattr(study_runs.subprocess, "call", finishes)
     record = study_runs.run_main(str(workdir), ["--method=finetune"])["study"]
     assert "interrupted_attempts_s" not in record and record["wall_time_s"] < 5
+
+
+def test_a_run_records_the_cores_it_was_pinned_to(tmp_path, monkeypatch):
+    workdir = tmp_path / "kd_seed0"
+
+    def finishes(command, stdout, stderr):
+        (workdir / "metrics.json").write_text("{}")
+        return 0
+
+    monkeypatch.setattr(study_runs.subprocess, "call", finishes)
+    monkeypatch.setattr(study_runs.os, "sched_getaffinity", lambda pid: {1}, raising=False)
+    assert study_runs.run_main(str(workdir), ["--method=kd"])["study"]["cpus"] == 1
+
+
+@pytest.mark.parametrize("counts, expected", [
+    ([4, 4], "4 CPU cores"),
+    ([None, 4], "4 CPU cores"),  # records from before cores were recorded: the whole machine
+    ([1, 1, None], "1 or 4 CPU cores per run (pinned; the machine has 4)"),
+    ([1, 1], "1 CPU core per run (pinned; the machine has 4)"),
+    ([2], "2 CPU cores per run (pinned; the machine has 4)"),
+])
+def test_tables_say_how_many_cores_the_runs_had(monkeypatch, counts, expected):
+    monkeypatch.setattr(study_runs.os, "cpu_count", lambda: 4)
+    assert study_runs.cores(counts) == expected
+
+
+def test_usable_cpus_follows_the_affinity_not_the_machine(monkeypatch):
+    monkeypatch.setattr(study_runs.os, "sched_getaffinity", lambda pid: {0, 2, 3}, raising=False)
+    assert study_runs.usable_cpus() == 3
+    monkeypatch.delattr(study_runs.os, "sched_getaffinity")
+    monkeypatch.setattr(study_runs.os, "cpu_count", lambda: 8)
+    assert study_runs.usable_cpus() == 8
