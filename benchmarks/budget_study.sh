@@ -31,6 +31,7 @@ ship() {  # ship <flagfile> <workdir name> <file under benchmarks/teachers> [ext
   cp "$workdir/student.keras" "$target"
   cp "$workdir/metrics.json" "benchmarks/teachers/${file%.keras}_metrics.json"
   cp "$workdir/flags.txt" "benchmarks/teachers/${file%.keras}_flags.txt"
+  cp "$workdir/history_student.csv" "benchmarks/teachers/${file%.keras}_history_student.csv"
   say "shipped $target"
 }
 
