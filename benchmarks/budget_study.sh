@@ -18,8 +18,9 @@ RUNS="${AKD_RUNS:-$HOME/akd_runs}"
 VIEWS="$RUNS/teacher_views"
 mkdir -p "$RUNS" benchmarks/teachers
 say() { echo "[$(date +%H:%M:%S)] budget_study: $*"; }
+RECORD=(metrics.json history_student.csv flags.txt)  # a run's record, kept beside a shipped model
 
-# A shipped model: train it (or resume) unless its file exists, then copy the run's student.keras and metrics.
+# A shipped model: train it (or resume) unless its file exists, then copy the run's student.keras and record.
 ship() {  # ship <flagfile> <workdir name> <file under benchmarks/teachers> [extra flags...]
   local flagfile=$1 name=$2 file=$3; shift 3
   local target="benchmarks/teachers/$file" workdir="$RUNS/$name"
@@ -29,9 +30,7 @@ ship() {  # ship <flagfile> <workdir name> <file under benchmarks/teachers> [ext
     python -m akd_tf.main --flagfile="$flagfile" --workdir="$workdir" "$@"
   fi
   cp "$workdir/student.keras" "$target"
-  cp "$workdir/metrics.json" "benchmarks/teachers/${file%.keras}_metrics.json"
-  cp "$workdir/flags.txt" "benchmarks/teachers/${file%.keras}_flags.txt"
-  cp "$workdir/history_student.csv" "benchmarks/teachers/${file%.keras}_history_student.csv"
+  for f in "${RECORD[@]}"; do cp "$workdir/$f" "benchmarks/teachers/${file%.keras}_$f"; done
   say "shipped $target"
 }
 
@@ -42,7 +41,7 @@ if [[ ! -f benchmarks/teachers/resnet56_cifar10.keras && ! -f "$RUNS/teacher_res
 fi
 ship configs/teacher_resnet56_cycle2.flags teacher_resnet56_cycle2 resnet56_cifar10.keras \
   --student_init="$RUNS/teacher_resnet56/student.keras"
-for f in metrics.json history_student.csv flags.txt; do  # the first cycle's record, beside the shipped file
+for f in "${RECORD[@]}"; do  # the first cycle's record, beside the shipped file
   cp "$RUNS/teacher_resnet56/$f" "benchmarks/teachers/resnet56_cifar10_cycle1_$f"
 done
 # The second cycle reached 87.48 %, short of 88 %: a third, 30 epochs from 0.05, replaces it when it has finished
@@ -57,14 +56,14 @@ if [[ ! -f benchmarks/teachers/resnet56_cifar10_cycle2_metrics.json ]]; then
   # The better cycle by best validation accuracy is shipped (never chosen on test); both records stay.
   if python -c "import json, sys; val = lambda p: json.load(open(p))['phases']['training']['best_val_accuracy']
 sys.exit(val('$RUNS/teacher_resnet56_cycle3/metrics.json') < val('benchmarks/teachers/resnet56_cifar10_metrics.json'))"; then
-    for f in metrics.json history_student.csv flags.txt; do
+    for f in "${RECORD[@]}"; do
       mv "benchmarks/teachers/resnet56_cifar10_$f" "benchmarks/teachers/resnet56_cifar10_cycle2_$f"
     done
     rm -f benchmarks/teachers/resnet56_cifar10.keras
     ship configs/teacher_resnet56_cycle3.flags teacher_resnet56_cycle3 resnet56_cifar10.keras
   else
     say "cycle 3 validated below cycle 2: cycle 2 stays shipped"
-    for f in metrics.json history_student.csv flags.txt; do
+    for f in "${RECORD[@]}"; do
       cp "benchmarks/teachers/resnet56_cifar10_$f" "benchmarks/teachers/resnet56_cifar10_cycle2_$f"
       cp "$RUNS/teacher_resnet56_cycle3/$f" "benchmarks/teachers/resnet56_cifar10_cycle3_$f"
     done
@@ -84,24 +83,22 @@ study() {  # study <flagfile budget> <workdir name> <output prefix> [extra flags
 }
 ABLATION=(--phase2_learning_rate=0.01)  # every method restarts at 0.01 at the phase-2 epoch, at 15 epochs
 NO_TAKD=(--methods=scratch,kd,akd)
+studies_a() {  # studies_a <output directory> [extra flags...]
+  study long study_long "$1/cifar_study_long" "${@:2}"
+}
+studies_b() {  # studies_b <output directory> [extra flags...]
+  # mid first: its 30-epoch scratch run outlasts lane A's teacher pass over seed 0's views, which KD then reads.
+  study mid study_mid "$1/cifar_study_mid" "${@:2}"
+  study short study_short "$1/cifar_study_short" "${@:2}"
+  study short study_short_phase2_lr0.01 "$1/cifar_study_short_phase2_lr0.01" "${@:2}" "${ABLATION[@]}"
+}
 round1_a() {
   ship configs/assistant_resnet20.flags assistant_resnet20 assistant_resnet20_cifar10.keras --teacher_views_cache="$VIEWS"
-  study long study_long "$RUNS/partial/cifar_study_long" "${NO_TAKD[@]}"
+  studies_a "$RUNS/partial" "${NO_TAKD[@]}"
 }
-round1_b() {
-  # mid first: its 30-epoch scratch run outlasts lane A's teacher pass over seed 0's views, which KD then reads.
-  study mid study_mid "$RUNS/partial/cifar_study_mid" "${NO_TAKD[@]}"
-  study short study_short "$RUNS/partial/cifar_study_short" "${NO_TAKD[@]}"
-  study short study_short_phase2_lr0.01 "$RUNS/partial/cifar_study_short_phase2_lr0.01" "${NO_TAKD[@]}" "${ABLATION[@]}"
-}
-round2_a() {
-  study long study_long benchmarks/results/cifar_study_long
-}
-round2_b() {
-  study short study_short benchmarks/results/cifar_study_short
-  study mid study_mid benchmarks/results/cifar_study_mid
-  study short study_short_phase2_lr0.01 benchmarks/results/cifar_study_short_phase2_lr0.01 "${ABLATION[@]}"
-}
+round1_b() { studies_b "$RUNS/partial" "${NO_TAKD[@]}"; }
+round2_a() { studies_a benchmarks/results; }
+round2_b() { studies_b benchmarks/results; }
 in_lanes() {  # in_lanes <function> <function>: both at once, each pinned to half of the cores, logged apart
   local cores; cores=$(nproc)
   if (( cores < 2 )) || [[ "${AKD_LANES:-2}" == 1 ]]; then "$1"; "$2"; return; fi

@@ -40,26 +40,24 @@ def test_interrupted_attempt_time_is_added_to_the_finished_run(tmp_path, monkeyp
     assert study_runs.run_main(str(workdir), ["--method=akd"])["study"] == record
 
 
-def test_a_run_that_was_never_interrupted_records_only_its_own_time(tmp_path, monkeypatch):
-    workdir = tmp_path / "finetune_seed0"
-
-    def finishes(command, stdout, stderr):
+def _finishes_in(workdir):
+    """A stand-in for the run's subprocess that finishes at once, writing only its metrics."""
+    def call(command, stdout, stderr):
         (workdir / "metrics.json").write_text("{}")
         return 0
+    return call
 
-    monkeypatch.setattr(study_runs.subprocess, "call", finishes)
+
+def test_a_run_that_was_never_interrupted_records_only_its_own_time(tmp_path, monkeypatch):
+    workdir = tmp_path / "finetune_seed0"
+    monkeypatch.setattr(study_runs.subprocess, "call", _finishes_in(workdir))
     record = study_runs.run_main(str(workdir), ["--method=finetune"])["study"]
     assert "interrupted_attempts_s" not in record and record["wall_time_s"] < 5
 
 
 def test_a_run_records_the_cores_it_was_pinned_to(tmp_path, monkeypatch):
     workdir = tmp_path / "kd_seed0"
-
-    def finishes(command, stdout, stderr):
-        (workdir / "metrics.json").write_text("{}")
-        return 0
-
-    monkeypatch.setattr(study_runs.subprocess, "call", finishes)
+    monkeypatch.setattr(study_runs.subprocess, "call", _finishes_in(workdir))
     monkeypatch.setattr(study_runs.os, "sched_getaffinity", lambda pid: {1}, raising=False)
     assert study_runs.run_main(str(workdir), ["--method=kd"])["study"]["cpus"] == 1
 
