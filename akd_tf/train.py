@@ -33,7 +33,7 @@ from absl import logging
 
 from akd_tf import data as data_lib
 from akd_tf import files, nets, precision
-from akd_tf.callbacks import AnnealingSchedule, KeepBest
+from akd_tf.callbacks import AnnealingSchedule, KeepBest, PredictionLines
 from akd_tf.config import LABELS_ONLY, Config
 from akd_tf.distiller import AnnealingKD, HintonKD
 from akd_tf.logits import outputs_as_logits
@@ -131,8 +131,9 @@ def teacher_view_logits(run, data, teacher, stage, teacher_outputs="logits"):
         print(f"Teacher views for the {stage}: {views} augmented views x {n} images through {teacher.name} "
               "(once; the distillation epochs cycle over them)", flush=True)
     start = time.perf_counter()
-    logits = outputs_as_logits(teacher.predict(data.teacher_views(views), verbose=config.verbose), teacher,
-                               teacher_outputs).reshape(views, n, -1)
+    lines = [PredictionLines(f"Teacher views for the {stage}", config.batch_size)] if config.verbose == 2 else []
+    logits = outputs_as_logits(teacher.predict(data.teacher_views(views), verbose=config.verbose, callbacks=lines),
+                               teacher, teacher_outputs).reshape(views, n, -1)
     validation = (outputs_as_logits(teacher.predict(data.validation, verbose=config.verbose), teacher, teacher_outputs)
                   if data.validation is not None else np.zeros((0,), np.float32))
     logging.info("Teacher views of %s: %s in %.1f s", stage, logits.shape, time.perf_counter() - start)

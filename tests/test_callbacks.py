@@ -110,3 +110,18 @@ def test_schedule_errors():
     plain.compile("sgd", "mse")
     with pytest.raises(TypeError, match="Received a Sequential"):
         plain.fit(np.zeros((4, 6)), np.zeros((4, 3)), verbose=0, callbacks=[akd_tf.AnnealingSchedule(2)])
+
+
+def test_prediction_lines_a_line_per_tenth_and_at_the_end(capsys):
+    from akd_tf.callbacks import PredictionLines
+
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+    x = np.zeros((25 * 4, 6), "float32")
+    model.predict(x, batch_size=4, verbose=0, callbacks=[PredictionLines("views", batch_size=4, lines=4)])
+    lines = capsys.readouterr().out.splitlines()
+    # 25 batches in quarters: after batches 7, 13, 19 (the first to pass 1/4, 2/4, 3/4) and 25.
+    assert [line.split(" batches")[0] for line in lines] == ["views: 7/25", "views: 13/25", "views: 19/25",
+                                                            "views: 25/25"]
+    assert lines[-1].startswith("views: 25/25 batches (100 %), ") and lines[-1].endswith("~0 s left")
+    with pytest.raises(ValueError, match="Received: 0"):
+        PredictionLines("views", batch_size=4, lines=0)
