@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole strong-teacher evidence of the README's "Where AKD starts to pay off", in order, resumable:
 #   1. the ResNet-56 teacher (configs/teacher_resnet56.flags, then its second and third LR cycles,
-#      configs/teacher_resnet56_cycle{2,3}.flags), copied to benchmarks/teachers/ when it is done;
+#      configs/teacher_resnet56_cycle{2,3}.flags), copied to benchmarks/teachers/ when it is done, its record
+#      (benchmarks/teacher_record.py) in benchmarks/results/teacher_resnet56_cifar10.*;
 #   2. the ResNet-20 TAKD assistant (configs/assistant_resnet20.flags), likewise;
 #   3. the studies at 45, 15 and 30 student epochs (configs/study_{long,short,mid}.flags), 2 seeds x 4 methods;
 #   4. the phase-2 learning-rate ablation at 15 epochs (--phase2_learning_rate=0.01 for every method);
@@ -69,6 +70,9 @@ sys.exit(val('$RUNS/teacher_resnet56_cycle3/metrics.json') < val('benchmarks/tea
     done
   fi
 fi
+# The teacher's record among the results: a table row per cycle and the accuracy over all 75 epochs.
+T=benchmarks/teachers/resnet56_cifar10
+python -m benchmarks.teacher_record --cycles="${T}_cycle1,${T}_cycle2,$T" --output=benchmarks/results/teacher_resnet56_cifar10
 # The assistant, the studies and the ablation: 95 ResNet-20 and 840 ResNet-8 epochs. TensorFlow spreads one small
 # ResNet poorly over cores (measured here: ResNet-8 trains at 1,080 img/s on both cores, at 654 + 670 img/s as two
 # processes pinned to one core each), so they run in two lanes at once, each pinned to half of the cores, in two
