@@ -87,7 +87,7 @@ def _summarise(runs, teacher, assistant):
 
     return {
         "teacher": model(teacher),
-        "assistant": model(assistant),
+        "assistant": model(assistant) if assistant else None,
         "student": {"net": runs[0]["student"]["net"], "params": runs[0]["student"]["params"]},
         "methods": methods,
     }
@@ -107,9 +107,9 @@ def _table(summary, protocol, total_minutes):
         f"{protocol['test']} test), student {s['net']} ({s['params']:,} params), {seeds} seeds per method, "
         f"{protocol['machine']['cores']}.",
         f"Teacher {t['net']} ({t['params']:,} params, {t['params'] / s['params']:.1f}x the student): "
-        f"test {t['test_top1']:.2f} % ({origin(t, 'trained once')}). "
-        f"TAKD assistant {a['net']} ({a['params']:,} params, KD from the teacher): test {a['test_top1']:.2f} % "
-        f"({origin(a, 'trained once')}).",
+        f"test {t['test_top1']:.2f} % ({origin(t, 'trained once')})."
+        + (f" TAKD assistant {a['net']} ({a['params']:,} params, KD from the teacher): test {a['test_top1']:.2f} % "
+           f"({origin(a, 'trained once')})." if a else ""),
         "",
         "| method | test top-1 %, mean ± std | per seed | best val top-1 %, mean ± std | epochs | training min/run "
         "| run min/run | paper (ResNet-110 → ResNet-8, full CIFAR-10) |",
@@ -221,7 +221,7 @@ def main(argv):
     teacher = teacher or _given(teacher_path, runs, "teacher")
     if "takd" in FLAGS.methods:
         assistant = assistant or _given(assistant_path, runs, "assistant")
-    summary = _summarise(runs, teacher, assistant or teacher)
+    summary = _summarise(runs, teacher, assistant)  # no assistant without TAKD runs
     table = _table(summary, protocol, minutes)
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
     with open(FLAGS.output + ".json", "w") as f:

@@ -173,6 +173,16 @@ def test_study_runner_end_to_end(tmp_path):
     assert summary["teacher"]["given"] == str(given["teacher"]) and summary["teacher"]["net"] == "resnet8"
     assert summary["assistant"]["given"] == str(given["assistant"]) and summary["assistant"]["net"] == "plane2"
     assert "given: `" in (tmp_path / "ablation_study.md").read_text()
+    # Without TAKD runs (the budget study's first round) the table names no assistant; the finished run is reused.
+    scratch_only = subprocess.run(
+        args + [f"--workdir={tmp_path / 'ablation'}", f"--output={tmp_path / 'scratch_only'}", "--seeds=0",
+                "--methods=scratch", f"--teacher={given['teacher']}", "--phase2_learning_rate=0.004"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert scratch_only.returncode == 0, scratch_only.stdout[-3000:] + scratch_only.stderr[-3000:]
+    assert "scratch_seed0: finished before" in scratch_only.stdout
+    assert json.loads((tmp_path / "scratch_only.json").read_text())["assistant"] is None
+    table = (tmp_path / "scratch_only.md").read_text()
+    assert "Teacher resnet8 " in table and "TAKD assistant" not in table
 
 
 def test_views_cache_is_shared_by_methods_of_one_seed(tmp_path):
