@@ -37,12 +37,12 @@ def run_main(workdir, lines, name=None, last=()):
         log(f"{name}: finished before, reusing {workdir}")
     else:
         os.makedirs(workdir, exist_ok=True)
+        earlier = _interrupted_attempts(workdir)  # before this attempt writes anything: its writes are not theirs
         flagfile = os.path.join(workdir, "study.flags")
         with open(flagfile, "w") as f:
             f.write("\n".join([*lines, f"--workdir={workdir}", *last]) + "\n")
         command = [sys.executable, "-m", "akd_tf.main", f"--flagfile={flagfile}"]
         log(f"{name}: {' '.join(command)}")
-        earlier = _interrupted_attempts(workdir)
         start = time.perf_counter()
         with open(os.path.join(workdir, "study.log"), "a") as out:
             status = subprocess.call(command, stdout=out, stderr=subprocess.STDOUT)
@@ -79,8 +79,9 @@ def _interrupted_attempts(workdir):
         with open(path) as f:
             attempts = json.load(f)
         if attempts and "seconds" not in attempts[-1]:
-            last_write = max(os.path.getmtime(os.path.join(root, name))
-                             for root, _, names in os.walk(workdir) for name in names if name != _ATTEMPTS)
+            last_write = max((os.path.getmtime(os.path.join(root, name))
+                              for root, _, names in os.walk(workdir) for name in names if name != _ATTEMPTS),
+                             default=attempts[-1]["started"])
             attempts[-1]["seconds"] = max(0.0, last_write - attempts[-1]["started"])
     attempts.append({"started": time.time()})
     with open(path, "w") as f:

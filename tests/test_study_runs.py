@@ -14,8 +14,14 @@ def test_interrupted_attempt_time_is_added_to_the_finished_run(tmp_path, monkeyp
     calls = []
 
     def killed(command, stdout, stderr):
-        # The first attempt writes for 120 s (its log's last write), then its session ends.
-        started = json.loads((workdir / study_runs._ATTEMPTS).read_text())[-1]["started"]
+        # The first attempt, an hour ago, wrote for 120 s (its log's last write), then its session ended; the
+        # next attempt (writing its flagfile anew) must not count the hour between the sessions.
+        attempts = json.loads((workdir / study_runs._ATTEMPTS).read_text())
+        started = attempts[-1]["started"] = attempts[-1]["started"] - 3600
+        (workdir / study_runs._ATTEMPTS).write_text(json.dumps(attempts))
+        for name in os.listdir(workdir):
+            if name != study_runs._ATTEMPTS:
+                os.utime(workdir / name, (started, started))
         os.utime(workdir / "study.log", (started + 120, started + 120))
         calls.append(command)
         raise KeyboardInterrupt
