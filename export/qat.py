@@ -73,7 +73,7 @@ def quantization_aware_int8(student, epochs=2, train_size=10000, learning_rate=1
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if representative is not None:
             converter.representative_dataset = convert.representative_dataset(representative)
-        model_bytes = converter.convert()
+        model_bytes = convert.run(converter)
     info = {"epochs": epochs, "train_examples": int(len(y)), "learning_rate": learning_rate,
             "final_train_accuracy": float(history.history["accuracy"][-1]), "copy_max_abs_logit_diff": gap}
     return model_bytes, info
