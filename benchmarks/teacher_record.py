@@ -22,9 +22,13 @@ from absl import app, flags
 from akd_tf.run import read_history
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("cycles", None, "Record prefixes of the teacher's cycles, in training order (the last is shipped).",
-                  required=True)
-flags.DEFINE_string("output", "benchmarks/results/teacher", "Output path without extension.")
+
+
+def define_flags():
+    """Defined when run as a program only: tests import this module beside others that define --output."""
+    flags.DEFINE_list("cycles", None, "Record prefixes of the teacher's cycles, in training order (the last is "
+                      "shipped).", required=True)
+    flags.DEFINE_string("output", "benchmarks/results/teacher", "Output path without extension.")
 
 RECORD = ("_metrics.json", "_flags.txt", "_history_student.csv")
 FLAG_KEYS = ("student_net", "learning_rate", "lr_schedule", "momentum", "weight_decay", "batch_size",
@@ -154,4 +158,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
