@@ -12,6 +12,10 @@
 #   TFDS_DATA_DIR=../shared/tensorflow_datasets nohup bash benchmarks/budget_study.sh > ~/akd_runs/study.log 2>&1 &
 # and stop it with: pkill -f budget_study.sh; pkill -f 'benchmarks.cifar_study|akd_tf.main'
 # Workdirs live under $AKD_RUNS (default ~/akd_runs), outside the work tree; results land in benchmarks/results/.
+# A finished student run's record also lands in benchmarks/results/runs/<study>/<run>/ (commit it): a later
+# session on a machine without $AKD_RUNS takes the run from there instead of training it again (it happened).
+# Where the study stands, from the workdirs (finished runs, epochs of the others, means so far):
+#   python -m benchmarks.study_progress --studies=$HOME/akd_runs/study_long,... --output=benchmarks/results/budget_study_progress
 # About 10 hours on 2 CPU cores after the teacher (estimated from the per-core speeds above in_lanes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,8 +46,8 @@ if [[ ! -f benchmarks/teachers/resnet56_cifar10.keras && ! -f "$RUNS/teacher_res
 fi
 ship configs/teacher_resnet56_cycle2.flags teacher_resnet56_cycle2 resnet56_cifar10.keras \
   --student_init="$RUNS/teacher_resnet56/student.keras"
-for f in "${RECORD[@]}"; do  # the first cycle's record, beside the shipped file
-  cp "$RUNS/teacher_resnet56/$f" "benchmarks/teachers/resnet56_cifar10_cycle1_$f"
+for f in "${RECORD[@]}"; do  # the first cycle's record, beside the shipped file (once: $RUNS may be gone since)
+  [[ -f "benchmarks/teachers/resnet56_cifar10_cycle1_$f" ]] || cp "$RUNS/teacher_resnet56/$f" "benchmarks/teachers/resnet56_cifar10_cycle1_$f"
 done
 # The second cycle reached 87.48 %, short of 88 %: a third, 30 epochs from 0.05, replaces it when it has finished
 # (the second cycle's record stays beside it as resnet56_cifar10_cycle2_*). It must come before the assistant and
@@ -83,7 +87,7 @@ study() {  # study <flagfile budget> <workdir name> <output prefix> [extra flags
   local budget=$1 name=$2 output=$3; shift 3
   say "study $name (configs/study_$budget.flags) $*"
   python -m benchmarks.cifar_study --flagfile="configs/study_$budget.flags" --workdir="$RUNS/$name" \
-    --teacher_views_cache="$VIEWS" --output="$output" "$@"
+    --teacher_views_cache="$VIEWS" --records="benchmarks/results/runs/$name" --output="$output" "$@"
 }
 ABLATION=(--phase2_learning_rate=0.01)  # every method restarts at 0.01 at the phase-2 epoch, at 15 epochs
 NO_TAKD=(--methods=scratch,kd,akd)

@@ -30,6 +30,9 @@ flags.DEFINE_list("seeds", ["0", "1"], "Seeds of the student runs (each method r
 flags.DEFINE_list("methods", ["scratch", "kd", "takd", "akd"], "Methods compared.")
 flags.DEFINE_integer("teacher_seed", 0, "Seed of the teacher and assistant runs.")
 flags.DEFINE_string("output", "benchmarks/results/cifar_study", "Output path prefix (.md, .json, _*.png).")
+flags.DEFINE_string("records", None, "A directory (committed, unlike --workdir) where each finished student run's "
+                    "record (metrics, history, flags; no model) is kept, and from which a run found finished there "
+                    "is taken instead of trained: for a study that outlives the machine its workdir is on.")
 
 # Flags of akd_tf.main not passed on; per-run settings come after the passed-on ones, and the last wins.
 # --assistant goes to TAKD runs only (the others refuse it).
@@ -47,12 +50,15 @@ def _passed_on():
     return [flag.serialize() for flag in own if flag.name not in _NOT_PASSED and flag.value is not None]
 
 
-def _run(name, omit=(), **overrides):
+def _run(name, omit=(), records=False, **overrides):
     """Runs ``akd_tf.main`` in ``<study_dir>/<name>`` unless it finished there; returns its metrics. The
-    study's flags are passed on, but for those named in ``omit``; ``overrides`` come last and win."""
+    study's flags are passed on, but for those named in ``omit``; ``overrides`` come last and win. With
+    ``records`` (student runs: the teacher's and assistant's models are read by later runs) and ``--records``,
+    the run's record is kept in, or taken from, ``<--records>/<name>``."""
     lines = [line for line in _passed_on() if line.split("=")[0].lstrip("-") not in omit]
     last = [f"--{key}={value}" for key, value in overrides.items() if value is not None]
-    return study_runs.run_main(os.path.join(FLAGS.workdir, name), lines, name, last)
+    kept = os.path.join(FLAGS.records, name) if records and FLAGS.records else None
+    return study_runs.run_main(os.path.join(FLAGS.workdir, name), lines, name, last, records=kept)
 
 
 def _given(path, runs, key):
@@ -207,7 +213,7 @@ def main(argv):
             extra = {"teacher_views": 0} if method == "scratch" else {}
             if method == "takd":
                 extra["assistant"] = assistant_path
-            metrics = _run(f"{method}_seed{seed}", method=method, seed=int(seed),
+            metrics = _run(f"{method}_seed{seed}", method=method, seed=int(seed), records=True,
                            teacher=teacher_path if method != "takd" else None, **extra)
             runs.append({**metrics, "method": method, "seed": int(seed)})
     # The sum over runs, so that a study resumed after a kill (or extended by a seed) still reports its cost.

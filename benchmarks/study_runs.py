@@ -1,9 +1,15 @@
 """What the study runners share (`benchmarks.cifar_study`, `benchmarks.glue_study`): one run is one
 ``python -m akd_tf.main`` command with its own flagfile in its own directory, skipped when it finished before,
-so a killed study resumes where it stopped."""
+so a killed study resumes where it stopped.
+
+A run's directory lives outside the repository (hours of checkpoints), and on this project's machines such a
+directory has not always outlived a session. A runner given ``records`` therefore also keeps each finished
+run's record (`RECORD`: metrics, wall time, history, flags; no model) in a directory that is committed, and a
+later session on a new machine takes a finished run from there instead of training it again."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -26,15 +32,35 @@ def log(message):
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def run_main(workdir, lines, name=None, last=()):
+# What a finished run leaves that the tables and the progress report read; small text files only.
+RECORD = ("metrics.json", "study_run.json", "history_student.csv", "study.flags", "flags.txt", "config.json")
+
+
+def _finished(directory):
+    return all(os.path.isfile(os.path.join(directory, name)) for name in RECORD[:2])
+
+
+def _copy_record(source, target):
+    os.makedirs(target, exist_ok=True)
+    for name in RECORD:
+        if os.path.isfile(os.path.join(source, name)):
+            shutil.copy2(os.path.join(source, name), os.path.join(target, name))
+
+
+def run_main(workdir, lines, name=None, last=(), records=None):
     """Runs ``akd_tf.main`` with the flags ``lines``, then ``--workdir`` (after any flagfile in ``lines`` that sets
     one), then ``last``, in ``workdir`` unless it finished there; returns its metrics with ``study`` (command,
-    wall time), ``history`` and ``workdir``."""
+    wall time), ``history`` and ``workdir``. With ``records`` (a directory for this run's record), a run
+    finished there is taken from it, and a run finished here is recorded there. Only for runs whose model
+    nothing reads later: ``workdir`` then has the record, not the model."""
     name = name or os.path.basename(workdir)
     metrics_path = os.path.join(workdir, "metrics.json")
     record_path = os.path.join(workdir, "study_run.json")
-    if os.path.isfile(metrics_path) and os.path.isfile(record_path):
+    if _finished(workdir):
         log(f"{name}: finished before, reusing {workdir}")
+    elif records and _finished(records):
+        _copy_record(records, workdir)
+        log(f"{name}: finished before (its record is in {records}), reusing it")
     else:
         os.makedirs(workdir, exist_ok=True)
         earlier = _interrupted_attempts(workdir)  # before this attempt writes anything: its writes are not theirs
@@ -57,6 +83,8 @@ def run_main(workdir, lines, name=None, last=()):
         os.remove(os.path.join(workdir, _ATTEMPTS))
         log(f"{name}: done in {record['wall_time_s'] / 60:.1f} min"
             + (f" ({len(earlier)} interrupted attempt(s) included)" if earlier else ""))
+    if records and not _finished(records):
+        _copy_record(workdir, records)
     with open(metrics_path) as f:
         metrics = json.load(f)
     with open(record_path) as f:
@@ -87,6 +115,25 @@ def _interrupted_attempts(workdir):
     with open(path, "w") as f:
         json.dump(attempts, f, indent=2)
     return [a["seconds"] for a in attempts[:-1]]
+
+
+def read_flags(path) -> dict:
+    """A flagfile's ``--name=value`` lines as a dict, the last of a repeated flag winning as in absl;
+    ``--noname`` as ``name: False`` and ``--name`` as ``name: True``."""
+    values = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("--"):
+                continue
+            name, sep, value = line[2:].partition("=")
+            if sep:
+                values[name] = value
+            elif name.startswith("no"):
+                values[name[2:]] = False
+            else:
+                values[name] = True
+    return values
 
 
 def usable_cpus():

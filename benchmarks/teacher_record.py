@@ -20,6 +20,7 @@ import sys
 from absl import app, flags
 
 from akd_tf.run import read_history
+from benchmarks.study_runs import read_flags
 
 FLAGS = flags.FLAGS
 
@@ -34,24 +35,6 @@ RECORD = ("_metrics.json", "_flags.txt", "_history_student.csv")
 FLAG_KEYS = ("student_net", "learning_rate", "lr_schedule", "momentum", "weight_decay", "batch_size",
              "mixed_precision", "seed", "student_init")
 PRECISION = {"none": "float32", "bfloat16": "mixed bfloat16", "float16": "mixed float16"}
-
-
-def read_flags(path) -> dict:
-    """``--name=value`` lines as a dict; ``--noname`` as ``name: False`` and ``--name`` as ``name: True``."""
-    values = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line.startswith("--"):
-                continue
-            name, sep, value = line[2:].partition("=")
-            if sep:
-                values[name] = value
-            elif name.startswith("no"):
-                values[name[2:]] = False
-            else:
-                values[name] = True
-    return values
 
 
 def read_cycle(prefix: str) -> dict:

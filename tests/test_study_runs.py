@@ -3,6 +3,7 @@ runs had (pinned or not) reach the tables."""
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -86,3 +87,47 @@ def test_usable_cpus_follows_the_affinity_not_the_machine(monkeypatch):
     monkeypatch.delattr(study_runs.os, "sched_getaffinity")
     monkeypatch.setattr(study_runs.os, "cpu_count", lambda: 8)
     assert study_runs.usable_cpus() == 8
+
+
+def test_a_finished_run_is_recorded_and_a_new_machine_takes_it_from_the_record(tmp_path, monkeypatch):
+    workdir, records = tmp_path / "home" / "kd_seed1", tmp_path / "repo" / "runs" / "kd_seed1"
+
+    def finishes(command, stdout, stderr):
+        (workdir / "metrics.json").write_text(json.dumps({"student": {"test_accuracy": 0.8236}}))
+        (workdir / "history_student.csv").write_text("epoch,loss,val_accuracy\n0,1.5,0.4\n1,1.0,0.6\n")
+        (workdir / "student.keras").write_bytes(b"weights")  # a model: never recorded
+        return 0
+
+    monkeypatch.setattr(study_runs.subprocess, "call", finishes)
+    first = study_runs.run_main(str(workdir), ["--method=kd"], records=str(records))
+    assert sorted(os.listdir(records)) == ["history_student.csv", "metrics.json", "study.flags", "study_run.json"]
+
+    # The next session's machine: the workdir is gone, the committed record is not. Nothing is trained again.
+    shutil.rmtree(tmp_path / "home")
+
+    def must_not_run(command, stdout, stderr):
+        raise AssertionError("a recorded run was trained again")
+
+    monkeypatch.setattr(study_runs.subprocess, "call", must_not_run)
+    again = study_runs.run_main(str(workdir), ["--method=kd"], records=str(records))
+    assert again["study"] == first["study"] and again["student"] == {"test_accuracy": 0.8236}
+    assert again["history"]["val_accuracy"] == [0.4, 0.6]
+    assert (workdir / "metrics.json").exists() and not (workdir / "student.keras").exists()
+
+
+def test_an_unfinished_record_is_not_taken(tmp_path, monkeypatch):
+    workdir, records = tmp_path / "home" / "akd_seed0", tmp_path / "runs" / "akd_seed0"
+    records.mkdir(parents=True)
+    (records / "metrics.json").write_text("{}")  # no study_run.json: not a finished run's record
+    calls = []
+
+    def finishes(command, stdout, stderr):
+        calls.append(command)
+        (workdir / "metrics.json").write_text(json.dumps({"student": {"test_accuracy": 0.5}}))
+        return 0
+
+    monkeypatch.setattr(study_runs.subprocess, "call", finishes)
+    study_runs.run_main(str(workdir), ["--method=akd"], records=str(records))
+    assert len(calls) == 1
+    assert json.loads((records / "metrics.json").read_text()) == {"student": {"test_accuracy": 0.5}}
+    assert (records / "study_run.json").exists()

@@ -1,0 +1,79 @@
+"""A study's progress report, read from run directories as the study runner leaves them mid-study."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import study_progress, study_runs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(study, name, method, seed, test=None, wall=None, epochs_done=0):
+    """A run directory: the flagfile the runner writes (a repeated flag: the last wins), the CSV history so
+    far, and for a finished run its metrics and record."""
+    directory = study / name
+    directory.mkdir(parents=True)
+    (directory / "study.flags").write_text(
+        f"--method=scratch\n--seed=20\n--phase1_epochs=20\n--phase2_epochs=10\n--nodeterministic\n"
+        f"--workdir={directory}\n--method={method}\n--seed={seed}\n")
+    if epochs_done:
+        rows = "".join(f"{e},{1.0 / (e + 1)}\n" for e in range(epochs_done))
+        (directory / "history_student.csv").write_text("epoch,loss\n" + rows)
+    if test is not None:
+        (directory / "metrics.json").write_text(json.dumps({"student": {"test_accuracy": test}}))
+        (directory / "study_run.json").write_text(json.dumps({"wall_time_s": wall}))
+
+
+@pytest.fixture
+def study(tmp_path):
+    study = tmp_path / "study_mid"
+    _run(study, "akd_seed0", "akd", 0, test=0.8127, wall=2184.0, epochs_done=30)
+    _run(study, "kd_seed0", "kd", 0, test=0.8236, wall=2304.0, epochs_done=30)
+    _run(study, "akd_seed1", "akd", 1, test=0.8227, wall=2160.0, epochs_done=30)
+    _run(study, "kd_seed1", "kd", 1, epochs_done=7)
+    _run(study, "scratch_seed1", "scratch", 1)  # started, no epoch finished yet
+    (study / "teacher_views").mkdir()  # not a run: no study.flags
+    return study
+
+
+def test_runs_and_means_so_far(study):
+    report = study_progress.read_study(str(study))
+    assert [r["name"] for r in report["runs"]] == ["kd_seed0", "akd_seed0", "scratch_seed1", "kd_seed1", "akd_seed1"]
+    kd1 = report["runs"][3]
+    assert (kd1["method"], kd1["seed"], kd1["epochs"], kd1["epochs_done"], kd1["finished"]) == ("kd", 1, 30, 7, False)
+    assert list(report["methods"]) == ["kd", "akd"]  # only methods with a finished seed
+    assert report["methods"]["kd"]["seeds"] == 1
+    mean, std = report["methods"]["akd"]["test_top1_mean_std"]
+    assert mean == pytest.approx(81.77) and std == pytest.approx(0.7071, abs=1e-4)
+
+    text = study_progress.table([report], "2026-11-23 06:00")
+    assert text.startswith("Progress at 2026-11-23 06:00 UTC: 3 of the 5 runs started have finished (1.8 h ")
+    assert "| study_mid | akd_seed1 | 30 | 82.27 | 36.0 | " in text
+    assert "| study_mid | kd_seed1 | 7 of 30 done (last " in text
+    assert "| study_mid | scratch_seed1 | 0 of 30 done | — | — | not yet |" in text
+    assert "| study_mid | akd | 2 | 81.77 ± 0.71 |" in text
+    assert "| study_mid | kd | 1 | 82.36 |" in text  # one seed: no spread shown
+
+
+def test_read_flags_last_wins_and_negations(study):
+    values = study_runs.read_flags(str(study / "akd_seed0" / "study.flags"))
+    assert values["method"] == "akd" and values["seed"] == "0" and values["deterministic"] is False
+
+
+def test_cli_writes_report_and_refuses_missing_directory(study, tmp_path):
+    output = tmp_path / "out" / "progress"
+    command = [sys.executable, "-m", "benchmarks.study_progress", f"--studies={study}", f"--output={output}"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    saved = json.loads(output.with_suffix(".json").read_text())
+    assert saved["studies"][0]["label"] == "study_mid" and len(saved["studies"][0]["runs"]) == 5
+    assert "| study_mid | akd | 2 | 81.77 ± 0.71 |" in output.with_suffix(".md").read_text()
+
+    missing = tmp_path / "study_long"
+    done = subprocess.run([*command[:3], f"--studies={study},{missing}"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode != 0
+    assert f"--studies: '{missing}' is not a directory" in done.stderr
