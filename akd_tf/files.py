@@ -1,4 +1,5 @@
-"""Writing results so that a kill at any moment leaves either the old file or the new one, never half of one."""
+"""Writing results so that a kill at any moment leaves either the old file or the new one, never half of one;
+and making a shared file once when several processes want it at the same time."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import json
 import os
 import shutil
+import time
 
 
 @contextlib.contextmanager
@@ -37,6 +39,55 @@ def atomic_path(path):
     except BaseException:
         remove(tmp)
         raise
+
+
+@contextlib.contextmanager
+def one_maker(path, poll_s=15.0, say=print):
+    """Held by one process at a time while it makes ``path`` (a file that other processes may want too, such as
+    a cache shared by runs); on entry, check whether ``path`` exists, since a process that waited here finds
+    it made. A lock file ``<path>.lock`` holds the maker's process id; a lock whose process has died (killed
+    with its session) is taken over. Only for processes of one machine."""
+    lock = os.fspath(path) + ".lock"
+    os.makedirs(os.path.dirname(lock) or ".", exist_ok=True)
+    told = False
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            maker = _lock_owner(lock)
+            if maker is not None and not _alive(maker):
+                remove(lock)  # its maker died without removing it
+                continue
+            if not told:
+                say(f"Waiting for process {maker} to finish {path} (lock: {lock})", flush=True)
+                told = True
+            time.sleep(poll_s)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        break
+    try:
+        yield
+    finally:
+        remove(lock)
+
+
+def _lock_owner(lock):
+    try:
+        with open(lock) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):  # gone meanwhile, or its maker has not written its id yet
+        return None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def write_json(path, payload):

@@ -122,11 +122,30 @@ def teacher_view_logits(run, data, teacher, stage, teacher_outputs="logits"):
     config = run.config
     path = views_path(run, teacher, stage, teacher_outputs)
     n, views = data.num_examples["train"], config.teacher_views
+    saved = _saved_views(path, views, n, stage)
+    if saved is not None:
+        return saved
+    if not (config.teacher_views_cache and run.chief):
+        return _make_views(run, data, teacher, stage, teacher_outputs, path)
+    # A cache shared by runs: two runs started together (e.g. two study lanes) need the same views; one makes
+    # them (minutes of the teacher's inference) while the other waits and reads them.
+    with files.one_maker(path, say=print if config.verbose else lambda message, **_: logging.info(message)):
+        saved = _saved_views(path, views, n, stage)
+        return saved if saved is not None else _make_views(run, data, teacher, stage, teacher_outputs, path)
+
+
+def _saved_views(path, views, n, stage):
     if os.path.isfile(path):
         with np.load(path) as saved:
             if saved["views"].shape[:2] == (views, n):
                 logging.info("Teacher views of %s read from %s", stage, path)
                 return saved["views"], saved["validation"] if saved["validation"].size else None
+    return None
+
+
+def _make_views(run, data, teacher, stage, teacher_outputs, path):
+    config = run.config
+    n, views = data.num_examples["train"], config.teacher_views
     if config.verbose:
         print(f"Teacher views for the {stage}: {views} augmented views x {n} images through {teacher.name} "
               "(once; the distillation epochs cycle over them)", flush=True)

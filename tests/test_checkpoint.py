@@ -50,6 +50,52 @@ def _data():
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
 
 
+_MAKER = """
+import sys, time
+from akd_tf import files
+path = sys.argv[1]
+with files.one_maker(path):
+    open(path + ".started", "w").close()
+    time.sleep(1.5)
+    open(path, "w").write("made by the first")
+"""
+
+
+def test_one_maker_makes_a_shared_file_once_while_another_process_waits(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    path = str(tmp_path / "views.npz")
+    first = subprocess.Popen([sys.executable, "-c", _MAKER, path], cwd=os.path.dirname(os.path.dirname(__file__)))
+    deadline = time.time() + 300  # the maker imports TensorFlow (akd_tf), slow on a loaded machine
+    while not os.path.exists(path + ".started"):
+        assert time.time() < deadline and first.poll() is None, "the first maker did not start"
+        time.sleep(0.05)
+    said = []
+    with files.one_maker(path, poll_s=0.05, say=lambda message, **_: said.append(message)):
+        # It waited for the first maker, so the file is there to read, and it holds the lock now.
+        assert open(path).read() == "made by the first"
+        assert open(path + ".lock").read() == str(os.getpid())
+    assert first.wait(timeout=60) == 0
+    assert len(said) == 1 and said[0].startswith(f"Waiting for process {first.pid} to finish {path}")
+    assert not os.path.exists(path + ".lock")
+
+
+def test_one_maker_takes_over_the_lock_of_a_killed_maker(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    path = tmp_path / "views.npz"
+    (tmp_path / "views.npz.lock").write_text(str(dead.pid))
+    said = []
+    with files.one_maker(path, poll_s=0.05, say=said.append):
+        assert (tmp_path / "views.npz.lock").read_text() == str(os.getpid())
+    assert said == [] and not (tmp_path / "views.npz.lock").exists()
+
+
 def test_checkpoint_round_trip_restores_weights_optimizer_and_callback_state(tmp_path):
     model, schedule = _akd(0), AnnealingSchedule(2, 2, verbose=0)
     checkpoint = TrainingCheckpoint(str(tmp_path), stateful=[schedule])
