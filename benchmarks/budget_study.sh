@@ -11,6 +11,8 @@
 # Every step skips what has finished and resumes what was killed, so run the same command again after a kill:
 #   TFDS_DATA_DIR=../shared/tensorflow_datasets nohup bash benchmarks/budget_study.sh > ~/akd_runs/study.log 2>&1 &
 # and stop it with: pkill -f budget_study.sh; pkill -f 'benchmarks.cifar_study|akd_tf.main'
+# then, before the machine goes, carry the unfinished runs' checkpoints and the teacher views in the work tree
+# (restored here at the start): bash benchmarks/study_carry.sh save
 # Workdirs live under $AKD_RUNS (default ~/akd_runs), outside the work tree; results land in benchmarks/results/.
 # A finished student run's record also lands in benchmarks/results/runs/<study>/<run>/ (commit it): a later
 # session on a machine without $AKD_RUNS takes the run from there instead of training it again (it happened).
@@ -23,6 +25,7 @@ RUNS="${AKD_RUNS:-$HOME/akd_runs}"
 VIEWS="$RUNS/teacher_views"
 mkdir -p "$RUNS" benchmarks/teachers
 say() { echo "[$(date +%H:%M:%S)] budget_study: $*"; }
+bash benchmarks/study_carry.sh restore  # what an earlier machine saved, if this one lacks it
 RECORD=(metrics.json history_student.csv flags.txt)  # a run's record, kept beside a shipped model
 
 # A shipped model: train it (or resume) unless its file exists, then copy the run's student.keras and record.
