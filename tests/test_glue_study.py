@@ -28,7 +28,7 @@ TINY = """--dataset=glue/{task}
 """
 
 
-def test_glue_study_runs_teacher_and_students_per_seed_and_resumes(tmp_path):
+def test_glue_study_runs_teacher_and_students_per_seed(tmp_path):
     (tmp_path / "stsb.flags").write_text(TINY.format(task="stsb"))
     command = [sys.executable, "-m", "benchmarks.glue_study", f"--config={tmp_path}/{{task}}.flags", "--tasks=stsb",
                "--seeds=0,1", "--methods=kd,akd", f"--workdir={tmp_path}/study", f"--output={tmp_path}/out"]
@@ -61,6 +61,3 @@ def test_glue_study_runs_teacher_and_students_per_seed_and_resumes(tmp_path):
     akd = [100 * r["student"]["dev"]["dev"]["spearman"] for r in per_run]
     assert f"({akd[0]:.1f}, {akd[1]:.1f})" in spearman and "92.3" not in spearman
     assert (tmp_path / "out.png").stat().st_size > 10_000
-    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and again.stdout.count("finished before, reusing") == 3
-    assert json.load(open(tmp_path / "out.json"))["tasks"][0]["methods"] == task["methods"]

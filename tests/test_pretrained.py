@@ -102,9 +102,8 @@ def test_minilm_teacher_to_truncated_student_through_the_cli_and_tflite(tmp_path
     student = run.load_model(str(workdir / "student.keras"), "student")  # raw sentence pairs in, logits out
     assert student.predict((np.array(["A man sleeps."]), np.array(["Someone is asleep."])), verbose=0).shape == (1, 2)
     proc = subprocess.run([sys.executable, "-m", "export.tflite", f"--model={workdir}/student", f"--output={out}",
-                           "--quantization=fp32,dynamic", "--test_size=32", "--invokes=5"],
+                           "--quantization=fp32", "--test_size=32", "--invokes=5"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     rows = {row["mode"]: row for row in json.load(open(out / "export_report.json"))["results"]}
     assert rows["fp32"]["agreement"] == 1.0 and rows["fp32"]["max_abs_logit_diff"] < 1e-4
-    assert rows["dynamic"]["agreement"] >= 0.9 and rows["dynamic"]["size_bytes"] < rows["fp32"]["size_bytes"] / 3
