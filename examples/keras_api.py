@@ -28,9 +28,12 @@ def main():
     parser.add_argument("--phase1_epochs", type=int, default=4)
     parser.add_argument("--phase2_epochs", type=int, default=2)
     parser.add_argument("--max_temperature", type=int, default=2)
+    parser.add_argument("--validation_size", type=int, default=1000)
+    parser.add_argument("--test_size", type=int, default=2000)
     args = parser.parse_args()
 
-    splits = data.load("cifar10", batch_size=128, train_size=args.train_size, validation_size=1000, test_size=2000)
+    splits = data.load("cifar10", batch_size=128, train_size=args.train_size, validation_size=args.validation_size,
+                       test_size=args.test_size)
     keras.utils.set_random_seed(0)
 
     teacher = convnet((64, 128, 256), "teacher")

