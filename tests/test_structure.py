@@ -98,3 +98,17 @@ def test_train_text_does_not_import_train():
     targets = {t for t, _, _ in GRAPH["akd_tf.train_text"][0]}
     assert "akd_tf.train" not in targets and "akd_tf.run" in targets
     assert os.path.isfile(MODULES["akd_tf.run"])
+
+
+def test_importing_the_package_leaves_ipython_out_and_importable():
+    """Keras would import IPython (1-1.5 s a start) to detect a notebook; outside one akd_tf keeps it out, and the
+    program can still import IPython afterwards."""
+    import subprocess
+    import sys
+
+    code = ("import sys, akd_tf; from keras.src.saving import file_editor; "
+            "assert 'IPython' not in sys.modules and file_editor.ipython is None, sorted(sys.modules); "
+            "import importlib.util; installed = importlib.util.find_spec('IPython') is not None; "
+            "print('IPython', __import__('IPython').__version__ if installed else 'not installed')")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.startswith("IPython "), proc.stderr[-2000:]
