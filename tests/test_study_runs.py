@@ -4,6 +4,7 @@ runs had (pinned or not) reach the tables."""
 import json
 import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -131,3 +132,14 @@ def test_an_unfinished_record_is_not_taken(tmp_path, monkeypatch):
     assert len(calls) == 1
     assert json.loads((records / "metrics.json").read_text()) == {"student": {"test_accuracy": 0.5}}
     assert (records / "study_run.json").exists()
+
+
+def test_the_records_directory_is_not_ignored_by_git():
+    """The records are committed so that a new machine takes finished runs from them; a .gitignore rule for
+    every runs/ folder once kept them out of git without a word."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isdir(os.path.join(root, ".git")):
+        pytest.skip("not a git checkout")
+    record = "benchmarks/results/runs/study_long/akd_seed0/study_run.json"
+    proc = subprocess.run(["git", "check-ignore", "-v", record], cwd=root, capture_output=True, text=True)
+    assert proc.returncode == 1, f"git ignores {record}: {proc.stdout.strip()}"
