@@ -144,15 +144,35 @@ def _saved_views(path, views, n, stage):
 
 
 def _make_views(run, data, teacher, stage, teacher_outputs, path):
+    """The teacher's pass over the views, one view at a time: each finished view is kept in ``<path>.parts/``
+    until the whole file is written, so a run killed in this pass (an hour and more of a large teacher on a CPU)
+    resumes at the view it was in. The parts are not shared between workers: every worker keeps the list of
+    views it found at its start, so that all of them run the same predictions."""
     config = run.config
     n, views = data.num_examples["train"], config.teacher_views
+    parts = f"{path}.parts"
+    kept = {v: _saved_view(_part_path(parts, v), n) for v in range(views)}
+    missing = [v for v, logits in kept.items() if logits is None]
     if config.verbose:
+        resumed = f"; {views - len(missing)} of them kept from an earlier attempt" if len(missing) < views else ""
         print(f"Teacher views for the {stage}: {views} augmented views x {n} images through {teacher.name} "
-              "(once; the distillation epochs cycle over them)", flush=True)
+              f"(once; the distillation epochs cycle over them){resumed}", flush=True)
     start = time.perf_counter()
-    lines = [PredictionLines(f"Teacher views for the {stage}", config.batch_size)] if config.verbose == 2 else []
-    logits = outputs_as_logits(teacher.predict(data.teacher_views(views), verbose=config.verbose, callbacks=lines),
-                               teacher, teacher_outputs).reshape(views, n, -1)
+    for done, v in enumerate(missing, 1):
+        label = f"Teacher views for the {stage}, view {v + 1}/{views}"
+        lines = [PredictionLines(label, config.batch_size, lines=4)] if config.verbose == 2 else []
+        kept[v] = outputs_as_logits(teacher.predict(data.teacher_view(v), verbose=config.verbose, callbacks=lines),
+                                    teacher, teacher_outputs).reshape(n, -1)
+        if run.chief:
+            os.makedirs(parts, exist_ok=True)
+            with files.atomic_path(_part_path(parts, v)) as tmp:
+                with open(tmp, "wb") as f:
+                    np.save(f, kept[v])
+        if config.verbose == 2:
+            elapsed = time.perf_counter() - start
+            print(f"{label} kept: {done}/{len(missing)} views of this attempt in {elapsed:.0f} s, "
+                  f"~{elapsed * (len(missing) - done) / done:.0f} s left", flush=True)
+    logits = np.stack([kept[v] for v in range(views)])
     validation = (outputs_as_logits(teacher.predict(data.validation, verbose=config.verbose), teacher, teacher_outputs)
                   if data.validation is not None else np.zeros((0,), np.float32))
     logging.info("Teacher views of %s: %s in %.1f s", stage, logits.shape, time.perf_counter() - start)
@@ -161,7 +181,20 @@ def _make_views(run, data, teacher, stage, teacher_outputs, path):
         with files.atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, views=logits, validation=validation)
+        files.remove(parts)
     return logits, validation if validation.size else None
+
+
+def _part_path(parts, view):
+    return os.path.join(parts, f"view{view:03d}.npy")
+
+
+def _saved_view(path, n):
+    """A kept view's logits [n, classes], or None if there is none (or one of another training set's size)."""
+    if not os.path.isfile(path):
+        return None
+    logits = np.load(path)
+    return logits if logits.ndim == 2 and logits.shape[0] == n else None
 
 
 def _student(run, data, teacher, stage="student", net=None, method=None, epochs=None):

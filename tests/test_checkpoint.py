@@ -153,3 +153,18 @@ def test_workdir_rules(tmp_path):
     run.prepare_workdir(config, str(tmp_path), overwrite=True)
     run.clear_outputs(str(tmp_path))
     assert os.listdir(tmp_path) == ["notes.txt"]  # only this tool's outputs are removed
+
+
+def test_a_stage_traces_its_training_step_once(tmp_path):
+    """The optimizer is built before ``fit``: built by the first traced step instead, its variables made
+    tf.function trace the whole step a second time (half of a MiniLM's first step here)."""
+    from akd_tf import data, nets
+
+    splits = data.load("cifar10", batch_size=16, validation_size=16, train_size=32, test_size=16, shuffle_seed=0)
+    model = nets.build("plane2", splits.num_classes, splits.input_shape, 0.0)
+    run.compile_classifier(model, keras.optimizers.SGD(0.01, momentum=0.9))
+    traced, step = [], model.train_step
+    model.train_step = lambda batch: traced.append(1) or step(batch)
+    stage = run.Run(Config(dataset="cifar10", verbose=0), str(tmp_path), tf.distribute.get_strategy())
+    history = stage.fit(model, splits, "student", 2, (2,), 0.01, [])
+    assert len(history["loss"]) == 2 and len(traced) == 1

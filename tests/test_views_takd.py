@@ -97,6 +97,46 @@ def test_phase1_on_cached_views_equals_the_teacher_in_the_loop(splits):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+class _KilledAfter:
+    """The teacher, killed (as by the end of a session) when it starts its pass number ``passes + 1``."""
+
+    def __init__(self, model, passes):
+        self.model, self.passes, self.name = model, passes, model.name
+
+    def predict(self, dataset, **kwargs):
+        if self.passes == 0:
+            raise KeyboardInterrupt
+        self.passes -= 1
+        return self.model.predict(dataset, **kwargs)
+
+
+def test_a_teacher_pass_killed_between_views_resumes_at_the_view_it_was_in(splits, tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from akd_tf.config import Config
+    from akd_tf.train import _make_views
+
+    teacher = _net(1)
+    run = SimpleNamespace(config=Config(dataset="cifar10", teacher_views=K, batch_size=BATCH, verbose=2), chief=True)
+    path = str(tmp_path / "views.npz")
+    with pytest.raises(KeyboardInterrupt):
+        _make_views(run, splits, _KilledAfter(teacher, passes=2), "student", "logits", path)
+    assert sorted(os.listdir(path + ".parts")) == ["view000.npy", "view001.npy"] and not os.path.exists(path)
+    capsys.readouterr()
+    # The next attempt runs the teacher over the last view and the validation images only: 2 passes.
+    logits, validation = _make_views(run, splits, _KilledAfter(teacher, passes=2), "student", "logits", path)
+    out = capsys.readouterr().out
+    assert "2 of them kept from an earlier attempt" in out and "view 3/3 kept: 1/1 views" in out
+    assert "view 1/3" not in out and "view 2/3" not in out
+    assert not os.path.exists(path + ".parts")
+    # The same logits as one pass over all views, in the cached file as returned.
+    whole = teacher.predict(splits.teacher_views(K), verbose=0).reshape(K, N, 10)
+    np.testing.assert_allclose(logits, whole, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(validation, teacher.predict(splits.validation, verbose=0), rtol=1e-5, atol=1e-5)
+    with np.load(path) as saved:
+        np.testing.assert_array_equal(saved["views"], logits)
+
+
 def test_takd_trains_an_assistant_once_and_reuses_it(tmp_path, smoke_workdir):
     teacher = os.path.join(smoke_workdir, "teacher.keras")  # given, as a study gives it: not trained again here
     assistant = str(tmp_path / "takd" / "assistant.keras")

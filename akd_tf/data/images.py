@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 
 import tensorflow as tf
@@ -97,13 +98,22 @@ class ImageSplits:
         logits for it can be computed once and the image regenerated, not stored (`with_teacher_logits`).
         """
         _check_positive("views", views, allow_none=False)
-        per_view = lambda v: self.train_examples.map(  # noqa: E731
-            lambda i, example: normalize(augment(example[0], tf.stack([view_key(self.shuffle_seed, v), i]))),
-            num_parallel_calls=tf.data.AUTOTUNE)
         batches = -(-views * self.num_examples["train"] // self.batch_size)
-        views = tf.data.Dataset.range(views).flat_map(per_view).batch(self.batch_size)
+        views = tf.data.Dataset.range(views).flat_map(self._view).batch(self.batch_size)
         # flat_map hides the length; without it Keras's predict warns that the input "ran out of data".
         return views.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
+
+    def teacher_view(self, view: int) -> tf.data.Dataset:
+        """Batches of view ``view`` alone (the images `teacher_views` gives as its ``view``-th N), so that a
+        long teacher pass can be made and kept one view at a time."""
+        if isinstance(view, bool) or not isinstance(view, numbers.Integral) or view < 0:
+            raise ValueError(f"`view` must be an integer >= 0. Received: view={view!r}")
+        return self._view(tf.constant(view, tf.int64)).batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def _view(self, v):
+        return self.train_examples.map(
+            lambda i, example: normalize(augment(example[0], tf.stack([view_key(self.shuffle_seed, v), i]))),
+            num_parallel_calls=tf.data.AUTOTUNE)
 
     def with_teacher_logits(self, view_logits, validation_logits=None, distill_epochs=None) -> "ImageSplits":
         """These splits with the teacher's logits in every batch: ``({STUDENT_INPUTS: x, TEACHER_LOGITS: z}, y)``.
