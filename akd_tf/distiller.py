@@ -128,12 +128,14 @@ class Distiller(keras.Model):
             metrics = [keras.metrics.MeanSquaredError(name="mse") if getattr(self, "regression", False)
                        else keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+        # Built now rather than by the first traced step: variables created while tf.function traces make it trace
+        # the whole step twice. (A loaded model needs it too, for its saved optimizer state.)
+        if self.built and self.optimizer is not None:
+            self.optimizer.build(self.trainable_variables)
 
     def compile_from_config(self, config):
         # Keras skips this for models with a custom compile(); ours takes the same arguments.
         self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built and self.optimizer is not None:
-            self.optimizer.build(self.trainable_variables)
 
     # -- what subclasses define -------------------------------------------------------------------
     def uses_teacher(self) -> bool:

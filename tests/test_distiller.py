@@ -41,6 +41,20 @@ def test_phase1_loss_is_the_annealed_mse_and_changes_without_retracing():
     assert akd.test_function is traced
 
 
+def test_fit_traces_the_training_step_once():
+    """compile() builds the optimizer: built by the first traced step, its variables made tf.function trace the
+    whole step twice."""
+    x, y = _data()
+    akd = akd_tf.AnnealingKD(teacher=_mlp("teacher"), student=_mlp("student"), max_temperature=2)
+    akd.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+    # Iterations, learning rate, a momentum per student weight (none for the teacher).
+    assert akd.optimizer.built and len(akd.optimizer.variables) == 2 + len(akd.student.trainable_variables)
+    traced, step = [], akd.train_step
+    akd.train_step = lambda batch: traced.append(1) or step(batch)
+    akd.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    assert len(traced) == 1
+
+
 def test_phase2_loss_is_cross_entropy_and_skips_the_teacher():
     x, y = _data()
     akd = _akd()
