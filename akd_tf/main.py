@@ -63,7 +63,8 @@ flags.DEFINE_integer("teacher_views", 0, "Images: draw K augmented views of ever
                      "0: teacher in the loop.")
 flags.DEFINE_string("teacher_views_cache", None, "With --teacher_views: a directory that keeps the views' logits "
                     "across runs, keyed by the teacher's weights, the data, --seed and K (e.g. KD and AKD runs of one "
-                    "study share them). Default: teacher_views_<stage>.npz in the workdir.")
+                    "study share them), and a given --teacher's test figures, evaluated once for all runs. Default: "
+                    "teacher_views_<stage>.npz in the workdir.")
 flags.DEFINE_integer("phase1_epochs", 200, "AKD phase 1 epochs (>= max_temperature).")
 flags.DEFINE_integer("phase2_epochs", 100, "AKD phase 2 epochs.")
 flags.DEFINE_integer("max_temperature", 10, "τ_max of the annealing schedule.")

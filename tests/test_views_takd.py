@@ -216,7 +216,8 @@ def test_study_runner_end_to_end(tmp_path):
 
 def test_views_cache_is_shared_by_methods_of_one_seed(tmp_path):
     """--teacher_views_cache: a KD and an AKD run of one seed compute the teacher's views once (the AKD run
-    reads the KD run's file, untouched); another seed makes its own; no workdir keeps a copy."""
+    reads the KD run's file, untouched); another seed makes its own; no workdir keeps a copy. The given teacher's
+    test figures are computed once for all seeds."""
     keras.utils.set_random_seed(0)
     teacher = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
     teacher.save(tmp_path / "teacher.keras")
@@ -230,11 +231,20 @@ def test_views_cache_is_shared_by_methods_of_one_seed(tmp_path):
         assert all(r["returncode"] == 0 for r in results.values()), {k: r["stderr"][-2000:] for k, r in results.items()}
 
     run({"kd": common + ["--method=kd", "--seed=0", f"--workdir={tmp_path / 'kd'}"]})
-    (first,) = os.listdir(cache)
-    stamp = os.stat(cache / first).st_mtime_ns
+    (first,) = [name for name in os.listdir(cache) if name.startswith("teacher_views_")]
+    (figures,) = [name for name in os.listdir(cache) if name.startswith("teacher_test_")]
+    teacher = json.load(open(tmp_path / "kd" / "metrics.json"))["teacher"]
+    assert json.loads((cache / figures).read_text()) == {k: teacher[k] for k in ("test_accuracy", "test_loss")}
+    # The next runs read the figures, not evaluate the teacher: they report what the file says.
+    (cache / figures).write_text(json.dumps({"test_accuracy": 0.125, "test_loss": 9.5}))
+    stamps = {name: os.stat(cache / name).st_mtime_ns for name in (first, figures)}
     run({"akd": common + ["--method=akd", "--seed=0", f"--workdir={tmp_path / 'akd'}"],
          "kd_seed1": common + ["--method=kd", "--seed=1", f"--workdir={tmp_path / 'kd_seed1'}"]})
-    assert len(os.listdir(cache)) == 2 and os.stat(cache / first).st_mtime_ns == stamp  # reused, not rewritten
+    assert len(os.listdir(cache)) == 3  # a second seed's views, no second file of figures
+    assert all(os.stat(cache / name).st_mtime_ns == stamp for name, stamp in stamps.items())  # reused, not rewritten
+    for workdir in ("akd", "kd_seed1"):
+        teacher = json.load(open(tmp_path / workdir / "metrics.json"))["teacher"]
+        assert (teacher["test_accuracy"], teacher["test_loss"]) == (0.125, 9.5)
     with np.load(cache / first) as views:
         assert views["views"].shape == (2, 128, 10) and views["validation"].shape == (32, 10)
     for workdir in ("kd", "akd", "kd_seed1"):
