@@ -87,11 +87,11 @@ def test_bad_truncate_inits_are_refused_before_anything_loads(fields, message):
 
 
 def test_minilm_teacher_to_truncated_student_through_the_cli(tmp_path):
-    """The shipped config on 64 real RTE pairs: MiniLM fine-tuned, AKD into its first layer, saved."""
+    """The shipped config on 32 real RTE pairs (one batch): MiniLM fine-tuned, AKD into its first layer, saved."""
     workdir = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "akd_tf.main", "--flagfile=configs/glue_minilm_rte.flags", f"--workdir={workdir}",
-         "--train_size=64", "--validation_size=32", "--test_size=32", "--sequence_length=32", "--teacher_epochs=1",
+         "--train_size=32", "--validation_size=32", "--test_size=32", "--sequence_length=32", "--teacher_epochs=1",
          "--max_temperature=2", "--phase1_epochs=2", "--phase2_epochs=1", "--verbose=0"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
