@@ -111,7 +111,7 @@ class Features:
         """``split`` in order, batched."""
         inputs, labels = self.arrays[split]
         ds = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(batch_size or self.batch_size)
-        ds = ds.map(lambda x, y: (trim(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(_images.as_is(lambda x, y: (trim(x), y)), num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE).with_options(_images.distribute_options())
 
     def predict(self, model, split: str, batch_size: int | None = None, verbose=0) -> np.ndarray:
@@ -121,7 +121,7 @@ class Features:
         size = lengths(inputs)
         order = np.arange(len(labels)) if size is None else np.argsort(size, kind="stable")
         ds = tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(lambda array: array[order], inputs))
-        ds = ds.batch(batch_size or self.batch_size).map(trim, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.batch(batch_size or self.batch_size).map(_images.as_is(trim), num_parallel_calls=tf.data.AUTOTUNE)
         predicted = model.predict(ds.prefetch(tf.data.AUTOTUNE), verbose=verbose)
         outputs = np.empty_like(predicted)
         outputs[order] = predicted
@@ -153,15 +153,16 @@ class Features:
                     rank = tf.argsort(tf.gather(table_of_sizes, window), direction="DESCENDING", stable=True)
                     return tf.gather(window, rank)
 
-                ds = ds.batch(self.batch_size * GROUP_BATCHES).map(by_length).unbatch()
+                ds = ds.batch(self.batch_size * GROUP_BATCHES).map(_images.as_is(by_length)).unbatch()
             return ds.batch(self.batch_size)
 
         def gather(whole, indices):
             x, y = tf.nest.map_structure(lambda array: tf.gather(array, indices), whole)
             return trim(x), y
 
-        batches = tf.data.Dataset.range(start, stop).flat_map(epoch_batches)
-        ds = tf.data.Dataset.zip(table.repeat(), batches).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+        batches = tf.data.Dataset.range(start, stop).flat_map(_images.as_is(epoch_batches))
+        ds = tf.data.Dataset.zip(table.repeat(), batches)
+        ds = ds.map(_images.as_is(gather), num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.apply(tf.data.experimental.assert_cardinality((stop - start) * self.steps_per_epoch))
         return ds.prefetch(tf.data.AUTOTUNE).with_options(_images.distribute_options())
 

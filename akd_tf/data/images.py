@@ -64,7 +64,7 @@ class ImageSplits:
         """
         if not 0 <= start < stop:
             raise ValueError(f"Need 0 <= start < stop. Received: start={start}, stop={stop}")
-        epochs = tf.data.Dataset.range(start, stop).flat_map(self._epoch)
+        epochs = tf.data.Dataset.range(start, stop).flat_map(as_is(self._epoch))
         # flat_map hides the length; stating it keeps Keras and tf.distribute on their known-size paths.
         epochs = epochs.apply(tf.data.experimental.assert_cardinality((stop - start) * self.steps_per_epoch))
         return epochs.prefetch(tf.data.AUTOTUNE).with_options(distribute_options())
@@ -89,7 +89,7 @@ class ImageSplits:
             def example(i, item):
                 image, label = _train_example((i, item), draw)
                 return {STUDENT_INPUTS: image, TEACHER_LOGITS: tf.gather(logits, i)}, label
-        return ds.map(example, num_parallel_calls=tf.data.AUTOTUNE).batch(self.batch_size)
+        return ds.map(as_is(example), num_parallel_calls=tf.data.AUTOTUNE).batch(self.batch_size)
 
     def teacher_views(self, views: int) -> tf.data.Dataset:
         """Batches of augmented training images, view after view, each in file order: ``views`` × N images.
@@ -99,7 +99,7 @@ class ImageSplits:
         """
         _check_positive("views", views, allow_none=False)
         batches = -(-views * self.num_examples["train"] // self.batch_size)
-        views = tf.data.Dataset.range(views).flat_map(self._view).batch(self.batch_size)
+        views = tf.data.Dataset.range(views).flat_map(as_is(self._view)).batch(self.batch_size)
         # flat_map hides the length; without it Keras's predict warns that the input "ran out of data".
         return views.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
 
@@ -112,7 +112,7 @@ class ImageSplits:
 
     def _view(self, v):
         return self.train_examples.map(
-            lambda i, example: normalize(augment(example[0], tf.stack([view_key(self.shuffle_seed, v), i]))),
+            as_is(lambda i, example: normalize(augment(example[0], tf.stack([view_key(self.shuffle_seed, v), i])))),
             num_parallel_calls=tf.data.AUTOTUNE)
 
     def with_teacher_logits(self, view_logits, validation_logits=None, distill_epochs=None) -> "ImageSplits":
@@ -137,7 +137,7 @@ class ImageSplits:
             logits = tf.data.Dataset.from_tensor_slices(tf.constant(validation_logits, tf.float32))
             batches = int(validation.cardinality())
             validation = tf.data.Dataset.zip(validation.unbatch(), logits).map(
-                lambda xy, z: ({STUDENT_INPUTS: xy[0], TEACHER_LOGITS: z}, xy[1])
+                as_is(lambda xy, z: ({STUDENT_INPUTS: xy[0], TEACHER_LOGITS: z}, xy[1]))
             ).batch(self.batch_size)
             # unbatch() hides the length; Keras warns of "ran out of data" without it.
             validation = validation.apply(tf.data.experimental.assert_cardinality(batches))
@@ -267,9 +267,9 @@ def load(
             # Reshuffled each iteration, for plain `fit(train, epochs=…)` use; the CLI uses `train_epochs`.
             ds = tf.data.Dataset.zip(train_cache, tf.data.Dataset.random(shuffle_seed, rerandomize_each_iteration=True))
             ds = ds.shuffle(counts[split], seed=shuffle_seed, reshuffle_each_iteration=True)
-            ds = ds.map(lambda example, key: _train_example(example, key), num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(as_is(_train_example), num_parallel_calls=tf.data.AUTOTUNE)
         else:
-            ds = ds.map(lambda x, y: (normalize(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(as_is(lambda x, y: (normalize(x), y)), num_parallel_calls=tf.data.AUTOTUNE)
         datasets[split] = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(distribute_options())
 
     return ImageSplits(
@@ -306,6 +306,14 @@ def _shuffle(ds, n, key):
 def _train_example(example, key):
     index, (image, label) = example
     return normalize(augment(image, tf.stack([tf.cast(key, tf.int64), index]))), label
+
+
+def as_is(fn):
+    """``fn`` for a tf.data ``map``/``flat_map`` as it is written, not rewritten by autograph. These functions have
+    no Python control flow on tensors; autograph reads a function's source from its file when the dataset is built,
+    so a process whose package was edited since it started (a ``git pull`` under a long run) got other lines, and
+    a study run crashed so."""
+    return tf.autograph.experimental.do_not_convert(fn)
 
 
 def distribute_options():
