@@ -78,9 +78,16 @@ def run_main(workdir, lines, name=None, last=(), records=None):
         record = {"command": " ".join(command), "wall_time_s": elapsed + sum(earlier), "cpus": usable_cpus()}
         if earlier:
             record["interrupted_attempts_s"] = earlier
+        pauses = _pauses(workdir)
+        if pauses:  # stopped by benchmarks.pause_runs: not the run's time
+            paused = sum(p["seconds"] for p in pauses)
+            record.update(wall_time_s=record["wall_time_s"] - paused, wall_time_s_with_pauses=record["wall_time_s"],
+                          paused_s=paused, pauses=pauses)
         with open(record_path, "w") as f:
             json.dump(record, f, indent=2)
-        os.remove(os.path.join(workdir, _ATTEMPTS))
+        for name in (_ATTEMPTS, PAUSES):
+            if os.path.isfile(os.path.join(workdir, name)):
+                os.remove(os.path.join(workdir, name))
         log(f"{name}: done in {record['wall_time_s'] / 60:.1f} min"
             + (f" ({len(earlier)} interrupted attempt(s) included)" if earlier else ""))
     if records and not _finished(records):
@@ -95,6 +102,15 @@ def run_main(workdir, lines, name=None, last=(), records=None):
 
 
 _ATTEMPTS = "study_attempts.json"
+PAUSES = "study_pauses.json"  # the times the run was stopped (SIGSTOP) by benchmarks.pause_runs
+
+
+def _pauses(workdir):
+    path = os.path.join(workdir, PAUSES)
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return json.load(f)
 
 
 def _interrupted_attempts(workdir):
@@ -108,7 +124,8 @@ def _interrupted_attempts(workdir):
             attempts = json.load(f)
         if attempts and "seconds" not in attempts[-1]:
             last_write = max((os.path.getmtime(os.path.join(root, name))
-                              for root, _, names in os.walk(workdir) for name in names if name != _ATTEMPTS),
+                              for root, _, names in os.walk(workdir) for name in names
+                              if name not in (_ATTEMPTS, PAUSES)),
                              default=attempts[-1]["started"])
             attempts[-1]["seconds"] = max(0.0, last_write - attempts[-1]["started"])
     attempts.append({"started": time.time()})

@@ -5,6 +5,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -143,3 +145,48 @@ def test_the_records_directory_is_not_ignored_by_git():
     record = "benchmarks/results/runs/study_long/akd_seed0/study_run.json"
     proc = subprocess.run(["git", "check-ignore", "-v", record], cwd=root, capture_output=True, text=True)
     assert proc.returncode == 1, f"git ignores {record}: {proc.stdout.strip()}"
+
+
+def test_the_times_a_run_was_stopped_are_left_out_of_its_wall_time(tmp_path, monkeypatch):
+    workdir = tmp_path / "kd_seed0"
+    workdir.mkdir()
+    pauses = [{"start": 100.0, "end": 160.0, "seconds": 60.0, "why": "timing the tests"}]
+    (workdir / study_runs.PAUSES).write_text(json.dumps(pauses))
+
+    def finishes_after_a_pause(command, stdout, stderr):
+        time.sleep(0.5)
+        (workdir / "metrics.json").write_text("{}")
+        return 0
+
+    monkeypatch.setattr(study_runs.subprocess, "call", finishes_after_a_pause)
+    record = study_runs.run_main(str(workdir), ["--method=kd"])["study"]
+    assert record["paused_s"] == 60 and record["pauses"] == pauses
+    assert record["wall_time_s"] == pytest.approx(record["wall_time_s_with_pauses"] - 60)
+    assert 0.5 <= record["wall_time_s_with_pauses"] < 5
+    assert sorted(os.listdir(workdir)) == ["metrics.json", "study.flags", "study.log", "study_run.json"]
+
+
+def test_pause_runs_stops_the_study_runs_under_its_root_while_a_command_runs(tmp_path):
+    from benchmarks import pause_runs
+
+    def fake_run(directory):  # the command line of a study run; it only sleeps
+        directory.mkdir(parents=True)
+        return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "-m", "akd_tf.main",
+                                 f"--flagfile={directory}/study.flags"])
+
+    inside, outside = fake_run(tmp_path / "runs" / "study_mid" / "kd_seed0"), fake_run(tmp_path / "other" / "kd_seed0")
+    try:
+        states = tmp_path / "states.txt"
+        check = (f"open({str(states)!r}, 'w').write(' '.join(open(f'/proc/{{pid}}/stat').read().split(')')[1].split()[0] "
+                 f"for pid in ({inside.pid}, {outside.pid})))")
+        assert pause_runs.paused_while([sys.executable, "-c", check], str(tmp_path / "runs"), "the test") == 0
+        mine, elsewhere = states.read_text().split()
+        assert mine == "T" and elsewhere != "T"  # stopped while the command ran; the run elsewhere was not
+        with open(f"/proc/{inside.pid}/stat") as f:
+            assert f.read().split(")")[1].split()[0] != "T"
+        (pause,) = json.loads((tmp_path / "runs" / "study_mid" / "kd_seed0" / study_runs.PAUSES).read_text())
+        assert pause["why"] == "the test" and 0 <= pause["seconds"] == pause["end"] - pause["start"] < 30
+        assert not (tmp_path / "other" / "kd_seed0" / study_runs.PAUSES).exists()
+    finally:
+        inside.kill()
+        outside.kill()
