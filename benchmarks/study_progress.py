@@ -57,6 +57,10 @@ def read_run(directory: str) -> dict:
                    run_wall_time_s=record["wall_time_s"], finished_at=_when(metrics_path))
     elif history:
         run["last_epoch_at"] = _when(os.path.join(directory, "history_student.csv"))
+        recent = history.get("epoch_time_s", [])[-5:]
+        if recent:  # the pace of its last epochs (a median: one epoch slowed by a pause does not move it)
+            run["epoch_s"] = float(sorted(recent)[len(recent) // 2])
+            run["left_h"] = run["epoch_s"] * (run["epochs"] - run["epochs_done"]) / 3600
     return run
 
 
@@ -91,7 +95,8 @@ def table(studies: list[dict], now: str) -> str:
                 lines.append(f"| {study['label']} | {r['name']} | {r['epochs']} | {r['test_top1']:.2f} "
                              f"| {r['run_wall_time_s'] / 60:.1f} | {r['finished_at']} |")
             else:
-                state = (f"{r['epochs_done']} of {r['epochs']} done (last {r['last_epoch_at']})"
+                pace = f"; {r['epoch_s']:.0f} s per epoch, ~{r['left_h']:.1f} h left" if "epoch_s" in r else ""
+                state = (f"{r['epochs_done']} of {r['epochs']} done (last {r['last_epoch_at']}{pace})"
                          if r["epochs_done"] else f"0 of {r['epochs']} done")
                 lines.append(f"| {study['label']} | {r['name']} | {state} | — | — | not yet |")
     lines += ["", "Mean over the seeds finished so far (± sample std when there are two or more):", "",

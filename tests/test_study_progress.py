@@ -12,7 +12,7 @@ from benchmarks import study_progress, study_runs
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _run(study, name, method, seed, test=None, wall=None, epochs_done=0):
+def _run(study, name, method, seed, test=None, wall=None, epochs_done=0, epoch_times=None):
     """A run directory: the flagfile the runner writes (a repeated flag: the last wins), the CSV history so
     far, and for a finished run its metrics and record."""
     directory = study / name
@@ -20,7 +20,10 @@ def _run(study, name, method, seed, test=None, wall=None, epochs_done=0):
     (directory / "study.flags").write_text(
         f"--method=scratch\n--seed=20\n--phase1_epochs=20\n--phase2_epochs=10\n--nodeterministic\n"
         f"--workdir={directory}\n--method={method}\n--seed={seed}\n")
-    if epochs_done:
+    if epochs_done and epoch_times:
+        rows = "".join(f"{e},{1.0 / (e + 1)},{t}\n" for e, t in zip(range(epochs_done), epoch_times))
+        (directory / "history_student.csv").write_text("epoch,loss,epoch_time_s\n" + rows)
+    elif epochs_done:
         rows = "".join(f"{e},{1.0 / (e + 1)}\n" for e in range(epochs_done))
         (directory / "history_student.csv").write_text("epoch,loss\n" + rows)
     if test is not None:
@@ -34,7 +37,8 @@ def study(tmp_path):
     _run(study, "akd_seed0", "akd", 0, test=0.8127, wall=2184.0, epochs_done=30)
     _run(study, "kd_seed0", "kd", 0, test=0.8236, wall=2304.0, epochs_done=30)
     _run(study, "akd_seed1", "akd", 1, test=0.8227, wall=2160.0, epochs_done=30)
-    _run(study, "kd_seed1", "kd", 1, epochs_done=7)
+    # Its sixth epoch was slowed by a pause: the pace is the median of the last five.
+    _run(study, "kd_seed1", "kd", 1, epochs_done=7, epoch_times=[260, 250, 250, 250, 240, 830, 250])
     _run(study, "scratch_seed1", "scratch", 1)  # started, no epoch finished yet
     (study / "teacher_views").mkdir()  # not a run: no study.flags
     return study
@@ -54,6 +58,8 @@ def test_runs_and_means_so_far(study):
     assert text.startswith("Progress at 2026-11-23 06:00 UTC: 3 of the 5 runs started have finished (1.8 h ")
     assert "| study_mid | akd_seed1 | 30 | 82.27 | 36.0 | " in text
     assert "| study_mid | kd_seed1 | 7 of 30 done (last " in text
+    assert "; 250 s per epoch, ~1.6 h left) | — | — | not yet |" in text  # 23 epochs x 250 s
+    assert "s per epoch" not in next(line for line in text.splitlines() if "akd_seed0" in line)
     assert "| study_mid | scratch_seed1 | 0 of 30 done | — | — | not yet |" in text
     assert "| study_mid | akd | 2 | 81.77 ± 0.71 |" in text
     assert "| study_mid | kd | 1 | 82.36 |" in text  # one seed: no spread shown
