@@ -109,10 +109,16 @@ def views_path(run, teacher, stage, teacher_outputs="logits"):
     config = run.config
     if not config.teacher_views_cache:
         return os.path.join(run.out, f"teacher_views_{stage}.npz")
+    return _cache_path(config, teacher, "teacher_views_{}.npz", [VIEWS_VERSION, config.dataset, config.train_size,
+                       config.validation_size, config.seed, config.teacher_views, teacher_outputs])
+
+
+def _cache_path(config, teacher, name, keys):
+    """A file of ``config.teacher_views_cache`` computed from ``teacher``: ``name`` with a digest of its weights and
+    of ``keys`` (everything else that fixes the file's content)."""
     digest = weights_digest(teacher)
-    digest.update(json.dumps([VIEWS_VERSION, config.dataset, config.train_size, config.validation_size, config.seed,
-                              config.teacher_views, teacher_outputs]).encode())
-    return os.path.join(config.teacher_views_cache, f"teacher_views_{digest.hexdigest()[:20]}.npz")
+    digest.update(json.dumps(keys).encode())
+    return os.path.join(config.teacher_views_cache, name.format(digest.hexdigest()[:20]))
 
 
 def teacher_view_logits(run, data, teacher, stage, teacher_outputs="logits"):
@@ -260,10 +266,8 @@ def _teacher_test_figures(run, data, teacher):
     config = run.config
     if not (config.teacher_path and config.teacher_views_cache):
         return evaluate_classifier(teacher, data.test, config.verbose)
-    digest = weights_digest(teacher)
-    digest.update(json.dumps([VIEWS_VERSION, config.dataset, config.test_size, data.num_examples["test"],
-                              config.mixed_precision, config.teacher_outputs]).encode())
-    path = os.path.join(config.teacher_views_cache, f"teacher_test_{digest.hexdigest()[:20]}.json")
+    path = _cache_path(config, teacher, "teacher_test_{}.json", [VIEWS_VERSION, config.dataset, config.test_size,
+                       data.num_examples["test"], config.mixed_precision, config.teacher_outputs])
     if os.path.isfile(path):
         with open(path) as f:
             figures = json.load(f)

@@ -17,6 +17,7 @@ import time
 
 from absl import app, flags
 
+from akd_tf import files
 from benchmarks.study_runs import PAUSES
 
 FLAGS = flags.FLAGS
@@ -26,7 +27,7 @@ flags.DEFINE_string("why", None, "What the pause is for; kept with it.", require
 _FLAGFILE = re.compile(r"--flagfile=(\S+)/study\.flags$")
 
 
-def study_runs(root):
+def running_study_runs(root):
     """{pid: run directory} of the ``akd_tf.main`` processes running a study run under ``root``."""
     root = os.path.realpath(root)
     found = {}
@@ -52,13 +53,12 @@ def record_pause(directory, start, end, why):
         with open(path) as f:
             pauses = json.load(f)
     pauses.append({"start": start, "end": end, "seconds": end - start, "why": why})
-    with open(path, "w") as f:
-        json.dump(pauses, f, indent=2)
+    files.write_json(path, pauses)
 
 
 def paused_while(command, root, why):
     """Runs ``command`` with the study runs under ``root`` stopped; returns its exit status."""
-    runs = study_runs(root)
+    runs = running_study_runs(root)
     print(f"Stopping {len(runs)} study run(s): {', '.join(sorted(runs.values())) or 'none running'}", flush=True)
     start = time.time()
     stopped = {}

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 
+from akd_tf import files
 from akd_tf.run import read_history
 
 
@@ -85,9 +86,8 @@ def run_main(workdir, lines, name=None, last=(), records=None):
                           paused_s=paused, pauses=pauses)
         with open(record_path, "w") as f:
             json.dump(record, f, indent=2)
-        for name in (_ATTEMPTS, PAUSES):
-            if os.path.isfile(os.path.join(workdir, name)):
-                os.remove(os.path.join(workdir, name))
+        for bookkeeping in (_ATTEMPTS, PAUSES):
+            files.remove(os.path.join(workdir, bookkeeping))
         log(f"{name}: done in {record['wall_time_s'] / 60:.1f} min"
             + (f" ({len(earlier)} interrupted attempt(s) included)" if earlier else ""))
     if records and not _finished(records):

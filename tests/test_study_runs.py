@@ -147,7 +147,7 @@ def test_the_records_directory_is_not_ignored_by_git():
     assert proc.returncode == 1, f"git ignores {record}: {proc.stdout.strip()}"
 
 
-def test_the_times_a_run_was_stopped_are_left_out_of_its_wall_time(tmp_path, monkeypatch):
+def test_the_times_a_run_was_stopped_are_left_out_of_its_wall_time(tmp_path, monkeypatch, capsys):
     workdir = tmp_path / "kd_seed0"
     workdir.mkdir()
     pauses = [{"start": 100.0, "end": 160.0, "seconds": 60.0, "why": "timing the tests"}]
@@ -164,6 +164,7 @@ def test_the_times_a_run_was_stopped_are_left_out_of_its_wall_time(tmp_path, mon
     assert record["wall_time_s"] == pytest.approx(record["wall_time_s_with_pauses"] - 60)
     assert 0.5 <= record["wall_time_s_with_pauses"] < 5
     assert sorted(os.listdir(workdir)) == ["metrics.json", "study.flags", "study.log", "study_run.json"]
+    assert "] kd_seed0: done in " in capsys.readouterr().out
 
 
 def test_pause_runs_stops_the_study_runs_under_its_root_while_a_command_runs(tmp_path):
