@@ -48,46 +48,90 @@ def one_maker(path, poll_s=15.0, say=print):
     it made. A lock file ``<path>.lock`` holds the maker's process id; a lock whose process has died (killed
     with its session) is taken over. Only for processes of one machine."""
     lock = os.fspath(path) + ".lock"
-    os.makedirs(os.path.dirname(lock) or ".", exist_ok=True)
     told = False
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            maker = _lock_owner(lock)
-            if maker is not None and not _alive(maker):
-                remove(lock)  # its maker died without removing it
-                continue
-            if not told:
-                say(f"Waiting for process {maker} to finish {path} (lock: {lock})", flush=True)
-                told = True
-            time.sleep(poll_s)
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        break
+    while (maker := _take(lock)) is not None:
+        if not told:
+            say(f"Waiting for process {maker} to finish {path} (lock: {lock})", flush=True)
+            told = True
+        time.sleep(poll_s)
     try:
         yield
     finally:
         remove(lock)
 
 
-def _lock_owner(lock):
+@contextlib.contextmanager
+def claim(path):
+    """`one_maker` without the wait: yields None while this process holds ``<path>.lock``, or, without taking
+    it, the id of the live process that holds it (e.g. another lane already training the run ``path``)."""
+    lock = os.fspath(path) + ".lock"
+    holder = _take(lock)
     try:
-        with open(lock) as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):  # gone meanwhile, or its maker has not written its id yet
+        yield holder
+    finally:
+        if holder is None:
+            remove(lock)
+
+
+def _take(lock):
+    """Creates ``lock`` for this process and returns None, or returns the id of the live process holding it.
+    A lock names its holder by process id and start time: a lock left by a process of an ended session is
+    taken over even when a new process has been given the same id."""
+    os.makedirs(os.path.dirname(lock) or ".", exist_ok=True)
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = _lock_owner(lock)
+            if holder is None:  # its holder has not written its id yet: held
+                return "unknown"
+            if not _alive(*holder):
+                remove(lock)  # its holder died without removing it
+                continue
+            return holder[0]
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()} {_start_time(os.getpid())}")
         return None
 
 
-def _alive(pid):
+def _lock_owner(lock):
+    """``(pid, start time or None)`` from a lock file, or None when it is gone or not yet written."""
+    try:
+        with open(lock) as f:
+            fields = f.read().split()
+        return int(fields[0]), (int(fields[1]) if len(fields) > 1 else None)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _stat(pid):
+    """``(state, start time)`` of process ``pid`` from /proc/<pid>/stat (start: clock ticks since boot), or None
+    where there is no such file."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _start_time(pid):
+    stat = _stat(pid)
+    return stat and stat[1]
+
+
+def _alive(pid, started=None):
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process: alive
+        pass
+    stat = _stat(pid)
+    if stat is None:  # no /proc: the signal's answer is all there is
         return True
-    return True
+    # A zombie has ended (its parent has not reaped it yet); the same id started at another time is a new process.
+    return stat[0] != "Z" and (started is None or stat[1] == started)
 
 
 def write_json(path, payload):

@@ -7,7 +7,8 @@
 #   3. the studies at 45, 15 and 30 student epochs (configs/study_{long,short,mid}.flags), 2 seeds x 4 methods;
 #   4. the phase-2 learning-rate ablation at 15 epochs (--phase2_learning_rate=0.01 for every method);
 #   5. the budget curve and the ablation table (benchmarks/budget_curve.py).
-# Steps 2-4 run in two lanes at once, each pinned to half of the cores (see in_lanes below; logs in $RUNS/lane_*.log).
+# Steps 3-4 run in two lanes at once, each pinned to half of the cores, sharing out the runs (see in_lanes below;
+# logs in $RUNS/lane_{a,b}.log).
 # Every step skips what has finished and resumes what was killed, so run the same command again after a kill:
 #   TFDS_DATA_DIR=../shared/tensorflow_datasets nohup bash benchmarks/budget_study.sh > ~/akd_runs/study.log 2>&1 &
 # and stop it with: pkill -f budget_study.sh; pkill -f 'benchmarks.cifar_study|akd_tf.main'
@@ -18,7 +19,8 @@
 # session on a machine without $AKD_RUNS takes the run from there instead of training it again (it happened).
 # Where the study stands, from the workdirs (finished runs, epochs of the others, means so far):
 #   python -m benchmarks.study_progress --studies=$HOME/akd_runs/study_long,... --output=benchmarks/results/budget_study_progress
-# About 10 hours on 2 CPU cores after the teacher (estimated from the per-core speeds above in_lanes).
+# About 10 hours on 2 CPU cores after the teacher on the machine whose per-core speeds are given above in_lanes;
+# about 27 on the AVX2-only machines of the later sessions (840 epochs at ~230 s per epoch per lane).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${AKD_RUNS:-$HOME/akd_runs}"
@@ -80,50 +82,48 @@ fi
 # The teacher's record among the results: a table row per cycle and the accuracy over all 75 epochs.
 T=benchmarks/teachers/resnet56_cifar10
 python -m benchmarks.teacher_record --cycles="${T}_cycle1,${T}_cycle2,$T" --output=benchmarks/results/teacher_resnet56_cifar10
-# The assistant, the studies and the ablation: 95 ResNet-20 and 840 ResNet-8 epochs. TensorFlow spreads one small
-# ResNet poorly over cores (measured here: ResNet-8 trains at 1,080 img/s on both cores, at 654 + 670 img/s as two
-# processes pinned to one core each), so they run in two lanes at once, each pinned to half of the cores, in two
-# rounds: first everything but TAKD (whose student needs the assistant), then the TAKD runs (the runs found
-# finished are skipped and each study writes its full table). AKD_LANES=1 runs the lanes one after the other.
-# Tables of the first round, which lack TAKD, go to $RUNS/partial/ and never into benchmarks/results/.
-study() {  # study <flagfile budget> <workdir name> <output prefix> [extra flags...]
-  local budget=$1 name=$2 output=$3; shift 3
+# The assistant (95 ResNet-20 epochs), alone: TAKD's students need it.
+ship configs/assistant_resnet20.flags assistant_resnet20 assistant_resnet20_cifar10.keras --teacher_views_cache="$VIEWS"
+# The studies and the ablation: 840 ResNet-8 epochs. TensorFlow spreads one small ResNet poorly over cores
+# (measured here: ResNet-8 trains at 1,080 img/s on both cores, at 654 + 670 img/s as two processes pinned to one
+# core each), so two lanes run at once, each pinned to half of the cores, and share out the runs: both walk the
+# same studies in the same order, longest runs first, and each run is trained by the first lane to reach it (the
+# other skips it: study_runs.run_main's lock). No lane waits for the other until the last runs; a study's table is
+# written by the lane that finishes its last run, and again below. AKD_LANES=1 runs one lane.
+study() {  # study <flagfile budget> <workdir name> [extra flags...]
+  local budget=$1 name=$2; shift 2
   say "study $name (configs/study_$budget.flags) $*"
   python -m benchmarks.cifar_study --flagfile="configs/study_$budget.flags" --workdir="$RUNS/$name" \
-    --teacher_views_cache="$VIEWS" --records="benchmarks/results/runs/$name" --output="$output" "$@"
+    --teacher_views_cache="$VIEWS" --records="benchmarks/results/runs/$name" \
+    --output="benchmarks/results/cifar_$name" "$@"
 }
-ABLATION=(--phase2_learning_rate=0.01)  # every method restarts at 0.01 at the phase-2 epoch, at 15 epochs
-NO_TAKD=(--methods=scratch,kd,akd)
-studies_a() {  # studies_a <output directory> [extra flags...]
-  study long study_long "$1/cifar_study_long" "${@:2}"
+# Each: <flagfile budget> <workdir name> [extra flags]. The ablation: every method restarts at 0.01 at the
+# phase-2 epoch, at 15 epochs.
+STUDIES=("long study_long" "mid study_mid" "short study_short" "short study_short_phase2_lr0.01 --phase2_learning_rate=0.01")
+lane() {  # a failed run stops its study in this lane, not the lane: the other studies go on
+  local spec
+  for spec in "${STUDIES[@]}"; do
+    # shellcheck disable=SC2086  # the spec's words are the arguments
+    study $spec || say "study ${spec#* } stopped in this lane (a run failed: see its study.log); going on"
+  done
 }
-studies_b() {  # studies_b <output directory> [extra flags...]
-  # mid first: its 30-epoch scratch run outlasts lane A's teacher pass over seed 0's views, which KD then reads.
-  study mid study_mid "$1/cifar_study_mid" "${@:2}"
-  study short study_short "$1/cifar_study_short" "${@:2}"
-  study short study_short_phase2_lr0.01 "$1/cifar_study_short_phase2_lr0.01" "${@:2}" "${ABLATION[@]}"
-}
-round1_a() {
-  ship configs/assistant_resnet20.flags assistant_resnet20 assistant_resnet20_cifar10.keras --teacher_views_cache="$VIEWS"
-  studies_a "$RUNS/partial" "${NO_TAKD[@]}"
-}
-round1_b() { studies_b "$RUNS/partial" "${NO_TAKD[@]}"; }
-round2_a() { studies_a benchmarks/results; }
-round2_b() { studies_b benchmarks/results; }
+lane_a() { lane; }
+lane_b() { lane; }
 in_lanes() {  # in_lanes <function> <function>: both at once, each pinned to half of the cores, logged apart
   local cores; cores=$(nproc)
-  if (( cores < 2 )) || [[ "${AKD_LANES:-2}" == 1 ]]; then "$1"; "$2"; return; fi
-  local half=$((cores / 2)) a b status=0
-  ( taskset -pc "0-$((half - 1))" "$BASHPID" > /dev/null; "$1" ) > "$RUNS/lane_$1.log" 2>&1 & a=$!
-  ( taskset -pc "$half-$((cores - 1))" "$BASHPID" > /dev/null; "$2" ) > "$RUNS/lane_$2.log" 2>&1 & b=$!
-  say "$1 on cores 0-$((half - 1)) (log: $RUNS/lane_$1.log), $2 on cores $half-$((cores - 1)) (log: $RUNS/lane_$2.log)"
-  wait "$a" || status=$?
-  wait "$b" || status=$?
-  if (( status )); then say "a lane failed (exit $status): see its log"; return "$status"; fi
+  if (( cores < 2 )) || [[ "${AKD_LANES:-2}" == 1 ]]; then "$1"; return; fi
+  local half=$((cores / 2)) a b
+  ( taskset -pc "0-$((half - 1))" "$BASHPID" > /dev/null; "$1" ) > "$RUNS/$1.log" 2>&1 & a=$!
+  ( taskset -pc "$half-$((cores - 1))" "$BASHPID" > /dev/null; "$2" ) > "$RUNS/$2.log" 2>&1 & b=$!
+  say "$1 on cores 0-$((half - 1)) (log: $RUNS/$1.log), $2 on cores $half-$((cores - 1)) (log: $RUNS/$2.log)"
+  wait "$a" "$b"
   say "$1 and $2 done"
 }
-in_lanes round1_a round1_b
-in_lanes round2_a round2_b
+in_lanes lane_a lane_b
+for spec in "${STUDIES[@]}"; do  # the tables, from the finished runs (a run a lane left unfinished is trained here)
+  # shellcheck disable=SC2086
+  study $spec
+done
 
 python -m benchmarks.budget_curve --studies=benchmarks/results/cifar_study_short.json,benchmarks/results/cifar_study_mid.json,benchmarks/results/cifar_study_long.json \
   --output=benchmarks/results/budget_curve

@@ -3,7 +3,8 @@
     python -m benchmarks.cifar_study --flagfile=configs/study_cpu.flags
 
 Every run is one ``python -m akd_tf.main`` command (its flagfile is kept in the run's directory), so each
-figure can be re-made alone. The teacher is given (``--teacher``, e.g. the shipped one in
+figure can be re-made alone. Several processes may run the same study at once (one per core group): each trains
+the runs no other is training, and the one that finishes the last run writes the table. The teacher is given (``--teacher``, e.g. the shipped one in
 ``benchmarks/teachers/``) or trained once (a ``scratch`` run of ``--teacher_net``); the TAKD assistant likewise
 (``--assistant``, or a ``kd`` run of ``--assistant_net`` from the teacher); every student run then reuses them
 with ``--teacher``/``--assistant``. A finished run is skipped when the study is started again, so a killed
@@ -54,11 +55,13 @@ def _run(name, omit=(), records=False, **overrides):
     """Runs ``akd_tf.main`` in ``<study_dir>/<name>`` unless it finished there; returns its metrics. The
     study's flags are passed on, but for those named in ``omit``; ``overrides`` come last and win. With
     ``records`` (student runs: the teacher's and assistant's models are read by later runs) and ``--records``,
-    the run's record is kept in, or taken from, ``<--records>/<name>``."""
+    the run's record is kept in, or taken from, ``<--records>/<name>``; and a student run that another process
+    is training is left to it (None), while the teacher and assistant are waited for."""
     lines = [line for line in _passed_on() if line.split("=")[0].lstrip("-") not in omit]
     last = [f"--{key}={value}" for key, value in overrides.items() if value is not None]
     kept = os.path.join(FLAGS.records, name) if records and FLAGS.records else None
-    return study_runs.run_main(os.path.join(FLAGS.workdir, name), lines, name, last, records=kept)
+    return study_runs.run_main(os.path.join(FLAGS.workdir, name), lines, name, last, records=kept,
+                               when_busy="skip" if records else "wait")
 
 
 def _given(path, runs, key):
@@ -207,15 +210,22 @@ def main(argv):
             assistant = _run("assistant", method="kd", seed=FLAGS.teacher_seed, teacher=teacher_path,
                              student_net=FLAGS.assistant_net, omit=_STUDENTS_ONLY)
             assistant_path = os.path.join(assistant["workdir"], "student.keras")
-    runs = []
-    for seed in FLAGS.seeds:
-        for method in FLAGS.methods:
-            extra = {"teacher_views": 0} if method == "scratch" else {}
-            if method == "takd":
-                extra["assistant"] = assistant_path
-            metrics = _run(f"{method}_seed{seed}", method=method, seed=int(seed), records=True,
-                           teacher=teacher_path if method != "takd" else None, **extra)
-            runs.append({**metrics, "method": method, "seed": int(seed)})
+
+    def student(method, seed):
+        extra = {"teacher_views": 0} if method == "scratch" else {}
+        if method == "takd":
+            extra["assistant"] = assistant_path
+        metrics = _run(f"{method}_seed{seed}", method=method, seed=int(seed), records=True,
+                       teacher=teacher_path if method != "takd" else None, **extra)
+        return None if metrics is None else {**metrics, "method": method, "seed": int(seed)}
+
+    order = [(method, seed) for seed in FLAGS.seeds for method in FLAGS.methods]
+    runs, elsewhere = study_runs.shared_out(order, lambda key: student(*key))
+    if elsewhere:  # e.g. the other lane of benchmarks/budget_study.sh
+        names = ", ".join(f"{method}_seed{seed}" for method, seed in elsewhere)
+        study_runs.log(f"no table yet: {names} being trained by other processes; "
+                       "run the same command again when they have finished")
+        return
     # The sum over runs, so that a study resumed after a kill (or extended by a seed) still reports its cost.
     minutes = sum(r["study"]["wall_time_s"] for r in [teacher, assistant, *runs] if r) / 60
     first = runs[0]["num_examples"]

@@ -48,59 +48,89 @@ def _copy_record(source, target):
             shutil.copy2(os.path.join(source, name), os.path.join(target, name))
 
 
-def run_main(workdir, lines, name=None, last=(), records=None):
+def run_main(workdir, lines, name=None, last=(), records=None, when_busy="wait"):
     """Runs ``akd_tf.main`` with the flags ``lines``, then ``--workdir`` (after any flagfile in ``lines`` that sets
     one), then ``last``, in ``workdir`` unless it finished there; returns its metrics with ``study`` (command,
     wall time), ``history`` and ``workdir``. With ``records`` (a directory for this run's record), a run
     finished there is taken from it, and a run finished here is recorded there. Only for runs whose model
-    nothing reads later: ``workdir`` then has the record, not the model."""
+    nothing reads later: ``workdir`` then has the record, not the model.
+
+    A run is trained by one process at a time (``<workdir>.lock``): when another live process is training it,
+    ``when_busy="wait"`` waits for it to finish and takes its result, ``"skip"`` returns None at once (studies
+    in several lanes share out their runs so)."""
+    if when_busy not in ("wait", "skip"):
+        raise ValueError(f"when_busy must be 'wait' or 'skip'. Received: {when_busy!r}")
     name = name or os.path.basename(workdir)
-    metrics_path = os.path.join(workdir, "metrics.json")
-    record_path = os.path.join(workdir, "study_run.json")
     if _finished(workdir):
         log(f"{name}: finished before, reusing {workdir}")
     elif records and _finished(records):
         _copy_record(records, workdir)
         log(f"{name}: finished before (its record is in {records}), reusing it")
     else:
-        os.makedirs(workdir, exist_ok=True)
-        earlier = _interrupted_attempts(workdir)  # before this attempt writes anything: its writes are not theirs
-        flagfile = os.path.join(workdir, "study.flags")
-        with open(flagfile, "w") as f:
-            f.write("\n".join([*lines, f"--workdir={workdir}", *last]) + "\n")
-        command = [sys.executable, "-m", "akd_tf.main", f"--flagfile={flagfile}"]
-        log(f"{name}: {' '.join(command)}")
-        start = time.perf_counter()
-        with open(os.path.join(workdir, "study.log"), "a") as out:
-            status = subprocess.call(command, stdout=out, stderr=subprocess.STDOUT)
-        elapsed = time.perf_counter() - start
-        if status:
-            raise SystemExit(f"{name} failed with exit status {status}; see {os.path.join(workdir, 'study.log')}")
-        record = {"command": " ".join(command), "wall_time_s": elapsed + sum(earlier), "cpus": usable_cpus()}
-        if earlier:
-            record["interrupted_attempts_s"] = earlier
-        pauses = _pauses(workdir)
-        if pauses:  # stopped by benchmarks.pause_runs: not the run's time
-            paused = sum(p["seconds"] for p in pauses)
-            record.update(wall_time_s=record["wall_time_s"] - paused, wall_time_s_with_pauses=record["wall_time_s"],
-                          paused_s=paused, pauses=pauses)
-        with open(record_path, "w") as f:
-            json.dump(record, f, indent=2)
-        for bookkeeping in (_ATTEMPTS, PAUSES):
-            files.remove(os.path.join(workdir, bookkeeping))
-        log(f"{name}: done in {record['wall_time_s'] / 60:.1f} min"
-            + (f" ({len(earlier)} interrupted attempt(s) included)" if earlier else ""))
+        held = (files.one_maker(workdir, poll_s=_POLL_S, say=lambda message, **_: log(f"{name}: {message}"))
+                if when_busy == "wait" else files.claim(workdir))
+        with held as holder:
+            if holder is not None:
+                log(f"{name}: process {holder} is training it; left to that process")
+                return None
+            if _finished(workdir):
+                log(f"{name}: finished by another process meanwhile, reusing {workdir}")
+            else:
+                _train(workdir, lines, name, last)
     if records and not _finished(records):
         _copy_record(workdir, records)
-    with open(metrics_path) as f:
+    with open(os.path.join(workdir, "metrics.json")) as f:
         metrics = json.load(f)
-    with open(record_path) as f:
+    with open(os.path.join(workdir, "study_run.json")) as f:
         metrics["study"] = json.load(f)
     metrics["history"] = read_history(os.path.join(workdir, "history_student.csv"))
     metrics["workdir"] = workdir
     return metrics
 
 
+def shared_out(keys, run):
+    """``run(key)`` for every key in turn, where ``run`` returns a run's metrics, or None when another process is
+    training it (`run_main`'s ``when_busy="skip"``). Those left to others are asked once more at the end, so the
+    process that finishes a study's last run finds every run done. Returns ``(metrics of every key in order, [])``
+    or ``(None, [keys still being trained elsewhere])``."""
+    done = {key: run(key) for key in keys}
+    done = {key: metrics if metrics is not None else run(key) for key, metrics in done.items()}
+    elsewhere = [key for key in keys if done[key] is None]
+    return (None, elsewhere) if elsewhere else ([done[key] for key in keys], [])
+
+
+def _train(workdir, lines, name, last):
+    """One attempt at the run, to its end; writes ``study_run.json`` (its wall time over all attempts)."""
+    os.makedirs(workdir, exist_ok=True)
+    earlier = _interrupted_attempts(workdir)  # before this attempt writes anything: its writes are not theirs
+    flagfile = os.path.join(workdir, "study.flags")
+    with open(flagfile, "w") as f:
+        f.write("\n".join([*lines, f"--workdir={workdir}", *last]) + "\n")
+    command = [sys.executable, "-m", "akd_tf.main", f"--flagfile={flagfile}"]
+    log(f"{name}: {' '.join(command)}")
+    start = time.perf_counter()
+    with open(os.path.join(workdir, "study.log"), "a") as out:
+        status = subprocess.call(command, stdout=out, stderr=subprocess.STDOUT)
+    elapsed = time.perf_counter() - start
+    if status:
+        raise SystemExit(f"{name} failed with exit status {status}; see {os.path.join(workdir, 'study.log')}")
+    record = {"command": " ".join(command), "wall_time_s": elapsed + sum(earlier), "cpus": usable_cpus()}
+    if earlier:
+        record["interrupted_attempts_s"] = earlier
+    pauses = _pauses(workdir)
+    if pauses:  # stopped by benchmarks.pause_runs: not the run's time
+        paused = sum(p["seconds"] for p in pauses)
+        record.update(wall_time_s=record["wall_time_s"] - paused, wall_time_s_with_pauses=record["wall_time_s"],
+                      paused_s=paused, pauses=pauses)
+    with open(os.path.join(workdir, "study_run.json"), "w") as f:
+        json.dump(record, f, indent=2)
+    for bookkeeping in (_ATTEMPTS, PAUSES):
+        files.remove(os.path.join(workdir, bookkeeping))
+    log(f"{name}: done in {record['wall_time_s'] / 60:.1f} min"
+        + (f" ({len(earlier)} interrupted attempt(s) included)" if earlier else ""))
+
+
+_POLL_S = 60  # how often a run waited for (when_busy="wait") is looked at
 _ATTEMPTS = "study_attempts.json"
 PAUSES = "study_pauses.json"  # the times the run was stopped (SIGSTOP) by benchmarks.pause_runs
 

@@ -76,7 +76,7 @@ def test_one_maker_makes_a_shared_file_once_while_another_process_waits(tmp_path
     with files.one_maker(path, poll_s=0.05, say=lambda message, **_: said.append(message)):
         # It waited for the first maker, so the file is there to read, and it holds the lock now.
         assert open(path).read() == "made by the first"
-        assert open(path + ".lock").read() == str(os.getpid())
+        assert open(path + ".lock").read() == f"{os.getpid()} {files._start_time(os.getpid())}"
     assert first.wait(timeout=60) == 0
     assert len(said) == 1 and said[0].startswith(f"Waiting for process {first.pid} to finish {path}")
     assert not os.path.exists(path + ".lock")
@@ -92,8 +92,36 @@ def test_one_maker_takes_over_the_lock_of_a_killed_maker(tmp_path):
     (tmp_path / "views.npz.lock").write_text(str(dead.pid))
     said = []
     with files.one_maker(path, poll_s=0.05, say=said.append):
-        assert (tmp_path / "views.npz.lock").read_text() == str(os.getpid())
+        assert (tmp_path / "views.npz.lock").read_text().split()[0] == str(os.getpid())
     assert said == [] and not (tmp_path / "views.npz.lock").exists()
+
+
+def test_a_lock_whose_process_id_was_given_to_a_new_process_is_taken_over(tmp_path):
+    # A session ended with the lock held; in the next one the same id belongs to a process started later.
+    lock = tmp_path / "kd_seed0.lock"
+    started = files._start_time(os.getpid())
+    lock.write_text(f"{os.getpid()} {started - 1}")
+    with files.claim(tmp_path / "kd_seed0") as holder:
+        assert holder is None and lock.read_text() == f"{os.getpid()} {started}"
+    assert not lock.exists()
+
+
+def test_claim_does_not_wait_for_a_live_holder_and_leaves_its_lock(tmp_path):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = tmp_path / "kd_seed0.lock"
+        lock.write_text(f"{holder.pid} {files._start_time(holder.pid)}")
+        with files.claim(tmp_path / "kd_seed0") as seen:
+            assert seen == holder.pid
+        assert lock.read_text().split()[0] == str(holder.pid)
+    finally:
+        holder.kill()
+        holder.wait()
+    with files.claim(tmp_path / "kd_seed0") as seen:  # its holder has died: taken over
+        assert seen is None
 
 
 def test_checkpoint_round_trip_restores_weights_optimizer_and_callback_state(tmp_path):

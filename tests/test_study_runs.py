@@ -191,3 +191,93 @@ def test_pause_runs_stops_the_study_runs_under_its_root_while_a_command_runs(tmp
     finally:
         inside.kill()
         outside.kill()
+
+
+def _finished_record(workdir):
+    workdir.mkdir(exist_ok=True)
+    (workdir / "metrics.json").write_text(json.dumps({"student": {"test_accuracy": 0.8}}))
+    (workdir / "study_run.json").write_text(json.dumps({"wall_time_s": 7.0}))
+    (workdir / "history_student.csv").write_text("epoch,loss\n0,1.0\n")
+
+
+@pytest.fixture
+def holder():
+    """A live process holding a run's lock, as another lane training it does."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def _held_by(lock, proc):
+    from akd_tf import files
+
+    lock.write_text(f"{proc.pid} {files._start_time(proc.pid)}")
+
+
+def test_a_run_another_process_is_training_is_skipped_not_trained_twice(tmp_path, monkeypatch, capsys, holder):
+    workdir = tmp_path / "kd_seed0"
+    _held_by(tmp_path / "kd_seed0.lock", holder)
+    monkeypatch.setattr(study_runs.subprocess, "call", lambda *a, **k: pytest.fail("trained a run another process holds"))
+    assert study_runs.run_main(str(workdir), ["--method=kd"], when_busy="skip") is None
+    assert f"kd_seed0: process {holder.pid} is training it; left to that process" in capsys.readouterr().out
+    assert (tmp_path / "kd_seed0.lock").read_text().split()[0] == str(holder.pid)  # still the holder's
+    with pytest.raises(ValueError, match="when_busy must be 'wait' or 'skip'. Received: 'later'"):
+        study_runs.run_main(str(workdir), ["--method=kd"], when_busy="later")
+
+
+def test_a_run_waited_for_is_taken_from_the_process_that_trained_it(tmp_path, monkeypatch, holder):
+    import threading
+
+    workdir = tmp_path / "teacher"
+    _held_by(tmp_path / "teacher.lock", holder)
+    monkeypatch.setattr(study_runs, "_POLL_S", 0.05)
+    monkeypatch.setattr(study_runs.subprocess, "call", lambda *a, **k: pytest.fail("trained a run waited for"))
+
+    def the_other_process_finishes():
+        time.sleep(0.3)
+        _finished_record(workdir)
+        holder.kill()  # not reaped: a zombie has ended too
+
+    threading.Thread(target=the_other_process_finishes).start()
+    metrics = study_runs.run_main(str(workdir), ["--method=scratch"])  # waits by default
+    assert metrics["study"] == {"wall_time_s": 7.0} and metrics["student"]["test_accuracy"] == 0.8
+    assert not (tmp_path / "teacher.lock").exists()
+
+
+def test_a_run_whose_lock_outlived_its_process_is_trained(tmp_path, monkeypatch):
+    # Its lane was killed with the session: the lock file stays, its process is gone.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    workdir = tmp_path / "akd_seed1"
+    (tmp_path / "akd_seed1.lock").write_text(str(dead.pid))
+    monkeypatch.setattr(study_runs.subprocess, "call", _finishes_in(workdir))
+    assert study_runs.run_main(str(workdir), ["--method=akd"], when_busy="skip")["workdir"] == str(workdir)
+    assert not (tmp_path / "akd_seed1.lock").exists()
+
+
+def test_runs_shared_out_between_lanes_give_one_table_to_the_lane_that_finishes_last(tmp_path):
+    # Lane A trains kd (slow); lane B finds it busy, trains akd, and reports no table; A, done with kd, takes akd
+    # from B on its second look and has every run.
+    busy = {"kd": True}
+    asked = []
+
+    def lane_b(key):
+        asked.append(key)
+        return None if key == "kd" and busy["kd"] else {"run": key}
+
+    runs, elsewhere = study_runs.shared_out(["scratch", "kd", "akd"], lane_b)
+    assert runs is None and elsewhere == ["kd"] and asked == ["scratch", "kd", "akd", "kd"]
+    busy["kd"] = False
+    runs, elsewhere = study_runs.shared_out(["scratch", "kd", "akd"], lane_b)
+    assert runs == [{"run": "scratch"}, {"run": "kd"}, {"run": "akd"}] and elsewhere == []
+
+    # A run that finishes between the two looks is taken on the second.
+    looks = {"akd": 0}
+
+    def finishes_meanwhile(key):
+        looks[key] = looks.get(key, 0) + 1
+        return {"run": key} if key != "akd" or looks["akd"] > 1 else None
+
+    runs, elsewhere = study_runs.shared_out(["kd", "akd"], finishes_meanwhile)
+    assert runs == [{"run": "kd"}, {"run": "akd"}] and elsewhere == [] and looks == {"kd": 1, "akd": 2}

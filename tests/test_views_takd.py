@@ -190,17 +190,23 @@ def test_study_runner_end_to_end(tmp_path):
     for png in ("study_val_accuracy.png", "study_schedule.png"):
         assert (tmp_path / png).stat().st_size > 10_000
     # A second study given that teacher and assistant (as a shipped teacher is given), with the phase-2 restart
-    # ablation and no TAKD run (the budget study's first round): nothing is trained again, the assistant reaches no
-    # run and the table names none, the restart reaches every student, and a labels-only run (scratch) is run
-    # without teacher views. (A finished run reused when a study starts again: tests/test_study_runs.py.)
+    # ablation and no TAKD run, started twice at once (the two lanes of benchmarks/budget_study.sh): each run is
+    # trained by one of them, nothing is trained again, the assistant reaches no run and the table names none, the
+    # restart reaches every student, and a labels-only run (scratch) is run without teacher views. (A finished
+    # run reused when a study starts again, and a run left to another process: tests/test_study_runs.py.)
     given = {"teacher": tmp_path / "runs" / "teacher" / "student.keras",
              "assistant": tmp_path / "runs" / "assistant" / "student.keras"}
     args = [a for a in proc.args if not a.startswith(("--workdir", "--output", "--seeds", "--methods"))]
-    ablation = subprocess.run(
+    lanes = [subprocess.Popen(
         args + [f"--workdir={tmp_path / 'ablation'}", f"--output={tmp_path / 'ablation_study'}", "--seeds=0",
                 "--methods=scratch,kd", f"--teacher={given['teacher']}", f"--assistant={given['assistant']}",
-                "--phase2_learning_rate=0.004"], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert ablation.returncode == 0, ablation.stdout[-3000:] + ablation.stderr[-3000:]
+                "--phase2_learning_rate=0.004"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True) for _ in range(2)]
+    logs = [lane.communicate(timeout=600)[0] for lane in lanes]
+    assert [lane.returncode for lane in lanes] == [0, 0], [log[-3000:] for log in logs]
+    trained = sorted(line.split("] ")[1].split(":")[0] for log in logs for line in log.splitlines()
+                     if " -m akd_tf.main --flagfile=" in line)
+    assert trained == ["kd_seed0", "scratch_seed0"], logs
     assert sorted(os.listdir(tmp_path / "ablation")) == ["kd_seed0", "scratch_seed0"]
     flagfiles = {m: (tmp_path / "ablation" / f"{m}_seed0" / "study.flags").read_text() for m in ("scratch", "kd")}
     assert all("--assistant=" not in text and f"--teacher={given['teacher']}" in text for text in flagfiles.values())
