@@ -67,6 +67,14 @@ def test_bad_arguments_are_rejected():
         data.load("cifar100", batch_size=8, data_dir=os.path.join(os.path.dirname(__file__), "no_such_dir"))
 
 
+def test_a_dataset_folder_without_its_prepared_files_is_reported_as_not_prepared(tmp_path):
+    # As a stopped preparation leaves it: TFDS itself fails later with a KeyError ("`splits` is empty").
+    (tmp_path / "cifar10" / "3.0.2").mkdir(parents=True)
+    (tmp_path / "cifar10" / "3.0.2" / "tmp.txt").write_text("")
+    with pytest.raises(FileNotFoundError, match=f"TFDS dataset 'cifar10' is not prepared under '{tmp_path}'"):
+        data.load("cifar10", batch_size=8, data_dir=str(tmp_path))
+
+
 def test_real_cifar10_from_the_shared_tfds_directory():
     """Fails (never skips) when the prepared data is missing: CI must have it."""
     data_dir = os.environ["TFDS_DATA_DIR"]

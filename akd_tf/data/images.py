@@ -214,14 +214,18 @@ def builder(name, data_dir=None, download=False):
     dataset_builder = tfds.builder(name, data_dir=data_dir)
     if download:
         dataset_builder.download_and_prepare()  # a no-op when the dataset is already prepared
+    # A directory with the dataset's folders but not its prepared files (e.g. a preparation that was stopped)
+    # passes the first check and fails the read with a KeyError deep in TFDS; no folder at all fails the read.
     try:
-        dataset_builder.as_dataset(split="train[:1]")
+        prepared = dataset_builder.is_prepared() and dataset_builder.as_dataset(split="train[:1]") is not None
     except AssertionError:  # TFDS's "could not find data in <dir>"
+        prepared = False
+    if not prepared:
         where = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
         raise FileNotFoundError(
             f"TFDS dataset {name!r} is not prepared under {where!r} and downloading is off. "
             "Point --data_dir or TFDS_DATA_DIR at a prepared TFDS directory, or allow the download."
-        ) from None
+        )
     return dataset_builder
 
 
