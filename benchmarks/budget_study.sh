@@ -18,7 +18,8 @@
 # A finished student run's record also lands in benchmarks/results/runs/<study>/<run>/ (commit it): a later
 # session on a machine without $AKD_RUNS takes the run from there instead of training it again (it happened).
 # Where the study stands, from the workdirs (finished runs, epochs of the others, means so far):
-#   python -m benchmarks.study_progress --studies=$HOME/akd_runs/study_long,... --output=benchmarks/results/budget_study_progress
+#   python -m benchmarks.study_progress --studies=$HOME/akd_runs/study_long,... --flagfiles=configs/study_long.flags,... \
+#       --output=benchmarks/results/budget_study_progress
 # About 10 hours on 2 CPU cores after the teacher on the machine whose per-core speeds are given above in_lanes;
 # about 27 on the AVX2-only machines of the later sessions (840 epochs at ~230 s per epoch per lane).
 set -euo pipefail

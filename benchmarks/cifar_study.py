@@ -27,8 +27,8 @@ from akd_tf import main as cli  # defines the run flags this study passes on
 from benchmarks import study_runs
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("seeds", ["0", "1"], "Seeds of the student runs (each method runs once per seed).")
-flags.DEFINE_list("methods", ["scratch", "kd", "takd", "akd"], "Methods compared.")
+flags.DEFINE_list("seeds", list(study_runs.STUDY_SEEDS), "Seeds of the student runs (each method runs once per seed).")
+flags.DEFINE_list("methods", list(study_runs.STUDY_METHODS), "Methods compared.")
 flags.DEFINE_integer("teacher_seed", 0, "Seed of the teacher and assistant runs.")
 flags.DEFINE_string("output", "benchmarks/results/cifar_study", "Output path prefix (.md, .json, _*.png).")
 flags.DEFINE_string("records", None, "A directory (committed, unlike --workdir) where each finished student run's "

@@ -3,12 +3,14 @@ wall time, when it finished) or not (epochs done so far), and the mean over the 
 It trains nothing and reads only the run directories, so it can be run (and its output committed) while the
 study goes on; the study's own tables (``benchmarks.cifar_study``) come when all its runs have finished.
 
-    python -m benchmarks.study_progress --studies=$HOME/akd_runs/study_short,$HOME/akd_runs/study_mid,\\
-        $HOME/akd_runs/study_long,$HOME/akd_runs/study_short_phase2_lr0.01 \\
-        --output=benchmarks/results/budget_study_progress
+    python -m benchmarks.study_progress --studies=$HOME/akd_runs/study_long,$HOME/akd_runs/study_mid \\
+        --flagfiles=configs/study_long.flags,configs/study_mid.flags --output=benchmarks/results/budget_study_progress
 
 A run is a subdirectory with the ``study.flags`` a study runner wrote (``benchmarks.study_runs``); it has finished
-when its ``metrics.json`` and ``study_run.json`` exist. Writes ``<output>.md`` and ``.json``.
+when its ``metrics.json`` and ``study_run.json`` exist. Given each study's flagfile (``--flagfiles``, in the order
+of ``--studies``), the runs not started yet are listed too (``--seeds`` x ``--methods`` of the flagfile), a study
+not started at all is allowed, and the report says how many student epochs are left and what they take at the
+pace of the runs under way. Writes ``<output>.md`` and ``.json``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def define_flags():
     """Defined when run as a program only: tests import this module beside others that define --output."""
     flags.DEFINE_list("studies", None, "Study directories (a study runner's --workdir), in table order.",
                       required=True)
+    flags.DEFINE_list("flagfiles", None, "Optional: the flagfile of each study (e.g. configs/study_long.flags), in the "
+                      "order of --studies: lists the runs not started yet and the epochs left.")
     flags.DEFINE_string("output", "benchmarks/results/study_progress", "Output path without extension.")
 
 
@@ -64,12 +68,33 @@ def read_run(directory: str) -> dict:
     return run
 
 
-def read_study(directory: str) -> dict:
-    """A study directory's runs (methods in the study's order, then seeds) and its per-method means so far."""
-    if not os.path.isdir(directory):
+def planned_runs(flagfile: str) -> list[dict]:
+    """The runs a study's flagfile asks for (its seeds x methods, `benchmarks.cifar_study`'s defaults where it
+    sets none), not started."""
+    values = study_runs.read_flags(flagfile)
+    try:
+        epochs = int(values["phase1_epochs"]) + int(values["phase2_epochs"])
+    except (KeyError, ValueError):
+        raise ValueError(f"{flagfile!r} sets no --phase1_epochs and --phase2_epochs") from None
+    seeds = values.get("seeds", ",".join(study_runs.STUDY_SEEDS)).split(",")
+    methods = values.get("methods", ",".join(study_runs.STUDY_METHODS)).split(",")
+    return [{"name": f"{method}_seed{seed}", "method": method, "seed": int(seed), "epochs": epochs, "epochs_done": 0,
+             "finished": False, "started": False} for seed in seeds for method in methods]
+
+
+def read_study(directory: str, flagfile: str | None = None) -> dict:
+    """A study directory's runs (methods in the study's order, then seeds) and its per-method means so far; with
+    the study's flagfile, also the runs it plans that have not started (the directory may not exist yet)."""
+    if flagfile is not None and not os.path.isfile(flagfile):
+        raise ValueError(f"{flagfile!r} is not a file")
+    if not os.path.isdir(directory) and flagfile is None:
         raise ValueError(f"{directory!r} is not a directory")
-    runs = [read_run(os.path.join(directory, name)) for name in sorted(os.listdir(directory))
+    names = sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+    runs = [read_run(os.path.join(directory, name)) for name in names
             if os.path.isfile(os.path.join(directory, name, "study.flags"))]
+    if flagfile is not None:
+        found = {r["name"] for r in runs}
+        runs += [r for r in planned_runs(flagfile) if r["name"] not in found]
     rank = {m: i for i, m in enumerate(METHOD_ORDER)}
     runs.sort(key=lambda r: (r["seed"], rank.get(r["method"], len(rank)), r["name"]))
     methods = {}
@@ -82,12 +107,27 @@ def read_study(directory: str) -> dict:
             "methods": means}
 
 
+def left(studies: list[dict]) -> dict:
+    """The student epochs left and, at the median pace of the runs under way, the hours they take on one lane."""
+    runs = [r for s in studies for r in s["runs"] if not r["finished"]]
+    epochs = sum(r["epochs"] - r["epochs_done"] for r in runs)
+    paces = sorted(r["epoch_s"] for r in runs if "epoch_s" in r)
+    pace = paces[len(paces) // 2] if paces else None
+    return {"epochs": epochs, "epoch_s": pace, "lane_hours": pace * epochs / 3600 if pace else None}
+
+
 def table(studies: list[dict], now: str) -> str:
     runs = [r for s in studies for r in s["runs"]]
     done = [r for r in runs if r["finished"]]
     hours = sum(r["run_wall_time_s"] for r in done) / 3600
-    lines = [f"Progress at {now} UTC: {len(done)} of the {len(runs)} runs started have finished "
-             f"({hours:.1f} h of run wall time).", "",
+    planned = any(not r.get("started", True) for r in runs)
+    todo = left(studies)
+    headline = (f"Progress at {now} UTC: {len(done)} of the {len(runs)} runs {'planned' if planned else 'started'} "
+                f"have finished ({hours:.1f} h of run wall time); {todo['epochs']} student epochs left")
+    if todo["lane_hours"] is not None and todo["epochs"]:
+        headline += (f", ~{todo['lane_hours']:.1f} h of one lane at {todo['epoch_s']:.0f} s per epoch (the median "
+                     f"pace of the runs under way; ~{todo['lane_hours'] / 2:.1f} h with two lanes)")
+    lines = [headline + ".", "",
              "| study | run | epochs | test top-1 % | run min | finished (UTC) |", "|---|---|---|---|---|---|"]
     for study in studies:
         for r in study["runs"]:
@@ -97,7 +137,8 @@ def table(studies: list[dict], now: str) -> str:
             else:
                 pace = f"; {r['epoch_s']:.0f} s per epoch, ~{r['left_h']:.1f} h left" if "epoch_s" in r else ""
                 state = (f"{r['epochs_done']} of {r['epochs']} done (last {r['last_epoch_at']}{pace})"
-                         if r["epochs_done"] else f"0 of {r['epochs']} done")
+                         if r["epochs_done"] else f"0 of {r['epochs']} done"
+                         + ("" if r.get("started", True) else " (not started)"))
                 lines.append(f"| {study['label']} | {r['name']} | {state} | — | — | not yet |")
     lines += ["", "Mean over the seeds finished so far (± sample std when there are two or more):", "",
               "| study | method | seeds finished | test top-1 %, mean ± std |", "|---|---|---|---|"]
@@ -112,17 +153,21 @@ def table(studies: list[dict], now: str) -> str:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    flagfiles = FLAGS.flagfiles or [None] * len(FLAGS.studies)
+    if len(flagfiles) != len(FLAGS.studies):
+        raise app.UsageError(f"--flagfiles needs one flagfile per study: {len(FLAGS.studies)} studies, received "
+                             f"{len(flagfiles)} flagfiles")
     try:
-        studies = [read_study(directory) for directory in FLAGS.studies]
+        studies = [read_study(directory, flagfile) for directory, flagfile in zip(FLAGS.studies, flagfiles)]
     except ValueError as error:
-        raise app.UsageError(f"--studies: {error}") from None
+        raise app.UsageError(f"--studies/--flagfiles: {error}") from None
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     text = table(studies, now) + "\n\nCommand: `python -m benchmarks.study_progress " + " ".join(sys.argv[1:]) + "`\n"
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
     with open(FLAGS.output + ".md", "w") as f:
         f.write(text)
     with open(FLAGS.output + ".json", "w") as f:
-        json.dump({"generated_utc": now, "studies": studies}, f, indent=2)
+        json.dump({"generated_utc": now, "left": left(studies), "studies": studies}, f, indent=2)
     print(text)
 
 

@@ -82,4 +82,47 @@ def test_cli_writes_report_and_refuses_missing_directory(study, tmp_path):
     missing = tmp_path / "study_long"
     done = subprocess.run([*command[:3], f"--studies={study},{missing}"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode != 0
-    assert f"--studies: '{missing}' is not a directory" in done.stderr
+    assert f"--studies/--flagfiles: '{missing}' is not a directory" in done.stderr
+
+
+def _flagfile(path, extra=""):
+    path.write_text("# a study's flagfile\n--phase1_epochs=20\n--phase2_epochs=10\n--seeds=0,1\n" + extra)
+    return str(path)
+
+
+def test_a_flagfile_lists_the_runs_not_started_and_the_epochs_left(study, tmp_path):
+    flagfile = _flagfile(tmp_path / "study_mid.flags", "--methods=scratch,kd,akd\n")
+    report = study_progress.read_study(str(study), flagfile)
+    runs = {r["name"]: r for r in report["runs"]}
+    assert [r["name"] for r in report["runs"]] == ["scratch_seed0", "kd_seed0", "akd_seed0", "scratch_seed1",
+                                                   "kd_seed1", "akd_seed1"]
+    assert runs["scratch_seed0"] == {"name": "scratch_seed0", "method": "scratch", "seed": 0, "epochs": 30,
+                                     "epochs_done": 0, "finished": False, "started": False}
+    # kd_seed1: 23 epochs left at its 250 s; scratch_seed1 (started, no epoch yet) and scratch_seed0: 30 each.
+    assert study_progress.left([report]) == {"epochs": 83, "epoch_s": 250.0, "lane_hours": 83 * 250 / 3600}
+    text = study_progress.table([report], "2026-11-23 17:00")
+    assert text.startswith("Progress at 2026-11-23 17:00 UTC: 3 of the 6 runs planned have finished (1.8 h of run "
+                           "wall time); 83 student epochs left, ~5.8 h of one lane at 250 s per epoch")
+    assert "| study_mid | scratch_seed0 | 0 of 30 done (not started) | — | — | not yet |" in text
+    assert "| study_mid | scratch_seed1 | 0 of 30 done | — | — | not yet |" in text
+
+
+def test_a_study_not_started_is_all_planned_runs_and_defaults_are_the_study_runners(tmp_path):
+    report = study_progress.read_study(str(tmp_path / "study_short"), _flagfile(tmp_path / "short.flags"))
+    assert len(report["runs"]) == 8 and not any(r["started"] or r["finished"] for r in report["runs"])
+    assert {r["method"] for r in report["runs"]} == {"scratch", "kd", "takd", "akd"}  # cifar_study's default
+    assert study_progress.left([report]) == {"epochs": 240, "epoch_s": None, "lane_hours": None}
+    assert "240 student epochs left." in study_progress.table([report], "now")
+
+
+def test_cli_takes_one_flagfile_per_study(study, tmp_path):
+    command = [sys.executable, "-m", "benchmarks.study_progress", f"--studies={study},{tmp_path / 'study_long'}",
+               f"--flagfiles={_flagfile(tmp_path / 'a.flags')}", f"--output={tmp_path / 'progress'}"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "--flagfiles needs one flagfile per study: 2 studies, received 1 flagfiles" in done.stderr
+    command[4] += f",{_flagfile(tmp_path / 'b.flags')}"
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    saved = json.loads((tmp_path / "progress.json").read_text())
+    assert [len(s["runs"]) for s in saved["studies"]] == [8, 8] and saved["left"]["epochs"] == 83 + 30 + 30 + 240
