@@ -4,10 +4,10 @@
 
 Every run is one ``python -m akd_tf.main`` command (its flagfile is kept in the run's directory), so each
 figure can be re-made alone. Several processes may run the same study at once (one per core group): each trains
-the runs no other is training, and the one that finishes the last run writes the table. The teacher is given (``--teacher``, e.g. the shipped one in
-``benchmarks/teachers/``) or trained once (a ``scratch`` run of ``--teacher_net``); the TAKD assistant likewise
-(``--assistant``, or a ``kd`` run of ``--assistant_net`` from the teacher); every student run then reuses them
-with ``--teacher``/``--assistant``. A finished run is skipped when the study is started again, so a killed
+the runs no other is training, and the one that finishes the last run writes the table. The teacher is given
+(``--teacher``, e.g. the shipped one in ``benchmarks/teachers/``) or trained once (a ``scratch`` run of
+``--teacher_net``); the TAKD assistant likewise (``--assistant``, or a ``kd`` run of ``--assistant_net`` from the
+teacher); every student run then reuses them with ``--teacher``/``--assistant``. A finished run is skipped when the study is started again, so a killed
 study resumes where it stopped.
 
 The protocol (subset sizes, epochs, τ_max, nets, seeds) is the flagfile's: ``akd_tf.main``'s flags plus the

@@ -33,10 +33,10 @@ def log(message):
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-# What a finished run leaves that the tables and the progress report read; small text files only.
 # A study's runs unless its flags say otherwise (benchmarks.cifar_study's --seeds and --methods).
 STUDY_SEEDS = ("0", "1")
 STUDY_METHODS = ("scratch", "kd", "takd", "akd")
+# What a finished run leaves that the tables and the progress report read; small text files only.
 RECORD = ("metrics.json", "study_run.json", "history_student.csv", "study.flags", "flags.txt", "config.json")
 
 
