@@ -70,21 +70,6 @@ def test_read_flags_last_wins_and_negations(study):
     assert values["method"] == "akd" and values["seed"] == "0" and values["deterministic"] is False
 
 
-def test_cli_writes_report_and_refuses_missing_directory(study, tmp_path):
-    output = tmp_path / "out" / "progress"
-    command = [sys.executable, "-m", "benchmarks.study_progress", f"--studies={study}", f"--output={output}"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    saved = json.loads(output.with_suffix(".json").read_text())
-    assert saved["studies"][0]["label"] == "study_mid" and len(saved["studies"][0]["runs"]) == 5
-    assert "| study_mid | akd | 2 | 81.77 ± 0.71 |" in output.with_suffix(".md").read_text()
-
-    missing = tmp_path / "study_long"
-    done = subprocess.run([*command[:3], f"--studies={study},{missing}"], cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode != 0
-    assert f"--studies/--flagfiles: '{missing}' is not a directory" in done.stderr
-
-
 def _flagfile(path, extra=""):
     path.write_text("# a study's flagfile\n--phase1_epochs=20\n--phase2_epochs=10\n--seeds=0,1\n" + extra)
     return str(path)
@@ -115,14 +100,23 @@ def test_a_study_not_started_is_all_planned_runs_and_defaults_are_the_study_runn
     assert "240 student epochs left." in study_progress.table([report], "now")
 
 
-def test_cli_takes_one_flagfile_per_study(study, tmp_path):
-    command = [sys.executable, "-m", "benchmarks.study_progress", f"--studies={study},{tmp_path / 'study_long'}",
-               f"--flagfiles={_flagfile(tmp_path / 'a.flags')}", f"--output={tmp_path / 'progress'}"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode != 0
-    assert "--flagfiles needs one flagfile per study: 2 studies, received 1 flagfiles" in done.stderr
-    command[4] += f",{_flagfile(tmp_path / 'b.flags')}"
+def test_cli_writes_report_and_refuses_a_missing_directory_or_a_flagfile_short(study, tmp_path):
+    # One start of the tool per case (each a TensorFlow import): the report, then its two refusals.
+    output, missing = tmp_path / "out" / "progress", tmp_path / "study_long"
+    command = [sys.executable, "-m", "benchmarks.study_progress", f"--studies={study},{missing}",
+               f"--flagfiles={_flagfile(tmp_path / 'a.flags')},{_flagfile(tmp_path / 'b.flags')}", f"--output={output}"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    saved = json.loads((tmp_path / "progress.json").read_text())
+    saved = json.loads(output.with_suffix(".json").read_text())
+    assert [s["label"] for s in saved["studies"]] == ["study_mid", "study_long"]
     assert [len(s["runs"]) for s in saved["studies"]] == [8, 8] and saved["left"]["epochs"] == 83 + 30 + 30 + 240
+    assert "| study_mid | akd | 2 | 81.77 ± 0.71 |" in output.with_suffix(".md").read_text()
+
+    short = subprocess.run([*command[:4], f"--flagfiles={tmp_path / 'a.flags'}"], cwd=ROOT, capture_output=True,
+                           text=True)
+    assert short.returncode != 0
+    assert "--flagfiles needs one flagfile per study: 2 studies, received 1 flagfiles" in short.stderr
+    # Without flagfiles a study must have started: its directory is where the runs are read.
+    unread = subprocess.run(command[:4], cwd=ROOT, capture_output=True, text=True)
+    assert unread.returncode != 0
+    assert f"--studies/--flagfiles: '{missing}' is not a directory" in unread.stderr
