@@ -136,17 +136,33 @@ def test_cli_on_the_smoke_student(smoke_workdir, tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no staging directory left behind
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--model=/no/such/student"], "--model path does not exist. Received: '/no/such/student'"),
-    (["--quantization=fp32,int4"], "unknown quantization mode(s) ['int4']. Allowed: fp32, dynamic"),
-    (["--dataset=cifar100"], "TFDS dataset 'cifar100' is not prepared under"),
-])
-def test_cli_errors_leave_earlier_output_untouched(smoke_workdir, tmp_path, args, message):
-    out = tmp_path / "tflite"
-    out.mkdir()
-    (out / "earlier.txt").write_text("keep me")
-    model = [] if any(a.startswith("--model") for a in args) else [f"--model={smoke_workdir}/student"]
-    proc = _export(*model, *args, f"--output={out}", timeout=300)
-    assert proc.returncode != 0
-    assert message in proc.stderr and "Traceback" not in proc.stderr
-    assert (out / "earlier.txt").read_text() == "keep me" and os.listdir(out) == ["earlier.txt"]
+ERRORS = {  # name: (arguments, the message)
+    "missing_model": (["--model=/no/such/student"], "--model path does not exist. Received: '/no/such/student'"),
+    "int4": (["--quantization=fp32,int4"], "unknown quantization mode(s) ['int4']. Allowed: fp32, dynamic"),
+    "cifar100": (["--dataset=cifar100"], "TFDS dataset 'cifar100' is not prepared under"),
+}
+
+
+@pytest.fixture(scope="module")
+def error_results(smoke_workdir, tmp_path_factory):
+    """The error cases through the CLI's flags and main, all in one interpreter (tests/cli_cases.py): one
+    TensorFlow start instead of three. Each writes into a folder that already holds an earlier file."""
+    import cli_cases
+
+    root = tmp_path_factory.mktemp("export_errors")
+    cases = {}
+    for name, (args, _) in ERRORS.items():
+        (root / name).mkdir()
+        (root / name / "earlier.txt").write_text("keep me")
+        model = [] if any(a.startswith("--model") for a in args) else [f"--model={smoke_workdir}/student"]
+        cases[name] = [*model, *args, f"--output={root / name}"]
+    return root, cli_cases.run_in_subprocess("export.tflite", cases, str(root), ROOT, timeout=300)
+
+
+@pytest.mark.parametrize("name", list(ERRORS))
+def test_cli_errors_leave_earlier_output_untouched(error_results, name):
+    root, results = error_results
+    result, message = results[name], ERRORS[name][1]
+    assert result["returncode"] != 0
+    assert message in result["stderr"] and "Traceback" not in result["stderr"], result["stderr"][-3000:]
+    assert (root / name / "earlier.txt").read_text() == "keep me" and os.listdir(root / name) == ["earlier.txt"]
