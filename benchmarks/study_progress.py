@@ -60,8 +60,10 @@ def read_run(directory: str) -> dict:
         run.update(finished=True, test_top1=100 * metrics["student"]["test_accuracy"],
                    run_wall_time_s=record["wall_time_s"], finished_at=_when(metrics_path))
     elif history:
-        run["last_epoch_at"] = _when(os.path.join(directory, "history_student.csv"))
-        recent = history.get("epoch_time_s", [])[-5:]
+        history_path = os.path.join(directory, "history_student.csv")
+        run["last_epoch_at"] = _when(history_path)
+        recent = _unpaused(history.get("epoch_time_s", []), os.path.getmtime(history_path),
+                           study_runs._pauses(directory))[-5:]
         if recent:  # the pace of its last epochs (a median: one epoch slowed by a pause does not move it)
             run["epoch_s"] = float(sorted(recent)[len(recent) // 2])
             run["left_h"] = run["epoch_s"] * (run["epochs"] - run["epochs_done"]) / 3600
@@ -80,6 +82,21 @@ def planned_runs(flagfile: str) -> list[dict]:
     methods = values.get("methods", ",".join(study_runs.STUDY_METHODS)).split(",")
     return [{"name": f"{method}_seed{seed}", "method": method, "seed": int(seed), "epochs": epochs, "epochs_done": 0,
              "finished": False, "started": False} for seed in seeds for method in methods]
+
+
+def _unpaused(epoch_times, last_end, pauses):
+    """The epoch times of those epochs that no pause (`benchmarks.pause_runs`) fell in, or all of them when every
+    one was paused. Each epoch's end is counted back from the last one's (the history file's last write)."""
+    if not pauses:
+        return list(epoch_times)
+    ends, end = [], last_end
+    for seconds in reversed(epoch_times):
+        ends.append(end)
+        end -= seconds
+    ends.reverse()
+    clean = [seconds for seconds, end in zip(epoch_times, ends)
+             if not any(p["start"] < end and p["end"] > end - seconds for p in pauses)]
+    return clean or list(epoch_times)
 
 
 def read_study(directory: str, flagfile: str | None = None) -> dict:

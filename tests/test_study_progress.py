@@ -70,6 +70,23 @@ def test_read_flags_last_wins_and_negations(study):
     assert values["method"] == "akd" and values["seed"] == "0" and values["deterministic"] is False
 
 
+def test_epochs_a_pause_fell_in_leave_the_pace(tmp_path):
+    # Five epochs of 250 s, then three that a 600 s stop of the suite's timing stretched; the history was last
+    # written at t=10,000.
+    times = [250.0] * 5 + [850.0, 850.0, 850.0]
+    study = tmp_path / "study_long"
+    _run(study, "kd_seed0", "kd", 0, epochs_done=8, epoch_times=times)
+    os.utime(study / "kd_seed0" / "history_student.csv", (10_000, 10_000))
+    (study / "kd_seed0" / study_runs.PAUSES).write_text(json.dumps([
+        {"start": 10_000 - 2_500.0, "end": 10_000 - 1_900.0, "seconds": 600.0},
+        {"start": 10_000 - 1_650.0, "end": 10_000 - 1_050.0, "seconds": 600.0},
+        {"start": 10_000 - 800.0, "end": 10_000 - 200.0, "seconds": 600.0}]))
+    assert study_progress.read_run(str(study / "kd_seed0"))["epoch_s"] == 250.0
+    assert study_progress._unpaused(times, 10_000, []) == times  # no pause: every epoch counts
+    every = [{"start": 0.0, "end": 10_000.0, "seconds": 10_000.0}]
+    assert study_progress._unpaused(times, 10_000, every) == times  # all paused: nothing better to go on
+
+
 def _flagfile(path, extra=""):
     path.write_text("# a study's flagfile\n--phase1_epochs=20\n--phase2_epochs=10\n--seeds=0,1\n" + extra)
     return str(path)
