@@ -7,7 +7,6 @@ A study run is an ``akd_tf.main`` process started by `benchmarks.study_runs` wit
 under ``--runs``. They are stopped with SIGSTOP and continued with SIGCONT (also when the command fails or is
 interrupted); the pause is appended to ``<run dir>/study_pauses.json``. Exits with the command's status."""
 
-import json
 import os
 import re
 import signal
@@ -18,7 +17,7 @@ import time
 from absl import app, flags
 
 from akd_tf import files
-from benchmarks.study_runs import PAUSES
+from benchmarks import study_runs
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("runs", os.path.expanduser("~/akd_runs"), "The directory the study runs live under.")
@@ -47,13 +46,9 @@ def running_study_runs(root):
 
 
 def record_pause(directory, start, end, why):
-    path = os.path.join(directory, PAUSES)
-    pauses = []
-    if os.path.isfile(path):
-        with open(path) as f:
-            pauses = json.load(f)
+    pauses = study_runs.read_pauses(directory)
     pauses.append({"start": start, "end": end, "seconds": end - start, "why": why})
-    files.write_json(path, pauses)
+    files.write_json(os.path.join(directory, study_runs.PAUSES), pauses)
 
 
 def paused_while(command, root, why):

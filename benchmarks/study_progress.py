@@ -63,7 +63,7 @@ def read_run(directory: str) -> dict:
         history_path = os.path.join(directory, "history_student.csv")
         run["last_epoch_at"] = _when(history_path)
         recent = _unpaused(history.get("epoch_time_s", []), os.path.getmtime(history_path),
-                           study_runs._pauses(directory))[-5:]
+                           study_runs.read_pauses(directory))[-5:]
         if recent:  # the pace of its last epochs (a median: one epoch slowed by a pause does not move it)
             run["epoch_s"] = float(sorted(recent)[len(recent) // 2])
             run["left_h"] = run["epoch_s"] * (run["epochs"] - run["epochs_done"]) / 3600

@@ -120,7 +120,7 @@ def _train(workdir, lines, name, last):
     record = {"command": " ".join(command), "wall_time_s": elapsed + sum(earlier), "cpus": usable_cpus()}
     if earlier:
         record["interrupted_attempts_s"] = earlier
-    pauses = _pauses(workdir)
+    pauses = read_pauses(workdir)
     if pauses:  # stopped by benchmarks.pause_runs: not the run's time
         paused = sum(p["seconds"] for p in pauses)
         record.update(wall_time_s=record["wall_time_s"] - paused, wall_time_s_with_pauses=record["wall_time_s"],
@@ -138,7 +138,8 @@ _ATTEMPTS = "study_attempts.json"
 PAUSES = "study_pauses.json"  # the times the run was stopped (SIGSTOP) by benchmarks.pause_runs
 
 
-def _pauses(workdir):
+def read_pauses(workdir):
+    """The pauses `benchmarks.pause_runs` wrote for the run in ``workdir`` (``[]`` when it was never stopped)."""
     path = os.path.join(workdir, PAUSES)
     if not os.path.isfile(path):
         return []

@@ -214,12 +214,14 @@ def builder(name, data_dir=None, download=False):
     dataset_builder = tfds.builder(name, data_dir=data_dir)
     if download:
         dataset_builder.download_and_prepare()  # a no-op when the dataset is already prepared
-    # A directory with the dataset's folders but not its prepared files (e.g. a preparation that was stopped)
-    # passes the first check and fails the read with a KeyError deep in TFDS; no folder at all fails the read.
-    try:
-        prepared = dataset_builder.is_prepared() and dataset_builder.as_dataset(split="train[:1]") is not None
-    except AssertionError:  # TFDS's "could not find data in <dir>"
-        prepared = False
+    # is_prepared() also turns away a directory with the dataset's folders but not its prepared files (a stopped
+    # preparation), on which the read alone fails with a KeyError deep in TFDS.
+    prepared = dataset_builder.is_prepared()
+    if prepared:
+        try:
+            dataset_builder.as_dataset(split="train[:1]")
+        except AssertionError:  # TFDS's "could not find data in <dir>"
+            prepared = False
     if not prepared:
         where = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
         raise FileNotFoundError(
