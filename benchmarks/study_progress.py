@@ -46,7 +46,8 @@ def _when(path):
 def read_run(directory: str) -> dict:
     """One run's state from its directory."""
     values = study_runs.read_flags(os.path.join(directory, "study.flags"))
-    history = read_history(os.path.join(directory, "history_student.csv"))
+    history_path = os.path.join(directory, "history_student.csv")
+    history = read_history(history_path)
     run = {"name": os.path.basename(directory), "method": values.get("method", "?"),
            "seed": int(values.get("seed", 0)),
            "epochs": int(values.get("phase1_epochs", 0)) + int(values.get("phase2_epochs", 0)),
@@ -60,7 +61,6 @@ def read_run(directory: str) -> dict:
         run.update(finished=True, test_top1=100 * metrics["student"]["test_accuracy"],
                    run_wall_time_s=record["wall_time_s"], finished_at=_when(metrics_path))
     elif history:
-        history_path = os.path.join(directory, "history_student.csv")
         run["last_epoch_at"] = _when(history_path)
         recent = _unpaused(history.get("epoch_time_s", []), os.path.getmtime(history_path),
                            study_runs.read_pauses(directory))[-5:]
