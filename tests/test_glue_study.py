@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = """--dataset=glue/{task}
 --teacher_net=bert_l2_h64
@@ -28,6 +30,7 @@ TINY = """--dataset=glue/{task}
 """
 
 
+@pytest.mark.slow  # four TensorFlow starts with BERT graphs, ~2 min of the 2 cores: `pytest -m slow`
 def test_glue_study_runs_teacher_and_students_per_seed(tmp_path):
     (tmp_path / "stsb.flags").write_text(TINY.format(task="stsb"))
     command = [sys.executable, "-m", "benchmarks.glue_study", f"--config={tmp_path}/{{task}}.flags", "--tasks=stsb",

@@ -86,6 +86,9 @@ def test_bad_truncate_inits_are_refused_before_anything_loads(fields, message):
         config.validate()
 
 
+# `pytest -m slow`: ~80 s of a core (a 22.7M-parameter teacher fine-tuned and saved, a 13.8M student exported). The
+# default run keeps the loading and the truncation (above) and the text CLI on tiny BERTs (tests/test_text.py).
+@pytest.mark.slow
 def test_minilm_teacher_to_truncated_student_through_the_cli(tmp_path):
     """The shipped config on 32 real RTE pairs (one batch): MiniLM fine-tuned, AKD into its first layer, saved."""
     workdir = tmp_path / "run"

@@ -164,17 +164,16 @@ def test_takd_trains_an_assistant_once_and_reuses_it(tmp_path, smoke_workdir):
     assert second["assistant"]["test_accuracy"] == pytest.approx(first["assistant"]["test_accuracy"])
 
 
+# The heavy tier (`pytest -m slow`): five TensorFlow starts, ~2 min of the 2 cores. The lanes and the given teacher
+# are checked by the default run (the test after this one).
+@pytest.mark.slow
 def test_study_runner_end_to_end(tmp_path):
     """The study on a few hundred images: teacher, assistant and two TAKD seeds, the table, the JSON and both
-    plots; then a second study given that teacher and assistant (scratch and KD, one seed, an ablation)."""
+    plots."""
     out = tmp_path / "study"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.cifar_study", "--flagfile=configs/study_cpu.flags",
-         f"--workdir={tmp_path / 'runs'}", f"--output={out}", "--seeds=0,1", "--methods=takd",
-         "--train_size=256", "--validation_size=128", "--test_size=128", "--teacher_net=resnet8",
-         "--assistant_net=plane2", "--student_net=plane2", "--teacher_epochs=2", "--phase1_epochs=2",
-         "--phase2_epochs=1", "--max_temperature=2", "--teacher_views=2", "--learning_rate=0.01"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+        [sys.executable, "-m", "benchmarks.cifar_study", *TINY_STUDY, f"--workdir={tmp_path / 'runs'}",
+         f"--output={out}", "--seeds=0,1", "--methods=takd"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((tmp_path / "study.json").read_text())
     assert set(summary["methods"]) == {"takd"}
@@ -189,19 +188,27 @@ def test_study_runner_end_to_end(tmp_path):
     assert f"--assistant={tmp_path / 'runs' / 'assistant' / 'student.keras'}" in takd_flags
     for png in ("study_val_accuracy.png", "study_schedule.png"):
         assert (tmp_path / png).stat().st_size > 10_000
-    # A second study given that teacher and assistant (as a shipped teacher is given), with the phase-2 restart
-    # ablation and no TAKD run, started twice at once (the two lanes of benchmarks/budget_study.sh): each run is
-    # trained by one of them, nothing is trained again, the assistant reaches no run and the table names none, the
-    # restart reaches every student, and a labels-only run (scratch) is run without teacher views. (A finished
-    # run reused when a study starts again, and a run left to another process: tests/test_study_runs.py.)
-    given = {"teacher": tmp_path / "runs" / "teacher" / "student.keras",
-             "assistant": tmp_path / "runs" / "assistant" / "student.keras"}
-    args = [a for a in proc.args if not a.startswith(("--workdir", "--output", "--seeds", "--methods"))]
+
+
+TINY_STUDY = ["--flagfile=configs/study_cpu.flags", "--train_size=256", "--validation_size=128", "--test_size=128",
+              "--teacher_net=resnet8", "--assistant_net=plane2", "--student_net=plane2", "--teacher_epochs=2",
+              "--phase1_epochs=2", "--phase2_epochs=1", "--max_temperature=2", "--teacher_views=2",
+              "--learning_rate=0.01"]
+
+
+def test_study_lanes_share_out_the_runs_of_a_given_teacher(tmp_path, smoke_workdir):
+    """A study given a teacher and an assistant (as the shipped teacher is given), with the phase-2 restart
+    ablation and no TAKD run, started twice at once (the two lanes of benchmarks/budget_study.sh): each run is
+    trained by one of them, nothing is trained again, the assistant reaches no run and the table names none, the
+    restart reaches every student, and a labels-only run (scratch) is run without teacher views. (A finished run
+    reused when a study starts again, and a run left to another process: tests/test_study_runs.py.)"""
+    given = {"teacher": os.path.join(smoke_workdir, "teacher.keras"),
+             "assistant": os.path.join(smoke_workdir, "student.keras")}
     lanes = [subprocess.Popen(
-        args + [f"--workdir={tmp_path / 'ablation'}", f"--output={tmp_path / 'ablation_study'}", "--seeds=0",
-                "--methods=scratch,kd", f"--teacher={given['teacher']}", f"--assistant={given['assistant']}",
-                "--phase2_learning_rate=0.004"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True) for _ in range(2)]
+        [sys.executable, "-m", "benchmarks.cifar_study", *TINY_STUDY, f"--workdir={tmp_path / 'ablation'}",
+         f"--output={tmp_path / 'ablation_study'}", "--seeds=0", "--methods=scratch,kd", f"--teacher={given['teacher']}",
+         f"--assistant={given['assistant']}", "--phase2_learning_rate=0.004"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     logs = [lane.communicate(timeout=600)[0] for lane in lanes]
     assert [lane.returncode for lane in lanes] == [0, 0], [log[-3000:] for log in logs]
     trained = sorted(line.split("] ")[1].split(":")[0] for log in logs for line in log.splitlines()
@@ -214,10 +221,13 @@ def test_study_runner_end_to_end(tmp_path):
     assert flagfiles["scratch"].rstrip().splitlines()[-1] == "--teacher_views=0"
     assert "--teacher_views=0" not in flagfiles["kd"]
     summary = json.loads((tmp_path / "ablation_study.json").read_text())
-    assert summary["teacher"]["given"] == str(given["teacher"]) and summary["teacher"]["net"] == "resnet8"
+    assert summary["teacher"]["given"] == given["teacher"] and summary["teacher"]["net"] == "resnet8"
     assert summary["assistant"] is None
+    assert set(summary["methods"]) == {"scratch", "kd"} and all(m["epochs"] == 3 for m in summary["methods"].values())
     table = (tmp_path / "ablation_study.md").read_text()
     assert "given: `" in table and "Teacher resnet8 " in table and "TAKD assistant" not in table
+    assert "| Hinton KD |" in table and "| scratch (labels only) |" in table
+    assert (tmp_path / "ablation_study_val_accuracy.png").stat().st_size > 10_000
 
 
 def test_views_cache_is_shared_by_methods_of_one_seed(tmp_path):
