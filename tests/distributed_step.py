@@ -2,8 +2,9 @@
 the student's weights and the logged losses to an .npz file: small dense models (no BatchNorm), then a ResNet-8
 student with BatchNorm, synchronised (``sync_batchnorm=True``) and not.
 
-Run as a script, one strategy per process (several MirroredStrategy objects in one process can abort
-collectives): ``python tests/distributed_step.py --replicas 2 --out /tmp/r2.npz``.
+Run as a script, at most one MirroredStrategy per process (several in one process can abort collectives); the
+1-device run takes a OneDeviceStrategy, so it shares the process and its TensorFlow start:
+``python tests/distributed_step.py --replicas 1,2 --out /tmp/dir`` writes ``replicas1.npz`` and ``replicas2.npz``.
 """
 
 import argparse
@@ -35,18 +36,25 @@ def _set_weights(model, seed):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--replicas", type=int, required=True)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--replicas", required=True, help="comma-separated replica counts, e.g. 1,2")
+    parser.add_argument("--out", required=True, help="directory for replicas<N>.npz")
     args = parser.parse_args()
+    counts = [int(n) for n in args.replicas.split(",")]
+    if sum(n > 1 for n in counts) > 1:
+        parser.error(f"at most one count above 1 (one MirroredStrategy per process). Received: {args.replicas}")
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    for n in counts:
+        strategy = tf.distribute.MirroredStrategy(devices[:n]) if n > 1 else tf.distribute.OneDeviceStrategy(devices[0])
+        np.savez(os.path.join(args.out, f"replicas{n}.npz"), **_steps(strategy))
+
+
+def _steps(strategy):
     import keras
 
     import akd_tf
-
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][: args.replicas]
-    strategy = tf.distribute.MirroredStrategy(devices) if args.replicas > 1 else tf.distribute.OneDeviceStrategy(devices[0])
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(GLOBAL_BATCH, 6)).astype("float32")
@@ -88,7 +96,7 @@ def main():
         results[f"{name}_loss"] = np.float64(history.history["loss"][0])
         for i, w in enumerate(student.get_weights()):  # kernels, BN scale/offset and moving statistics
             results[f"{name}_student_{i}"] = w
-    np.savez(args.out, **results)
+    return results
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """One AnnealingKD step on 2 logical CPU replicas equals the step on 1 device with the same global batch, for
 BN-free models and, with synchronised BatchNorm, for a BatchNorm ResNet-8.
 
-Each strategy runs in its own process (several MirroredStrategy objects in one process can abort
-collectives); `distributed_step.py` does the work and saves weights and logged losses.
+`distributed_step.py` does the work in a process of its own (at most one MirroredStrategy per process: several
+can abort collectives; the 1-device run's OneDeviceStrategy shares it) and saves weights and logged losses.
 """
 
 import os
@@ -15,22 +15,16 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _run(replicas, tmp_path):
-    out = tmp_path / f"replicas{replicas}.npz"
-
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """(1 device, 2 replicas), from one process, shared by the tests of this module."""
+    directory = tmp_path_factory.mktemp("distributed")
     proc = subprocess.run(
-        [sys.executable, os.path.join(HERE, "distributed_step.py"), "--replicas", str(replicas), "--out", str(out)],
+        [sys.executable, os.path.join(HERE, "distributed_step.py"), "--replicas", "1,2", "--out", str(directory)],
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return np.load(out)
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """(1 device, 2 replicas): one process each, shared by the tests of this module."""
-    directory = tmp_path_factory.mktemp("distributed")
-    return _run(1, directory), _run(2, directory)
+    return np.load(directory / "replicas1.npz"), np.load(directory / "replicas2.npz")
 
 
 def test_two_replicas_match_one_device(runs):

@@ -16,11 +16,6 @@ import cli_cases
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _main(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "akd_tf.main", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
-
-
 def test_smoke_run_writes_every_output(smoke_workdir):
     for name in ("teacher.keras", "student.keras", "metrics.json", "config.json", "flags.txt", "run.png",
                  "teacher.png", "history_student.csv", "history_teacher.csv", "student/saved_model.pb",
@@ -56,40 +51,51 @@ def test_smoke_history_follows_the_schedule(smoke_workdir):
     assert [float(r["learning_rate"]) for r in rows] == pytest.approx([0.01, 0.001, 0.01])
 
 
-def test_diverging_run_stops_with_a_clear_message(tmp_path, smoke_workdir):
-    proc = _main("--flagfile=configs/smoke.flags", f"--workdir={tmp_path}", "--learning_rate=1e30",
-                 f"--teacher={os.path.join(smoke_workdir, 'teacher.keras')}", timeout=300)
-    assert proc.returncode == 3, proc.stderr[-3000:]
-    error = [line for line in proc.stderr.splitlines() if line.startswith("akd_tf.main: error: ")]
-    assert len(error) == 1 and "student training diverged: the training loss became nan at epoch 1" in error[0]
-    assert "--learning_rate" in error[0]
-    assert not os.path.exists(tmp_path / "metrics.json") and not os.path.exists(tmp_path / "student.keras")
-
-
-def test_a_finished_workdir_is_kept_unless_overwrite(smoke_workdir, tmp_path):
-    before = open(os.path.join(smoke_workdir, "metrics.json")).read()
+@pytest.fixture(scope="module")
+def cli_runs(smoke_workdir, tmp_path_factory):
+    """The CLI cases below, run in one interpreter (one TensorFlow start), in this order."""
+    tmp_path = tmp_path_factory.mktemp("cli_runs")
     copies = {name: tmp_path / name for name in ("bad_flag", "overwritten")}
     for workdir in copies.values():
         shutil.copytree(smoke_workdir, workdir)
         (workdir / "my_notes.txt").write_text("kept")
     teacher = os.path.join(smoke_workdir, "teacher.keras")
     smoke = "--flagfile=configs/smoke.flags"
-    results = cli_cases.run_in_subprocess("akd_tf.main", {  # one interpreter, the cases in this order
+    before = open(os.path.join(smoke_workdir, "metrics.json")).read()
+    results = cli_cases.run_in_subprocess("akd_tf.main", {
         "finished": [smoke, f"--workdir={smoke_workdir}"],
         # A bad flag with --overwrite deletes nothing: every check runs before the old outputs are removed.
         "bad_flag": [smoke, f"--workdir={copies['bad_flag']}", "--overwrite", "--phase2_epochs=0"],
         "overwritten": [smoke, f"--workdir={copies['overwritten']}", "--overwrite", f"--teacher={teacher}"],
+        "diverging": [smoke, f"--workdir={tmp_path / 'diverging'}", "--learning_rate=1e30", f"--teacher={teacher}"],
     }, str(tmp_path), ROOT)
+    return results, {**copies, "diverging": tmp_path / "diverging", "teacher": teacher, "before": before}
+
+
+def test_diverging_run_stops_with_a_clear_message(cli_runs):
+    results, paths = cli_runs
+    proc = results["diverging"]
+    assert proc["returncode"] == 3, proc["stderr"][-3000:]
+    error = [line for line in proc["stderr"].splitlines() if line.startswith("akd_tf.main: error: ")]
+    assert len(error) == 1 and "student training diverged: the training loss became nan at epoch 1" in error[0]
+    assert "--learning_rate" in error[0]
+    assert not (paths["diverging"] / "metrics.json").exists() and not (paths["diverging"] / "student.keras").exists()
+
+
+def test_a_finished_workdir_is_kept_unless_overwrite(cli_runs, smoke_workdir):
+    results, paths = cli_runs
+    before = paths["before"]
     finished, bad_flag, overwritten = results["finished"], results["bad_flag"], results["overwritten"]
     assert finished["returncode"] == 2 and "holds a finished run (metrics.json). Pass --overwrite" in finished["stderr"]
     assert open(os.path.join(smoke_workdir, "metrics.json")).read() == before
     assert bad_flag["returncode"] == 2 and "Received: phase2_epochs=0" in bad_flag["stderr"], bad_flag["stderr"][-2000:]
-    assert (copies["bad_flag"] / "metrics.json").read_text() == before
-    assert (copies["bad_flag"] / "history_teacher.csv").exists()
+    assert (paths["bad_flag"] / "metrics.json").read_text() == before
+    assert (paths["bad_flag"] / "history_teacher.csv").exists()
     assert overwritten["returncode"] == 0, overwritten["stderr"][-3000:]
-    metrics = json.load(open(copies["overwritten"] / "metrics.json"))
-    assert metrics["teacher"]["source"] == teacher and (copies["overwritten"] / "my_notes.txt").read_text() == "kept"
-    assert not (copies["overwritten"] / "history_teacher.csv").exists()  # the old run's files are gone
+    metrics = json.load(open(paths["overwritten"] / "metrics.json"))
+    assert metrics["teacher"]["source"] == paths["teacher"]
+    assert (paths["overwritten"] / "my_notes.txt").read_text() == "kept"
+    assert not (paths["overwritten"] / "history_teacher.csv").exists()  # the old run's files are gone
 
 
 def test_keras_api_example_runs():
