@@ -4,6 +4,7 @@ reset in between, and reports its exit status, stdout and stderr, as ``app.run``
 
     python tests/cli_cases.py akd_tf.main cases.json results.json      # cases: {name: [argv...]}
     python tests/cli_cases.py export.tflite cases.json results.json
+    python tests/cli_cases.py benchmarks.study_progress cases.json results.json
 
 One CLI per process: the two define some flags of the same name.
 """
@@ -29,9 +30,12 @@ def run_cases(module, cases):
     from absl import flags
 
     cli = importlib.import_module(module)
+    if hasattr(cli, "define_flags"):  # a tool that defines its flags only when run as a program
+        cli.define_flags()
     results = {}
     for name, argv in cases.items():
         flags.FLAGS.unparse_flags()
+        sys.argv = [module, *argv]  # what the tool sees as its command line (some print it)
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -62,6 +66,9 @@ def run_in_subprocess(module, cases, directory, root, timeout=600):
 
 
 if __name__ == "__main__":
+    import os
+
+    sys.path.insert(0, os.getcwd())  # as `python -m` does: the repository's packages (benchmarks/ too) from its root
     with open(sys.argv[2]) as f:
         cases = json.load(f)
     with open(sys.argv[3], "w") as f:

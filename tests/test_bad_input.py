@@ -112,9 +112,9 @@ CASES = [
 ]
 
 
-# Run as real `python -m akd_tf.main` processes (absl's app.run included); the others run in one interpreter
-# through the same parser and main (tests/cli_cases.py): one TensorFlow start instead of 37.
-IN_SUBPROCESSES = ("unknown_dataset", "teacher_unsafe_lambda", "workdir_other_settings")
+# Run as a real `python -m akd_tf.main` process (absl's app.run included, the same for every case); the others run
+# in one interpreter through the same parser and main (tests/cli_cases.py): one TensorFlow start for all of them.
+IN_SUBPROCESSES = ("unknown_dataset",)
 
 
 def _config_json(workdir):

@@ -2,11 +2,10 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
+import cli_cases
 from benchmarks import study_progress, study_runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -118,22 +117,23 @@ def test_a_study_not_started_is_all_planned_runs_and_defaults_are_the_study_runn
 
 
 def test_cli_writes_report_and_refuses_a_missing_directory_or_a_flagfile_short(study, tmp_path):
-    # One start of the tool per case (each a TensorFlow import): the report, then its two refusals.
+    # The report, then its two refusals, in one interpreter (tests/cli_cases.py: one TensorFlow import).
     output, missing = tmp_path / "out" / "progress", tmp_path / "study_long"
-    command = [sys.executable, "-m", "benchmarks.study_progress", f"--studies={study},{missing}",
-               f"--flagfiles={_flagfile(tmp_path / 'a.flags')},{_flagfile(tmp_path / 'b.flags')}", f"--output={output}"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    flagfiles = f"--flagfiles={_flagfile(tmp_path / 'a.flags')},{_flagfile(tmp_path / 'b.flags')}"
+    studies = f"--studies={study},{missing}"
+    results = cli_cases.run_in_subprocess("benchmarks.study_progress", {
+        "done": [studies, flagfiles, f"--output={output}"],
+        "short": [studies, f"--flagfiles={tmp_path / 'a.flags'}"],
+        # Without flagfiles a study must have started: its directory is where the runs are read.
+        "unread": [studies],
+    }, str(tmp_path), ROOT)
+    done, short, unread = results["done"], results["short"], results["unread"]
+    assert done["returncode"] == 0, done["stderr"]
     saved = json.loads(output.with_suffix(".json").read_text())
     assert [s["label"] for s in saved["studies"]] == ["study_mid", "study_long"]
     assert [len(s["runs"]) for s in saved["studies"]] == [8, 8] and saved["left"]["epochs"] == 83 + 30 + 30 + 240
     assert "| study_mid | akd | 2 | 81.77 ± 0.71 |" in output.with_suffix(".md").read_text()
-
-    short = subprocess.run([*command[:4], f"--flagfiles={tmp_path / 'a.flags'}"], cwd=ROOT, capture_output=True,
-                           text=True)
-    assert short.returncode != 0
-    assert "--flagfiles needs one flagfile per study: 2 studies, received 1 flagfiles" in short.stderr
-    # Without flagfiles a study must have started: its directory is where the runs are read.
-    unread = subprocess.run(command[:4], cwd=ROOT, capture_output=True, text=True)
-    assert unread.returncode != 0
-    assert f"--studies/--flagfiles: '{missing}' is not a directory" in unread.stderr
+    assert short["returncode"] != 0
+    assert "--flagfiles needs one flagfile per study: 2 studies, received 1 flagfiles" in short["stderr"]
+    assert unread["returncode"] != 0
+    assert f"--studies/--flagfiles: '{missing}' is not a directory" in unread["stderr"]
