@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+import cli_cases
 from akd_tf import AnnealingSchedule
 from akd_tf import run, train
 from akd_tf.config import Config
@@ -24,11 +25,6 @@ TINY = ["--teacher_net=bert_l1_h64", "--student_net=bert_l1_h64", "--teacher_voc
         "--student_vocabulary_size=400", "--sequence_length=32", "--batch_size=32", "--teacher_epochs=1",
         "--max_temperature=2", "--phase1_epochs=2", "--phase2_epochs=1", "--optimizer=adamw",
         "--learning_rate=0.001", "--weight_decay=0", "--clipnorm=1.0", "--lr_schedule=linear", "--verbose=0"]
-
-
-def _main(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "akd_tf.main", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def test_real_glue_files_are_read_with_their_splits_and_labels():
@@ -174,15 +170,6 @@ def test_preset_that_cannot_download_is_one_clear_line():
         text_nets.from_preset(os.path.join(ROOT, "configs"), 2, 32)
 
 
-def test_cli_student_preset_fails_before_the_teacher_trains(tmp_path):
-    proc = _main("--dataset=glue/sst2", f"--workdir={tmp_path}", "--train_size=64", "--validation_size=32",
-                 "--test_size=32", "--student_preset=distil_bert_base_en_uncased", *TINY[:1], *TINY[2:])
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("akd_tf.main: error: --student_preset 'distil_bert_base_en_uncased' could not be downloaded")
-    assert not os.path.exists(os.path.join(tmp_path, "teacher.keras"))
-
-
 def test_glue_run_end_to_end_on_mock_data_for_a_pair_task(tmp_path):
     """MRPC (sentence pairs, F1) through `train_and_evaluate` on TFDS mock data."""
     config = Config(dataset="glue/mrpc", train_size=48, validation_size=32, test_size=32, batch_size=16,
@@ -203,12 +190,33 @@ def test_glue_run_end_to_end_on_mock_data_for_a_pair_task(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def sst2_workdir(tmp_path_factory):
-    """The tiny offline SST-2 config on the real GLUE files: teacher, AKD student, saved outputs."""
-    workdir = str(tmp_path_factory.mktemp("glue"))
-    proc = _main("--flagfile=configs/glue_tiny_smoke.flags", f"--workdir={workdir}", "--verbose=0")
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return workdir
+def cli_runs(tmp_path_factory):
+    """Two text runs of the CLI in one interpreter (one TensorFlow start): the tiny offline SST-2 config on the real
+    GLUE files (teacher, AKD student, saved outputs), and a student preset that cannot be downloaded."""
+    root = tmp_path_factory.mktemp("glue")
+    workdirs = {"sst2": str(root / "sst2"), "preset": str(root / "preset")}
+    results = cli_cases.run_in_subprocess("akd_tf.main", {
+        "sst2": ["--flagfile=configs/glue_tiny_smoke.flags", f"--workdir={workdirs['sst2']}", "--verbose=0"],
+        "preset": ["--dataset=glue/sst2", f"--workdir={workdirs['preset']}", "--train_size=64", "--validation_size=32",
+                   "--test_size=32", "--student_preset=distil_bert_base_en_uncased", *TINY[:1], *TINY[2:]],
+    }, str(root), ROOT)
+    return results, workdirs
+
+
+@pytest.fixture(scope="module")
+def sst2_workdir(cli_runs):
+    results, workdirs = cli_runs
+    assert results["sst2"]["returncode"] == 0, results["sst2"]["stderr"][-4000:]
+    return workdirs["sst2"]
+
+
+def test_cli_student_preset_fails_before_the_teacher_trains(cli_runs):
+    results, workdirs = cli_runs
+    proc = results["preset"]
+    assert proc["returncode"] == 2, proc["stderr"][-2000:]
+    last = proc["stderr"].strip().splitlines()[-1]
+    assert last.startswith("akd_tf.main: error: --student_preset 'distil_bert_base_en_uncased' could not be downloaded")
+    assert not os.path.exists(os.path.join(workdirs["preset"], "teacher.keras"))
 
 
 def test_cli_glue_run_writes_metrics_models_and_a_loadable_student(sst2_workdir):
