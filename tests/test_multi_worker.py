@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -72,6 +73,9 @@ def test_two_workers_match_one_worker(tmp_path):
         np.testing.assert_allclose(two[0][key], one[key], rtol=0, atol=1e-5, err_msg=key)
 
 
+# `pytest -m slow`: two smoke runs of the CLI in a cluster (~1 min of both cores). The default run keeps the
+# equality of two workers with one (above), which is what the shim (akd_tf/multi_worker.py) must give.
+@pytest.mark.slow
 def test_cli_on_two_workers_writes_one_run(tmp_path, smoke_workdir):
     workdir = tmp_path / "run"
     logs = _workers(lambda i, ports: [
