@@ -1,5 +1,6 @@
 """Every bad input of the CLI: exit status 2 and one line on stderr naming what was received and what is
-allowed, before any training starts. The cases run as concurrent subprocesses (one TensorFlow start each)."""
+allowed, before any training starts. The cases run in one interpreter through the CLI's parser and main
+(tests/cli_cases.py); one of them runs as a real `python -m akd_tf.main` process instead."""
 
 import concurrent.futures
 import json
