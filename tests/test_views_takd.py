@@ -164,6 +164,13 @@ def test_takd_trains_an_assistant_once_and_reuses_it(tmp_path, smoke_workdir):
     assert second["assistant"]["test_accuracy"] == pytest.approx(first["assistant"]["test_accuracy"])
 
 
+# The study runner on a few hundred images (both tests below).
+TINY_STUDY = ["--flagfile=configs/study_cpu.flags", "--train_size=256", "--validation_size=128", "--test_size=128",
+              "--teacher_net=resnet8", "--assistant_net=plane2", "--student_net=plane2", "--teacher_epochs=2",
+              "--phase1_epochs=2", "--phase2_epochs=1", "--max_temperature=2", "--teacher_views=2",
+              "--learning_rate=0.01"]
+
+
 # The heavy tier (`pytest -m slow`): five TensorFlow starts, ~2 min of the 2 cores. The lanes and the given teacher
 # are checked by the default run (the test after this one).
 @pytest.mark.slow
@@ -188,12 +195,6 @@ def test_study_runner_end_to_end(tmp_path):
     assert f"--assistant={tmp_path / 'runs' / 'assistant' / 'student.keras'}" in takd_flags
     for png in ("study_val_accuracy.png", "study_schedule.png"):
         assert (tmp_path / png).stat().st_size > 10_000
-
-
-TINY_STUDY = ["--flagfile=configs/study_cpu.flags", "--train_size=256", "--validation_size=128", "--test_size=128",
-              "--teacher_net=resnet8", "--assistant_net=plane2", "--student_net=plane2", "--teacher_epochs=2",
-              "--phase1_epochs=2", "--phase2_epochs=1", "--max_temperature=2", "--teacher_views=2",
-              "--learning_rate=0.01"]
 
 
 def test_study_lanes_share_out_the_runs_of_a_given_teacher(tmp_path, smoke_workdir):
