@@ -1,6 +1,7 @@
 """Runs many command lines of one of the tool's CLIs in one interpreter (one TensorFlow start instead of one per
 case; ~7 s each on 2 cores). Each case goes through the CLI's own flag parsing and ``main``, with the flags
-reset in between, and reports its exit status, stdout and stderr, as ``app.run`` would end the process.
+reset in between, and reports its exit status, stdout and stderr (with its log lines), as ``app.run`` would end
+the process.
 
     python tests/cli_cases.py akd_tf.main cases.json results.json      # cases: {name: [argv...]}
     python tests/cli_cases.py export.tflite cases.json results.json
@@ -18,12 +19,26 @@ import sys
 
 def _call(cli, argv):
     """The exit status ``app.run(cli.main)`` would give for ``argv``."""
-    prog = cli.__name__
-    if hasattr(cli, "parse_flags"):  # akd_tf.main: its own one-line parser errors
-        return cli.main(cli.parse_flags([prog, *argv])) or 0
     from absl import flags
 
-    return cli.main(flags.FLAGS([prog, *argv])) or 0
+    prog = cli.__name__
+    if hasattr(cli, "parse_flags"):  # akd_tf.main: its own one-line parser errors
+        args = cli.parse_flags([prog, *argv])
+    else:
+        args = flags.FLAGS([prog, *argv])
+    if flags.FLAGS["verbosity"].using_default_value:  # as app.run does after parsing: INFO lines are logged
+        flags.FLAGS.verbosity = 0
+    return cli.main(args) or 0
+
+
+@contextlib.contextmanager
+def _stream(handler, stream):
+    """The log handler writes to ``stream`` (it took the real stderr when absl was imported)."""
+    previous, handler.stream = handler.stream, stream
+    try:
+        yield
+    finally:
+        handler.stream = previous
 
 
 def run_cases(module, cases):
@@ -32,12 +47,16 @@ def run_cases(module, cases):
     cli = importlib.import_module(module)
     if hasattr(cli, "define_flags"):  # a tool that defines its flags only when run as a program
         cli.define_flags()
+    from absl import logging
+
+    logging.use_absl_handler()  # as app.run does: the tool's log lines go to its stderr
+    handler = logging.get_absl_handler().python_handler
     results = {}
     for name, argv in cases.items():
         flags.FLAGS.unparse_flags()
         sys.argv = [module, *argv]  # what the tool sees as its command line (some print it)
         out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _stream(handler, err):
             try:
                 status = _call(cli, argv)
             except SystemExit as exit_:

@@ -2,9 +2,10 @@
 
 Run as a script, one process per worker: ``python tests/multi_worker_fit.py --ports 5001,5002 --index 0
 --out /tmp/w0.npz``. Each worker writes the student's weights and the logged losses. The first models have no
-BatchNorm (its statistics are per replica), so the result must equal a single worker's with the same
+BatchNorm (its statistics are per replica), so the result must equal that of one device with the same
 global batch; then one AKD step of a ResNet-8 student with synchronised BatchNorm (``sync_batchnorm=True``),
-which must too.
+which must too. Worker 0 also writes that reference (keys ``one_*``): the same fits on its own device, outside
+the cluster's strategy.
 """
 
 import argparse
@@ -50,27 +51,37 @@ def main():
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     train_ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL_BATCH).with_options(options)
     val_ds = tf.data.Dataset.from_tensor_slices((x[:32], y[:32])).batch(GLOBAL_BATCH).with_options(options)
-    with strategy.scope():
-        akd = akd_tf.AnnealingKD(teacher=model("teacher", 1), student=model("student", 2), max_temperature=2)
-        akd.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
-    history = akd.fit(train_ds, validation_data=val_ds, epochs=3, verbose=0,
-                      callbacks=[akd_tf.AnnealingSchedule(2, 2, verbose=0)])
     images = rng.normal(size=(GLOBAL_BATCH, 32, 32, 3)).astype("float32")
-    keras.utils.set_random_seed(5)
-    reference = [akd_tf.nets.build("resnet8").get_weights() for _ in range(2)]
-    with strategy.scope():
-        teacher, student = akd_tf.nets.build("resnet8"), akd_tf.nets.build("resnet8", sync_batchnorm=True)
-        teacher.set_weights(reference[0])
-        student.set_weights(reference[1])
-        bn_akd = akd_tf.AnnealingKD(teacher=teacher, student=student, max_temperature=2)
-        bn_akd.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
     bn_data = tf.data.Dataset.from_tensor_slices((images, y[:GLOBAL_BATCH])).batch(GLOBAL_BATCH).with_options(options)
-    bn_history = bn_akd.fit(bn_data, epochs=1, verbose=0)
-    np.savez(args.out, workers=len(workers), replicas=strategy.num_replicas_in_sync,
-             loss=np.array(history.history["loss"]), val_loss=np.array(history.history["val_loss"]),
-             **{f"student_{i}": w for i, w in enumerate(akd.student.get_weights())},
-             sync_bn_loss=np.array(bn_history.history["loss"]),
-             **{f"sync_bn_student_{i}": w for i, w in enumerate(student.get_weights())})
+
+    def fit(strategy):
+        """Both fits under ``strategy``: the losses and the students' weights."""
+        with strategy.scope():
+            akd = akd_tf.AnnealingKD(teacher=model("teacher", 1), student=model("student", 2), max_temperature=2)
+            akd.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+        history = akd.fit(train_ds, validation_data=val_ds, epochs=3, verbose=0,
+                          callbacks=[akd_tf.AnnealingSchedule(2, 2, verbose=0)])
+        keras.utils.set_random_seed(5)
+        reference = [akd_tf.nets.build("resnet8").get_weights() for _ in range(2)]
+        with strategy.scope():
+            teacher, student = akd_tf.nets.build("resnet8"), akd_tf.nets.build("resnet8", sync_batchnorm=True)
+            teacher.set_weights(reference[0])
+            student.set_weights(reference[1])
+            bn_akd = akd_tf.AnnealingKD(teacher=teacher, student=student, max_temperature=2)
+            bn_akd.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+        bn_history = bn_akd.fit(bn_data, epochs=1, verbose=0)
+        return dict(replicas=strategy.num_replicas_in_sync, loss=np.array(history.history["loss"]),
+                    val_loss=np.array(history.history["val_loss"]),
+                    **{f"student_{i}": w for i, w in enumerate(akd.student.get_weights())},
+                    sync_bn_loss=np.array(bn_history.history["loss"]),
+                    **{f"sync_bn_student_{i}": w for i, w in enumerate(student.get_weights())})
+
+    results = fit(strategy)
+    if args.index == 0:
+        # The reference: the same fits on this worker's one device, outside the cluster's strategy (a process of
+        # its own would cost a TensorFlow start).
+        results.update({f"one_{k}": v for k, v in fit(tf.distribute.get_strategy()).items()})
+    np.savez(args.out, workers=len(workers), **results)
 
 
 if __name__ == "__main__":

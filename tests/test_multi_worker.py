@@ -1,4 +1,4 @@
-"""Two workers on 127.0.0.1 under MultiWorkerMirroredStrategy: the same student as one worker (library),
+"""Two workers on 127.0.0.1 under MultiWorkerMirroredStrategy: the same student as one device (library),
 and the CLI's `--strategy=multi_worker` end to end (one set of outputs, written by the chief)."""
 
 import json
@@ -46,35 +46,30 @@ def _workers(command, num_workers):
     return logs
 
 
-def _library_run(num_workers, tmp_path):
-    outs = [tmp_path / f"w{num_workers}_{i}.npz" for i in range(num_workers)]
+def test_two_workers_match_one_device(tmp_path):
+    outs = [tmp_path / f"worker{i}.npz" for i in range(2)]
     _workers(lambda i, ports: [sys.executable, os.path.join(HERE, "multi_worker_fit.py"),
-                               "--ports", ",".join(map(str, ports)), "--index", str(i), "--out", str(outs[i])],
-             num_workers)
-    return [np.load(out) for out in outs]
-
-
-def test_two_workers_match_one_worker(tmp_path):
-    (one,) = _library_run(1, tmp_path)
-    two = _library_run(2, tmp_path)
+                               "--ports", ",".join(map(str, ports)), "--index", str(i), "--out", str(outs[i])], 2)
+    two = [dict(np.load(out)) for out in outs]
+    one = {k[len("one_"):]: v for k, v in two[0].items() if k.startswith("one_")}  # worker 0's own device
     assert int(one["replicas"]) == 1 and int(two[0]["replicas"]) == 2
     np.testing.assert_allclose(two[0]["loss"], one["loss"], rtol=1e-5)
     np.testing.assert_allclose(two[0]["val_loss"], one["val_loss"], rtol=1e-5)
-    keys = sorted(k for k in one.files if k.startswith("student_"))
+    keys = sorted(k for k in one if k.startswith("student_"))
     assert keys
     for key in keys:
         np.testing.assert_allclose(two[0][key], one[key], rtol=1e-5, atol=1e-6, err_msg=key)
         np.testing.assert_array_equal(two[1][key], two[0][key], err_msg=key)  # the workers agree exactly
     # A BatchNorm ResNet-8 with --sync_batchnorm: each worker normalises with the global batch's statistics.
     np.testing.assert_allclose(two[0]["sync_bn_loss"], one["sync_bn_loss"], rtol=1e-5)
-    keys = sorted(k for k in one.files if k.startswith("sync_bn_student_"))
+    keys = sorted(k for k in one if k.startswith("sync_bn_student_"))
     assert len(keys) > 20
     for key in keys:
         np.testing.assert_allclose(two[0][key], one[key], rtol=0, atol=1e-5, err_msg=key)
 
 
 # `pytest -m slow`: two smoke runs of the CLI in a cluster (~1 min of both cores). The default run keeps the
-# equality of two workers with one (above), which is what the shim (akd_tf/multi_worker.py) must give.
+# equality of two workers with one device (above), which is what the shim (akd_tf/multi_worker.py) must give.
 @pytest.mark.slow
 def test_cli_on_two_workers_writes_one_run(tmp_path, smoke_workdir):
     workdir = tmp_path / "run"
