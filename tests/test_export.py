@@ -144,25 +144,39 @@ ERRORS = {  # name: (arguments, the message)
 
 
 @pytest.fixture(scope="module")
-def error_results(smoke_workdir, tmp_path_factory):
-    """The error cases through the CLI's flags and main, all in one interpreter (tests/cli_cases.py): one
-    TensorFlow start instead of three. Each writes into a folder that already holds an earlier file."""
+def cli_results(smoke_workdir, tmp_path_factory):
+    """The error cases through the CLI's flags and main, all in one interpreter (tests/cli_cases.py), with one
+    export that succeeds ("run_keras_file"): one TensorFlow start instead of four. Each error case writes into a
+    folder that already holds an earlier file."""
     import cli_cases
 
-    root = tmp_path_factory.mktemp("export_errors")
+    root = tmp_path_factory.mktemp("export_cli")
     cases = {}
     for name, (args, _) in ERRORS.items():
         (root / name).mkdir()
         (root / name / "earlier.txt").write_text("keep me")
         model = [] if any(a.startswith("--model") for a in args) else [f"--model={smoke_workdir}/student"]
         cases[name] = [*model, *args, f"--output={root / name}"]
+    cases["run_keras_file"] = [f"--model={smoke_workdir}/student.keras", "--quantization=fp32", "--test_size=200",
+                               "--nobenchmark", f"--output={root / 'run_keras_file'}"]
     return root, cli_cases.run_in_subprocess("export.tflite", cases, str(root), ROOT, timeout=300)
 
 
 @pytest.mark.parametrize("name", list(ERRORS))
-def test_cli_errors_leave_earlier_output_untouched(error_results, name):
-    root, results = error_results
+def test_cli_errors_leave_earlier_output_untouched(cli_results, name):
+    root, results = cli_results
     result, message = results[name], ERRORS[name][1]
     assert result["returncode"] != 0
     assert message in result["stderr"] and "Traceback" not in result["stderr"], result["stderr"][-3000:]
     assert (root / name / "earlier.txt").read_text() == "keep me" and os.listdir(root / name) == ["earlier.txt"]
+
+
+def test_cli_exports_the_student_keras_file_of_a_run_with_its_dataset(cli_results, smoke_workdir):
+    """<workdir>/student.keras finds <workdir>/student/akd_tf.json: dataset and normalisation as for student/."""
+    root, results = cli_results
+    assert results["run_keras_file"]["returncode"] == 0, results["run_keras_file"]["stderr"][-3000:]
+    row = json.loads((root / "run_keras_file" / "export_report.json").read_text())["results"][0]
+    with open(os.path.join(smoke_workdir, "metrics.json")) as f:
+        student_top1 = json.load(f)["student"]["test_accuracy"]
+    # The smoke run tests on the first 512 images; this checks on the first 200 of the same split.
+    assert row["test_examples"] == 200 and row["agreement"] == 1.0 and abs(row["keras_top1"] - student_top1) < 0.1

@@ -119,27 +119,13 @@ def _export(*args):
                           timeout=600)
 
 
-def test_cli_exports_a_keras_file_with_npz_data_beside_it(user):
+def test_cli_exports_a_keras_file_with_npz_data_beside_it(cli_results, user):
     d = user["dir"]
-    proc = _export(f"--model={d / 'model.keras'}", "--quantization=fp32,int8",
-                   f"--representative_data={d / 'calibration.npz'}", f"--test_data={d / 'test.npz'}", "--invokes=10")
+    proc, _ = cli_results["npz_beside"]
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((d / "tflite" / "export_report.json").read_text())  # default output: beside the model
     assert report["model"] == str(d / "model.keras") and [r["mode"] for r in report["results"]] == ["fp32", "int8"]
     assert report["results"][0]["agreement"] == 1.0 and report["results"][0]["test_examples"] == 80
-
-
-def test_cli_exports_the_student_keras_file_of_a_run_with_its_dataset(smoke_workdir, tmp_path):
-    """<workdir>/student.keras finds <workdir>/student/akd_tf.json: dataset and normalisation as for student/."""
-    out = tmp_path / "tflite"
-    proc = _export(f"--model={smoke_workdir}/student.keras", "--quantization=fp32", "--test_size=200",
-                   "--nobenchmark", f"--output={out}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    row = json.loads((out / "export_report.json").read_text())["results"][0]
-    with open(os.path.join(smoke_workdir, "metrics.json")) as f:
-        student_top1 = json.load(f)["student"]["test_accuracy"]
-    # The smoke run tests on the first 512 images; this checks on the first 200 of the same split.
-    assert row["test_examples"] == 200 and row["agreement"] == 1.0 and abs(row["keras_top1"] - student_top1) < 0.1
 
 
 BAD = [
@@ -159,13 +145,15 @@ BAD = [
 ]
 
 
-# Run as a real `python -m export.tflite` process (absl's app.run included); the others run in one interpreter
-# through the same flags and main (tests/cli_cases.py).
+# Run as a real `python -m export.tflite` process (absl's app.run included); the others, and one export that
+# succeeds, run in one interpreter through the same flags and main (tests/cli_cases.py).
 IN_SUBPROCESS = "lambda_keras"
 
 
 @pytest.fixture(scope="module")
-def bad_results(user):
+def cli_results(user):
+    """name: (result, output folder) for each BAD case, and for "npz_beside" (a .keras file with .npz data, the
+    output left at its default, beside the model)."""
     d = user["dir"]
     argvs, targets = {}, {}
     for name, args, _ in BAD:
@@ -178,6 +166,10 @@ def bad_results(user):
         targets[name].mkdir(parents=True)
         (targets[name] / "earlier.txt").write_text("keep me")
         argvs[name] = argv + [f"--output={targets[name]}", "--invokes=5"]
+    argvs["npz_beside"] = [f"--model={d / 'model.keras'}", "--quantization=fp32,int8",
+                           f"--representative_data={d / 'calibration.npz'}", f"--test_data={d / 'test.npz'}",
+                           "--invokes=10"]
+    targets["npz_beside"] = d / "tflite"
     batch = {name: argv for name, argv in argvs.items() if name != IN_SUBPROCESS}
     results = {name: types.SimpleNamespace(**r) for name, r in
                cli_cases.run_in_subprocess("export.tflite", batch, str(d), ROOT).items()}
@@ -186,8 +178,8 @@ def bad_results(user):
 
 
 @pytest.mark.parametrize("name,args,fragments", BAD, ids=[b[0] for b in BAD])
-def test_cli_bad_input_is_one_line_and_leaves_earlier_output(bad_results, name, args, fragments):
-    proc, target = bad_results[name]
+def test_cli_bad_input_is_one_line_and_leaves_earlier_output(cli_results, name, args, fragments):
+    proc, target = cli_results[name]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("export.tflite: error: ")]
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
