@@ -130,6 +130,8 @@ def teacher_view_logits(run, data, teacher, stage, teacher_outputs="logits"):
     n, views = data.num_examples["train"], config.teacher_views
     saved = _saved_views(path, views, n, stage)
     if saved is not None:
+        if run.chief:  # left by a kill between writing the file and removing its parts
+            files.remove(f"{path}.parts")
         return saved
     if not (config.teacher_views_cache and run.chief):
         return _make_views(run, data, teacher, stage, teacher_outputs, path)

@@ -114,11 +114,12 @@ def test_a_teacher_pass_killed_between_views_resumes_at_the_view_it_was_in(split
     from types import SimpleNamespace
 
     from akd_tf.config import Config
-    from akd_tf.train import _make_views
+    from akd_tf.train import _make_views, teacher_view_logits, views_path
 
     teacher = _net(1)
-    run = SimpleNamespace(config=Config(dataset="cifar10", teacher_views=K, batch_size=BATCH, verbose=2), chief=True)
-    path = str(tmp_path / "views.npz")
+    run = SimpleNamespace(config=Config(dataset="cifar10", teacher_views=K, batch_size=BATCH, verbose=2), chief=True,
+                          out=str(tmp_path))
+    path = views_path(run, teacher, "student")
     with pytest.raises(KeyboardInterrupt):
         _make_views(run, splits, _KilledAfter(teacher, passes=2), "student", "logits", path)
     assert sorted(os.listdir(path + ".parts")) == ["view000.npy", "view001.npy"] and not os.path.exists(path)
@@ -135,6 +136,13 @@ def test_a_teacher_pass_killed_between_views_resumes_at_the_view_it_was_in(split
     np.testing.assert_allclose(validation, teacher.predict(splits.validation, verbose=0), rtol=1e-5, atol=1e-5)
     with np.load(path) as saved:
         np.testing.assert_array_equal(saved["views"], logits)
+    # A kill between writing the file and removing the parts leaves them: the next run reads the file (no teacher
+    # pass) and removes them.
+    os.makedirs(path + ".parts")
+    np.save(os.path.join(path + ".parts", "view000.npy"), logits[0])
+    again, _ = teacher_view_logits(run, splits, _KilledAfter(teacher, passes=0), "student")
+    np.testing.assert_array_equal(again, logits)
+    assert not os.path.exists(path + ".parts")
 
 
 def test_takd_trains_an_assistant_once_and_reuses_it(tmp_path, smoke_workdir):
