@@ -113,13 +113,17 @@ def _train(workdir, lines, name, last):
     log(f"{name}: {' '.join(command)}")
     start = time.perf_counter()
     with open(os.path.join(workdir, "study.log"), "a") as out:
-        status = subprocess.call(command, stdout=out, stderr=subprocess.STDOUT)
+        status = _call(command, stdout=out, stderr=subprocess.STDOUT, heartbeat=lambda: _alive(workdir))
     elapsed = time.perf_counter() - start
     if status:
         raise SystemExit(f"{name} failed with exit status {status}; see {os.path.join(workdir, 'study.log')}")
-    record = {"command": " ".join(command), "wall_time_s": elapsed + sum(earlier), "cpus": usable_cpus()}
+    record = {"command": " ".join(command), "wall_time_s": elapsed + sum(a["seconds"] for a in earlier),
+              "cpus": usable_cpus()}
     if earlier:
-        record["interrupted_attempts_s"] = earlier
+        record["interrupted_attempts_s"] = [a["seconds"] for a in earlier]
+        notes = [f"attempt {i}: {a['note']}" for i, a in enumerate(earlier, 1) if "note" in a]
+        if notes:  # how a time was found, when it was not by the usual means (e.g. set by hand from the log)
+            record["interrupted_attempts_notes"] = notes
     pauses = read_pauses(workdir)
     if pauses:  # stopped by benchmarks.pause_runs: not the run's time
         paused = sum(p["seconds"] for p in pauses)
@@ -134,6 +138,7 @@ def _train(workdir, lines, name, last):
 
 
 _POLL_S = 60  # how often a run waited for (when_busy="wait") is looked at
+_HEARTBEAT_S = 60  # how often a running attempt writes the time into its record
 _ATTEMPTS = "study_attempts.json"
 PAUSES = "study_pauses.json"  # the times the run was stopped (SIGSTOP) by benchmarks.pause_runs
 
@@ -147,25 +152,57 @@ def read_pauses(workdir):
         return json.load(f)
 
 
+def _call(command, stdout, stderr, heartbeat):
+    """``subprocess.call`` that calls ``heartbeat()`` every `_HEARTBEAT_S` while the command runs; the command is
+    killed if this process is interrupted."""
+    with subprocess.Popen(command, stdout=stdout, stderr=stderr) as proc:
+        try:
+            while True:
+                try:
+                    return proc.wait(timeout=_HEARTBEAT_S)
+                except subprocess.TimeoutExpired:
+                    heartbeat()
+        except BaseException:
+            proc.kill()
+            raise
+
+
+def _alive(workdir):
+    """Writes the time into the running attempt's record: if the attempt is killed (its session ends), the next
+    one counts it as having run until then."""
+    path = os.path.join(workdir, _ATTEMPTS)
+    with open(path) as f:
+        attempts = json.load(f)
+    attempts[-1]["alive"] = time.time()
+    files.write_json(path, attempts)
+
+
 def _interrupted_attempts(workdir):
-    """Seconds spent by earlier attempts at this run that were killed (a session ending mid-run), then starts
-    a new attempt. A killed attempt cannot write its end, so it is taken as the last time the run wrote to its
-    directory (its log, checkpoints, TensorBoard events): the run's wall time counts the work it lost."""
+    """Starts a new attempt at this run; returns the earlier ones, which were killed (a session ending mid-run),
+    each with the ``seconds`` it spent (and a ``note`` if that was set by hand). A killed attempt cannot write its
+    end: it counts until the last time it wrote that it was alive (`_alive`, every minute), so the run's wall
+    time counts the work it lost. Attempts recorded before those heartbeats count until the last time the run
+    wrote to its directory (its log, checkpoints), which is right only on the machine that ran them: a copy of
+    the directory (the work tree carried between sessions) may give its files the time of the copy."""
     path = os.path.join(workdir, _ATTEMPTS)
     attempts = []
     if os.path.isfile(path):
         with open(path) as f:
             attempts = json.load(f)
         if attempts and "seconds" not in attempts[-1]:
-            last_write = max((os.path.getmtime(os.path.join(root, name))
-                              for root, _, names in os.walk(workdir) for name in names
-                              if name not in (_ATTEMPTS, PAUSES)),
-                             default=attempts[-1]["started"])
-            attempts[-1]["seconds"] = max(0.0, last_write - attempts[-1]["started"])
+            last = attempts[-1]
+            if "alive" in last:
+                end = last["alive"]
+            else:
+                end = max((os.path.getmtime(os.path.join(root, name))
+                           for root, _, names in os.walk(workdir) for name in names
+                           if name not in (_ATTEMPTS, PAUSES)),
+                          default=last["started"])
+            last["seconds"] = max(0.0, end - last["started"])
     attempts.append({"started": time.time()})
     with open(path, "w") as f:
         json.dump(attempts, f, indent=2)
-    return [a["seconds"] for a in attempts[:-1]]
+    return attempts[:-1]
 
 
 def read_flags(path) -> dict:

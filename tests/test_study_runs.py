@@ -13,46 +13,108 @@ import pytest
 from benchmarks import study_runs
 
 
-def test_interrupted_attempt_time_is_added_to_the_finished_run(tmp_path, monkeypatch):
-    workdir = tmp_path / "akd_seed0"
-    calls = []
-
-    def killed(command, stdout, stderr):
-        # The first attempt, an hour ago, wrote for 120 s (its log's last write), then its session ended; the
-        # next attempt (writing its flagfile anew) must not count the hour between the sessions.
-        attempts = json.loads((workdir / study_runs._ATTEMPTS).read_text())
-        started = attempts[-1]["started"] = attempts[-1]["started"] - 3600
-        (workdir / study_runs._ATTEMPTS).write_text(json.dumps(attempts))
-        for name in os.listdir(workdir):
-            if name != study_runs._ATTEMPTS:
-                os.utime(workdir / name, (started, started))
-        os.utime(workdir / "study.log", (started + 120, started + 120))
-        calls.append(command)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(study_runs.subprocess, "call", killed)
+def _interrupted_then_finished(workdir, monkeypatch, killed):
+    """The record of a run whose first attempt ``killed`` ends (KeyboardInterrupt) and whose second finishes."""
+    monkeypatch.setattr(study_runs, "_call", killed)
     with pytest.raises(KeyboardInterrupt):
         study_runs.run_main(str(workdir), ["--method=akd"])
     assert not (workdir / "study_run.json").exists()
 
-    def finishes(command, stdout, stderr):
+    def finishes(command, stdout, stderr, heartbeat):
         (workdir / "metrics.json").write_text(json.dumps({"student": {"dev": 0.5}}))
         (workdir / "history_student.csv").write_text("epoch,loss\n0,1.0\n")
         return 0
 
-    monkeypatch.setattr(study_runs.subprocess, "call", finishes)
-    metrics = study_runs.run_main(str(workdir), ["--method=akd"])
-    record = metrics["study"]
-    assert record["interrupted_attempts_s"] == [pytest.approx(120, abs=1)]
+    monkeypatch.setattr(study_runs, "_call", finishes)
+    return study_runs.run_main(str(workdir), ["--method=akd"])["study"]
+
+
+def _an_hour_ago(workdir):
+    """Moves the running attempt's start an hour back (the session that started it has ended); returns it."""
+    attempts = json.loads((workdir / study_runs._ATTEMPTS).read_text())
+    started = attempts[-1]["started"] = attempts[-1]["started"] - 3600
+    (workdir / study_runs._ATTEMPTS).write_text(json.dumps(attempts))
+    return started
+
+
+def test_interrupted_attempt_counts_until_its_last_heartbeat(tmp_path, monkeypatch):
+    """The first attempt, an hour ago, was alive for 120 s, then its session ended; its directory was then copied to
+    another machine, which gave every file the time of the copy (now): neither the hour between the sessions
+    nor the copy counts."""
+    workdir = tmp_path / "akd_seed0"
+
+    def killed(command, stdout, stderr, heartbeat):
+        started = _an_hour_ago(workdir)
+        with monkeypatch.context() as m:
+            m.setattr(study_runs.time, "time", lambda: started + 120)
+            heartbeat()
+        raise KeyboardInterrupt
+
+    record = _interrupted_then_finished(workdir, monkeypatch, killed)
+    assert record["interrupted_attempts_s"] == [pytest.approx(120, abs=1e-6)]
     assert 120 <= record["wall_time_s"] < 130
     assert not (workdir / study_runs._ATTEMPTS).exists()
     # Finished: a third call reuses it and its record stays.
     assert study_runs.run_main(str(workdir), ["--method=akd"])["study"] == record
 
 
+def test_interrupted_attempt_without_heartbeats_counts_until_the_runs_last_write(tmp_path, monkeypatch):
+    """Attempts recorded before the heartbeats: the last write to the run's directory ends them."""
+    workdir = tmp_path / "akd_seed0"
+
+    def killed(command, stdout, stderr, heartbeat):
+        started = _an_hour_ago(workdir)
+        for name in os.listdir(workdir):
+            if name != study_runs._ATTEMPTS:
+                os.utime(workdir / name, (started, started))
+        os.utime(workdir / "study.log", (started + 120, started + 120))
+        raise KeyboardInterrupt
+
+    record = _interrupted_then_finished(workdir, monkeypatch, killed)
+    assert record["interrupted_attempts_s"] == [pytest.approx(120, abs=1)]
+    assert "interrupted_attempts_notes" not in record
+
+
+def test_an_attempts_time_set_by_hand_is_kept_with_its_note(tmp_path, monkeypatch):
+    """An attempt whose time could not be read from its heartbeats or files: its seconds and a note, written into
+    study_attempts.json by hand before the run goes on, reach the run's record."""
+    workdir = tmp_path / "kd_seed0"
+
+    def killed(command, stdout, stderr, heartbeat):
+        attempts = json.loads((workdir / study_runs._ATTEMPTS).read_text())
+        attempts[-1].update(seconds=1730.0, note="from its log: 6 epochs")
+        (workdir / study_runs._ATTEMPTS).write_text(json.dumps(attempts))
+        raise KeyboardInterrupt
+
+    record = _interrupted_then_finished(workdir, monkeypatch, killed)
+    assert record["interrupted_attempts_s"] == [1730.0] and 1730 <= record["wall_time_s"] < 1740
+    assert record["interrupted_attempts_notes"] == ["attempt 1: from its log: 6 epochs"]
+
+
+def test_a_running_command_writes_heartbeats_and_is_killed_with_its_runner(tmp_path, monkeypatch):
+    monkeypatch.setattr(study_runs, "_HEARTBEAT_S", 0.05)
+    beats = []
+    status = study_runs._call([sys.executable, "-c", "import time; time.sleep(0.5)"], stdout=None, stderr=None,
+                              heartbeat=lambda: beats.append(time.time()))
+    assert status == 0 and len(beats) >= 3
+    # Interrupted (the session's end reaches the runner first): the command does not outlive it.
+    started = []
+
+    def interrupt():
+        started.append(True)
+        raise KeyboardInterrupt
+
+    marker = tmp_path / "outlived"
+    with pytest.raises(KeyboardInterrupt):
+        study_runs._call([sys.executable, "-c", f"import time; time.sleep(1); open({str(marker)!r}, 'w')"],
+                         stdout=None, stderr=None, heartbeat=interrupt)
+    time.sleep(1.5)
+    assert started and not marker.exists()
+
+
 def _finishes_in(workdir):
     """A stand-in for the run's subprocess that finishes at once, writing only its metrics."""
-    def call(command, stdout, stderr):
+    def call(command, stdout, stderr, heartbeat):
         (workdir / "metrics.json").write_text("{}")
         return 0
     return call
@@ -60,14 +122,14 @@ def _finishes_in(workdir):
 
 def test_a_run_that_was_never_interrupted_records_only_its_own_time(tmp_path, monkeypatch):
     workdir = tmp_path / "finetune_seed0"
-    monkeypatch.setattr(study_runs.subprocess, "call", _finishes_in(workdir))
+    monkeypatch.setattr(study_runs, "_call", _finishes_in(workdir))
     record = study_runs.run_main(str(workdir), ["--method=finetune"])["study"]
     assert "interrupted_attempts_s" not in record and record["wall_time_s"] < 5
 
 
 def test_a_run_records_the_cores_it_was_pinned_to(tmp_path, monkeypatch):
     workdir = tmp_path / "kd_seed0"
-    monkeypatch.setattr(study_runs.subprocess, "call", _finishes_in(workdir))
+    monkeypatch.setattr(study_runs, "_call", _finishes_in(workdir))
     monkeypatch.setattr(study_runs.os, "sched_getaffinity", lambda pid: {1}, raising=False)
     assert study_runs.run_main(str(workdir), ["--method=kd"])["study"]["cpus"] == 1
 
@@ -95,23 +157,23 @@ def test_usable_cpus_follows_the_affinity_not_the_machine(monkeypatch):
 def test_a_finished_run_is_recorded_and_a_new_machine_takes_it_from_the_record(tmp_path, monkeypatch):
     workdir, records = tmp_path / "home" / "kd_seed1", tmp_path / "repo" / "runs" / "kd_seed1"
 
-    def finishes(command, stdout, stderr):
+    def finishes(command, stdout, stderr, heartbeat):
         (workdir / "metrics.json").write_text(json.dumps({"student": {"test_accuracy": 0.8236}}))
         (workdir / "history_student.csv").write_text("epoch,loss,val_accuracy\n0,1.5,0.4\n1,1.0,0.6\n")
         (workdir / "student.keras").write_bytes(b"weights")  # a model: never recorded
         return 0
 
-    monkeypatch.setattr(study_runs.subprocess, "call", finishes)
+    monkeypatch.setattr(study_runs, "_call", finishes)
     first = study_runs.run_main(str(workdir), ["--method=kd"], records=str(records))
     assert sorted(os.listdir(records)) == ["history_student.csv", "metrics.json", "study.flags", "study_run.json"]
 
     # The next session's machine: the workdir is gone, the committed record is not. Nothing is trained again.
     shutil.rmtree(tmp_path / "home")
 
-    def must_not_run(command, stdout, stderr):
+    def must_not_run(command, stdout, stderr, heartbeat):
         raise AssertionError("a recorded run was trained again")
 
-    monkeypatch.setattr(study_runs.subprocess, "call", must_not_run)
+    monkeypatch.setattr(study_runs, "_call", must_not_run)
     again = study_runs.run_main(str(workdir), ["--method=kd"], records=str(records))
     assert again["study"] == first["study"] and again["student"] == {"test_accuracy": 0.8236}
     assert again["history"]["val_accuracy"] == [0.4, 0.6]
@@ -124,12 +186,12 @@ def test_an_unfinished_record_is_not_taken(tmp_path, monkeypatch):
     (records / "metrics.json").write_text("{}")  # no study_run.json: not a finished run's record
     calls = []
 
-    def finishes(command, stdout, stderr):
+    def finishes(command, stdout, stderr, heartbeat):
         calls.append(command)
         (workdir / "metrics.json").write_text(json.dumps({"student": {"test_accuracy": 0.5}}))
         return 0
 
-    monkeypatch.setattr(study_runs.subprocess, "call", finishes)
+    monkeypatch.setattr(study_runs, "_call", finishes)
     study_runs.run_main(str(workdir), ["--method=akd"], records=str(records))
     assert len(calls) == 1
     assert json.loads((records / "metrics.json").read_text()) == {"student": {"test_accuracy": 0.5}}
@@ -153,12 +215,12 @@ def test_the_times_a_run_was_stopped_are_left_out_of_its_wall_time(tmp_path, mon
     pauses = [{"start": 100.0, "end": 160.0, "seconds": 60.0, "why": "timing the tests"}]
     (workdir / study_runs.PAUSES).write_text(json.dumps(pauses))
 
-    def finishes_after_a_pause(command, stdout, stderr):
+    def finishes_after_a_pause(command, stdout, stderr, heartbeat):
         time.sleep(0.5)
         (workdir / "metrics.json").write_text("{}")
         return 0
 
-    monkeypatch.setattr(study_runs.subprocess, "call", finishes_after_a_pause)
+    monkeypatch.setattr(study_runs, "_call", finishes_after_a_pause)
     record = study_runs.run_main(str(workdir), ["--method=kd"])["study"]
     assert record["paused_s"] == 60 and record["pauses"] == pauses
     assert record["wall_time_s"] == pytest.approx(record["wall_time_s_with_pauses"] - 60)
@@ -218,7 +280,7 @@ def _held_by(lock, proc):
 def test_a_run_another_process_is_training_is_skipped_not_trained_twice(tmp_path, monkeypatch, capsys, holder):
     workdir = tmp_path / "kd_seed0"
     _held_by(tmp_path / "kd_seed0.lock", holder)
-    monkeypatch.setattr(study_runs.subprocess, "call", lambda *a, **k: pytest.fail("trained a run another process holds"))
+    monkeypatch.setattr(study_runs, "_call", lambda *a, **k: pytest.fail("trained a run another process holds"))
     assert study_runs.run_main(str(workdir), ["--method=kd"], when_busy="skip") is None
     assert f"kd_seed0: process {holder.pid} is training it; left to that process" in capsys.readouterr().out
     assert (tmp_path / "kd_seed0.lock").read_text().split()[0] == str(holder.pid)  # still the holder's
@@ -232,7 +294,7 @@ def test_a_run_waited_for_is_taken_from_the_process_that_trained_it(tmp_path, mo
     workdir = tmp_path / "teacher"
     _held_by(tmp_path / "teacher.lock", holder)
     monkeypatch.setattr(study_runs, "_POLL_S", 0.05)
-    monkeypatch.setattr(study_runs.subprocess, "call", lambda *a, **k: pytest.fail("trained a run waited for"))
+    monkeypatch.setattr(study_runs, "_call", lambda *a, **k: pytest.fail("trained a run waited for"))
 
     def the_other_process_finishes():
         time.sleep(0.3)
@@ -251,7 +313,7 @@ def test_a_run_whose_lock_outlived_its_process_is_trained(tmp_path, monkeypatch)
     dead.wait()
     workdir = tmp_path / "akd_seed1"
     (tmp_path / "akd_seed1.lock").write_text(str(dead.pid))
-    monkeypatch.setattr(study_runs.subprocess, "call", _finishes_in(workdir))
+    monkeypatch.setattr(study_runs, "_call", _finishes_in(workdir))
     assert study_runs.run_main(str(workdir), ["--method=akd"], when_busy="skip")["workdir"] == str(workdir)
     assert not (tmp_path / "akd_seed1.lock").exists()
 
