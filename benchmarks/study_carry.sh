@@ -18,7 +18,8 @@ case "${1:-}" in
     [[ -d "$RUNS" ]] || { say "nothing to save: $RUNS does not exist"; exit 0; }
     rm -rf "$CARRY.new" && mkdir -p "$CARRY.new"
     CARRY_NEW=$(cd "$CARRY.new" && pwd)
-    # Keep modification times (-p): a killed attempt's duration is read from its files' last writes.
+    # Modification times are kept (-p), but the work tree's copy between sessions does not keep them: a killed
+    # attempt's duration is read from its heartbeats in study_attempts.json (benchmarks/study_runs.py).
     (cd "$RUNS" && find . -path '*/tensorboard' -prune -o -type f ! -name '*.keras' ! -name '*.lock' \
       ! -path './partial/*' -print0 | tar --null -cpf - -T -) | tar -xpf - -C "$CARRY_NEW"
     rm -rf "$CARRY" && mv "$CARRY.new" "$CARRY"
