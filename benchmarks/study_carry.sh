@@ -16,10 +16,13 @@ say() { echo "[$(date +%H:%M:%S)] study_carry: $*"; }
 case "${1:-}" in
   save)
     [[ -d "$RUNS" ]] || { say "nothing to save: $RUNS does not exist"; exit 0; }
+    # While the files have their own times: the last attempt of a run started by an older runner (no heartbeats)
+    # ends at its directory's last write, which the copy would move to the time of the copy.
+    python -m benchmarks.attempts seal "$RUNS"
     rm -rf "$CARRY.new" && mkdir -p "$CARRY.new"
     CARRY_NEW=$(cd "$CARRY.new" && pwd)
     # Modification times are kept (-p), but the work tree's copy between sessions does not keep them: a killed
-    # attempt's duration is read from its heartbeats in study_attempts.json (benchmarks/study_runs.py).
+    # attempt's duration is read from its heartbeats in study_attempts.json (benchmarks/attempts.py).
     (cd "$RUNS" && find . -path '*/tensorboard' -prune -o -type f ! -name '*.keras' ! -name '*.lock' \
       ! -path './partial/*' -print0 | tar --null -cpf - -T -) | tar -xpf - -C "$CARRY_NEW"
     rm -rf "$CARRY" && mv "$CARRY.new" "$CARRY"

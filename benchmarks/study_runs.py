@@ -16,6 +16,7 @@ import time
 
 from akd_tf import files
 from akd_tf.run import read_history
+from benchmarks import attempts
 
 
 def check_arguments(argv, methods, allowed):
@@ -105,7 +106,7 @@ def shared_out(keys, run):
 def _train(workdir, lines, name, last):
     """One attempt at the run, to its end; writes ``study_run.json`` (its wall time over all attempts)."""
     os.makedirs(workdir, exist_ok=True)
-    earlier = _interrupted_attempts(workdir)  # before this attempt writes anything: its writes are not theirs
+    earlier = attempts.start(workdir)  # before this attempt writes anything: its writes are not theirs
     flagfile = os.path.join(workdir, "study.flags")
     with open(flagfile, "w") as f:
         f.write("\n".join([*lines, f"--workdir={workdir}", *last]) + "\n")
@@ -113,7 +114,7 @@ def _train(workdir, lines, name, last):
     log(f"{name}: {' '.join(command)}")
     start = time.perf_counter()
     with open(os.path.join(workdir, "study.log"), "a") as out:
-        status = _call(command, stdout=out, stderr=subprocess.STDOUT, heartbeat=lambda: _alive(workdir))
+        status = _call(command, stdout=out, stderr=subprocess.STDOUT, heartbeat=lambda: attempts.alive(workdir))
     elapsed = time.perf_counter() - start
     if status:
         raise SystemExit(f"{name} failed with exit status {status}; see {os.path.join(workdir, 'study.log')}")
@@ -131,16 +132,14 @@ def _train(workdir, lines, name, last):
                       paused_s=paused, pauses=pauses)
     with open(os.path.join(workdir, "study_run.json"), "w") as f:
         json.dump(record, f, indent=2)
-    for bookkeeping in (_ATTEMPTS, PAUSES):
+    for bookkeeping in (attempts.FILE, PAUSES):
         files.remove(os.path.join(workdir, bookkeeping))
     log(f"{name}: done in {record['wall_time_s'] / 60:.1f} min"
         + (f" ({len(earlier)} interrupted attempt(s) included)" if earlier else ""))
 
 
 _POLL_S = 60  # how often a run waited for (when_busy="wait") is looked at
-_HEARTBEAT_S = 60  # how often a running attempt writes the time into its record
-_ATTEMPTS = "study_attempts.json"
-PAUSES = "study_pauses.json"  # the times the run was stopped (SIGSTOP) by benchmarks.pause_runs
+PAUSES = attempts.PAUSES
 
 
 def read_pauses(workdir):
@@ -153,56 +152,18 @@ def read_pauses(workdir):
 
 
 def _call(command, stdout, stderr, heartbeat):
-    """``subprocess.call`` that calls ``heartbeat()`` every `_HEARTBEAT_S` while the command runs; the command is
-    killed if this process is interrupted."""
+    """``subprocess.call`` that calls ``heartbeat()`` every ``attempts.HEARTBEAT_S`` while the command runs; the
+    command is killed if this process is interrupted."""
     with subprocess.Popen(command, stdout=stdout, stderr=stderr) as proc:
         try:
             while True:
                 try:
-                    return proc.wait(timeout=_HEARTBEAT_S)
+                    return proc.wait(timeout=attempts.HEARTBEAT_S)
                 except subprocess.TimeoutExpired:
                     heartbeat()
         except BaseException:
             proc.kill()
             raise
-
-
-def _alive(workdir):
-    """Writes the time into the running attempt's record: if the attempt is killed (its session ends), the next
-    one counts it as having run until then."""
-    path = os.path.join(workdir, _ATTEMPTS)
-    with open(path) as f:
-        attempts = json.load(f)
-    attempts[-1]["alive"] = time.time()
-    files.write_json(path, attempts)
-
-
-def _interrupted_attempts(workdir):
-    """Starts a new attempt at this run; returns the earlier ones, which were killed (a session ending mid-run),
-    each with the ``seconds`` it spent (and a ``note`` if that was set by hand). A killed attempt cannot write its
-    end: it counts until the last time it wrote that it was alive (`_alive`, every minute), so the run's wall
-    time counts the work it lost. Attempts recorded before those heartbeats count until the last time the run
-    wrote to its directory (its log, checkpoints), which is right only on the machine that ran them: a copy of
-    the directory (the work tree carried between sessions) may give its files the time of the copy."""
-    path = os.path.join(workdir, _ATTEMPTS)
-    attempts = []
-    if os.path.isfile(path):
-        with open(path) as f:
-            attempts = json.load(f)
-        if attempts and "seconds" not in attempts[-1]:
-            last = attempts[-1]
-            if "alive" in last:
-                end = last["alive"]
-            else:
-                end = max((os.path.getmtime(os.path.join(root, name))
-                           for root, _, names in os.walk(workdir) for name in names
-                           if name not in (_ATTEMPTS, PAUSES)),
-                          default=last["started"])
-            last["seconds"] = max(0.0, end - last["started"])
-    attempts.append({"started": time.time()})
-    with open(path, "w") as f:
-        json.dump(attempts, f, indent=2)
-    return attempts[:-1]
 
 
 def read_flags(path) -> dict:

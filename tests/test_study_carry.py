@@ -1,6 +1,7 @@
 """benchmarks/study_carry.sh: an unfinished study's checkpoints and teacher views go to the work tree and come
-back on a machine without them, with their modification times (a killed attempt's duration is read from them)."""
+back on a machine without them; the last attempt of a run without heartbeats is sealed at its last write first."""
 
+import json
 import os
 import subprocess
 
@@ -21,7 +22,7 @@ def test_save_then_restore_on_a_new_machine(tmp_path):
     (run / "checkpoints").mkdir(parents=True)
     (run / "tensorboard").mkdir()
     (run / "checkpoints" / "state.weights.h5").write_bytes(b"\0" * 1000)
-    (run / "study_attempts.json").write_text('[{"started": 1.0}]')
+    (run / "study_attempts.json").write_text('[{"started": 1.0}]')  # no heartbeat: an older runner
     (run / "history_student.csv").write_text("epoch,loss\n0,1.0\n")
     (run / "tensorboard" / "events.out").write_text("not carried")
     (runs / "study_long" / "scratch_seed0").mkdir()
@@ -31,7 +32,9 @@ def test_save_then_restore_on_a_new_machine(tmp_path):
     (runs / "teacher_views" / "teacher_views_0123.npz.lock").write_text("12345")
     os.utime(run / "history_student.csv", (1_000_000, 1_000_000))
 
-    assert "saved" in _carry("save", runs, carry)
+    last_write = max(p.stat().st_mtime for p in run.rglob("*") if p.is_file() and p.name != "study_attempts.json")
+    out = _carry("save", runs, carry)
+    assert "saved" in out and f"sealed the last attempt of {run}" in out
     kept = sorted(str(p.relative_to(carry)) for p in carry.rglob("*") if p.is_file())
     assert kept == ["study_long/kd_seed0/checkpoints/state.weights.h5", "study_long/kd_seed0/history_student.csv",
                     "study_long/kd_seed0/study_attempts.json", "teacher_views/teacher_views_0123.npz"]
@@ -40,6 +43,7 @@ def test_save_then_restore_on_a_new_machine(tmp_path):
     os.rename(tmp_path / "home", tmp_path / "old_home")
     _carry("restore", runs, carry)
     assert (run / "checkpoints" / "state.weights.h5").read_bytes() == b"\0" * 1000
+    assert json.loads((run / "study_attempts.json").read_text()) == [{"started": 1.0, "alive": last_write}]
     assert os.path.getmtime(run / "history_student.csv") == 1_000_000
     assert not (run / "tensorboard").exists()
 

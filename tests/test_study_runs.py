@@ -10,7 +10,9 @@ import time
 
 import pytest
 
-from benchmarks import study_runs
+from benchmarks import attempts, study_runs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _interrupted_then_finished(workdir, monkeypatch, killed):
@@ -31,9 +33,9 @@ def _interrupted_then_finished(workdir, monkeypatch, killed):
 
 def _an_hour_ago(workdir):
     """Moves the running attempt's start an hour back (the session that started it has ended); returns it."""
-    attempts = json.loads((workdir / study_runs._ATTEMPTS).read_text())
-    started = attempts[-1]["started"] = attempts[-1]["started"] - 3600
-    (workdir / study_runs._ATTEMPTS).write_text(json.dumps(attempts))
+    record = json.loads((workdir / attempts.FILE).read_text())
+    started = record[-1]["started"] = record[-1]["started"] - 3600
+    (workdir / attempts.FILE).write_text(json.dumps(record))
     return started
 
 
@@ -46,14 +48,14 @@ def test_interrupted_attempt_counts_until_its_last_heartbeat(tmp_path, monkeypat
     def killed(command, stdout, stderr, heartbeat):
         started = _an_hour_ago(workdir)
         with monkeypatch.context() as m:
-            m.setattr(study_runs.time, "time", lambda: started + 120)
+            m.setattr(attempts.time, "time", lambda: started + 120)
             heartbeat()
         raise KeyboardInterrupt
 
     record = _interrupted_then_finished(workdir, monkeypatch, killed)
     assert record["interrupted_attempts_s"] == [pytest.approx(120, abs=1e-6)]
     assert 120 <= record["wall_time_s"] < 130
-    assert not (workdir / study_runs._ATTEMPTS).exists()
+    assert not (workdir / attempts.FILE).exists()
     # Finished: a third call reuses it and its record stays.
     assert study_runs.run_main(str(workdir), ["--method=akd"])["study"] == record
 
@@ -65,7 +67,7 @@ def test_interrupted_attempt_without_heartbeats_counts_until_the_runs_last_write
     def killed(command, stdout, stderr, heartbeat):
         started = _an_hour_ago(workdir)
         for name in os.listdir(workdir):
-            if name != study_runs._ATTEMPTS:
+            if name != attempts.FILE:
                 os.utime(workdir / name, (started, started))
         os.utime(workdir / "study.log", (started + 120, started + 120))
         raise KeyboardInterrupt
@@ -81,9 +83,9 @@ def test_an_attempts_time_set_by_hand_is_kept_with_its_note(tmp_path, monkeypatc
     workdir = tmp_path / "kd_seed0"
 
     def killed(command, stdout, stderr, heartbeat):
-        attempts = json.loads((workdir / study_runs._ATTEMPTS).read_text())
-        attempts[-1].update(seconds=1730.0, note="from its log: 6 epochs")
-        (workdir / study_runs._ATTEMPTS).write_text(json.dumps(attempts))
+        record = json.loads((workdir / attempts.FILE).read_text())
+        record[-1].update(seconds=1730.0, note="from its log: 6 epochs")
+        (workdir / attempts.FILE).write_text(json.dumps(record))
         raise KeyboardInterrupt
 
     record = _interrupted_then_finished(workdir, monkeypatch, killed)
@@ -91,8 +93,33 @@ def test_an_attempts_time_set_by_hand_is_kept_with_its_note(tmp_path, monkeypatc
     assert record["interrupted_attempts_notes"] == ["attempt 1: from its log: 6 epochs"]
 
 
+def test_seal_ends_an_attempt_without_heartbeats_at_its_last_write_before_a_copy(tmp_path):
+    """Before a run's directory is copied to another machine (which gives its files the time of the copy), the
+    last attempt of an older runner, which wrote no heartbeat, is sealed at the directory's last write."""
+    runs = tmp_path / "akd_runs"
+    old, beating = (runs / "study_long" / name for name in ("kd_seed1", "akd_seed1"))
+    for directory in (old, beating):
+        directory.mkdir(parents=True)
+        (directory / "study.log").write_text("epochs")
+        os.utime(directory / "study.log", (1_000_500, 1_000_500))
+    (old / attempts.FILE).write_text(json.dumps([{"started": 1_000_000}]))
+    (beating / attempts.FILE).write_text(json.dumps([{"started": 1_000_000, "alive": 1_000_300}]))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.attempts", "seal", str(runs)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert f"sealed the last attempt of {old}" in proc.stdout and proc.stdout.count("sealed") == 1
+    assert json.loads((old / attempts.FILE).read_text()) == [{"started": 1_000_000, "alive": 1_000_500}]
+    assert json.loads((beating / attempts.FILE).read_text())[-1]["alive"] == 1_000_300
+    # The copy (times reset) does not change what the next attempt counts.
+    os.utime(old / "study.log")
+    assert [a["seconds"] for a in attempts.start(str(old))] == [500]
+    assert "tensorflow" not in subprocess.run(
+        [sys.executable, "-c", "import sys, benchmarks.attempts; print(sorted(sys.modules))"], cwd=ROOT,
+        capture_output=True, text=True).stdout
+
+
 def test_a_running_command_writes_heartbeats_and_is_killed_with_its_runner(tmp_path, monkeypatch):
-    monkeypatch.setattr(study_runs, "_HEARTBEAT_S", 0.05)
+    monkeypatch.setattr(attempts, "HEARTBEAT_S", 0.05)
     beats = []
     status = study_runs._call([sys.executable, "-c", "import time; time.sleep(0.5)"], stdout=None, stderr=None,
                               heartbeat=lambda: beats.append(time.time()))
