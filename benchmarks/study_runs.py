@@ -160,7 +160,10 @@ def _call(command, stdout, stderr, heartbeat):
                 try:
                     return proc.wait(timeout=attempts.HEARTBEAT_S)
                 except subprocess.TimeoutExpired:
-                    heartbeat()
+                    try:
+                        heartbeat()
+                    except (OSError, ValueError) as error:  # the run goes on; its time may come out short
+                        log(f"could not write a heartbeat: {error}")
         except BaseException:
             proc.kill()
             raise

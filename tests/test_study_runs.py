@@ -124,6 +124,13 @@ def test_a_running_command_writes_heartbeats_and_is_killed_with_its_runner(tmp_p
     status = study_runs._call([sys.executable, "-c", "import time; time.sleep(0.5)"], stdout=None, stderr=None,
                               heartbeat=lambda: beats.append(time.time()))
     assert status == 0 and len(beats) >= 3
+
+    def unwritable():
+        raise OSError("No space left on device")
+
+    # A heartbeat that cannot be written does not stop the run.
+    assert study_runs._call([sys.executable, "-c", "import time; time.sleep(0.2)"], stdout=None, stderr=None,
+                            heartbeat=unwritable) == 0
     # Interrupted (the session's end reaches the runner first): the command does not outlive it.
     started = []
 
