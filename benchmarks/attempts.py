@@ -53,6 +53,23 @@ def alive(workdir):
     _write(path, attempts)
 
 
+def spent(workdir):
+    """Seconds an unfinished run has spent so far over its attempts (the one under way until its last heartbeat, or
+    its directory's last write), less the times it was stopped (``study_pauses.json``); 0 if it never started."""
+    path = os.path.join(workdir, FILE)
+    if not os.path.isfile(path):
+        return 0.0
+    total = 0.0
+    for attempt in _read(path):
+        if "seconds" in attempt:
+            total += attempt["seconds"]
+        else:
+            end = attempt["alive"] if "alive" in attempt else _last_write(workdir, attempt["started"])
+            total += max(0.0, end - attempt["started"])
+    pauses = os.path.join(workdir, PAUSES)
+    return max(0.0, total - (sum(p["seconds"] for p in _read(pauses)) if os.path.isfile(pauses) else 0.0))
+
+
 def _last_write(workdir, default):
     """When the run last wrote to its directory (log, checkpoints): the end of an attempt recorded before the
     heartbeats. Right only on the machine that ran it: a copy of the directory (the work tree carried between

@@ -23,7 +23,7 @@ import sys
 from absl import app, flags
 
 from akd_tf.run import read_history
-from benchmarks import study_runs
+from benchmarks import attempts, study_runs
 
 FLAGS = flags.FLAGS
 
@@ -60,7 +60,9 @@ def read_run(directory: str) -> dict:
             record = json.load(f)
         run.update(finished=True, test_top1=100 * metrics["student"]["test_accuracy"],
                    run_wall_time_s=record["wall_time_s"], finished_at=_when(metrics_path))
-    elif history:
+        return run
+    run["spent_s"] = attempts.spent(directory)
+    if history:
         run["last_epoch_at"] = _when(history_path)
         recent = _unpaused(history.get("epoch_time_s", []), os.path.getmtime(history_path),
                            study_runs.read_pauses(directory))[-5:]
@@ -137,10 +139,12 @@ def table(studies: list[dict], now: str) -> str:
     runs = [r for s in studies for r in s["runs"]]
     done = [r for r in runs if r["finished"]]
     hours = sum(r["run_wall_time_s"] for r in done) / 3600
+    spent = sum(r.get("spent_s", 0.0) for r in runs if not r["finished"]) / 3600
     planned = any(not r.get("started", True) for r in runs)
     todo = left(studies)
     headline = (f"Progress at {now} UTC: {len(done)} of the {len(runs)} runs {'planned' if planned else 'started'} "
-                f"have finished ({hours:.1f} h of run wall time); {todo['epochs']} student epochs left")
+                f"have finished ({hours:.1f} h of run wall time; the others have spent {spent:.1f} h so far); "
+                f"{todo['epochs']} student epochs left")
     if todo["lane_hours"] is not None and todo["epochs"]:
         headline += (f", ~{todo['lane_hours']:.1f} h of one lane at {todo['epoch_s']:.0f} s per epoch (the median "
                      f"pace of the runs under way; ~{todo['lane_hours'] / 2:.1f} h with two lanes)")

@@ -6,7 +6,7 @@ import os
 import pytest
 
 import cli_cases
-from benchmarks import study_progress, study_runs
+from benchmarks import attempts, study_progress, study_runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,6 +38,10 @@ def study(tmp_path):
     _run(study, "akd_seed1", "akd", 1, test=0.8227, wall=2160.0, epochs_done=30)
     # Its sixth epoch was slowed by a pause: the pace is the median of the last five.
     _run(study, "kd_seed1", "kd", 1, epochs_done=7, epoch_times=[260, 250, 250, 250, 240, 830, 250])
+    # Its time so far: a killed attempt of 1 h, the one under way alive for 30 min, less a 10-min pause.
+    (study / "kd_seed1" / attempts.FILE).write_text(json.dumps([{"started": 1e9, "seconds": 3600.0},
+                                                                 {"started": 2e9, "alive": 2e9 + 1800}]))
+    (study / "kd_seed1" / attempts.PAUSES).write_text(json.dumps([{"start": 1e6, "end": 1e6 + 600, "seconds": 600.0}]))
     _run(study, "scratch_seed1", "scratch", 1)  # started, no epoch finished yet
     (study / "teacher_views").mkdir()  # not a run: no study.flags
     return study
@@ -54,7 +58,9 @@ def test_runs_and_means_so_far(study):
     assert mean == pytest.approx(81.77) and std == pytest.approx(0.7071, abs=1e-4)
 
     text = study_progress.table([report], "2026-11-23 06:00")
-    assert text.startswith("Progress at 2026-11-23 06:00 UTC: 3 of the 5 runs started have finished (1.8 h ")
+    assert kd1["spent_s"] == pytest.approx(4800) and report["runs"][2]["spent_s"] == 0  # scratch_seed1: no record
+    assert text.startswith("Progress at 2026-11-23 06:00 UTC: 3 of the 5 runs started have finished (1.8 h of run "
+                           "wall time; the others have spent 1.3 h so far); ")
     assert "| study_mid | akd_seed1 | 30 | 82.27 | 36.0 | " in text
     assert "| study_mid | kd_seed1 | 7 of 30 done (last " in text
     assert "; 250 s per epoch, ~1.6 h left) | — | — | not yet |" in text  # 23 epochs x 250 s
@@ -103,7 +109,8 @@ def test_a_flagfile_lists_the_runs_not_started_and_the_epochs_left(study, tmp_pa
     assert study_progress.left([report]) == {"epochs": 83, "epoch_s": 250.0, "lane_hours": 83 * 250 / 3600}
     text = study_progress.table([report], "2026-11-23 17:00")
     assert text.startswith("Progress at 2026-11-23 17:00 UTC: 3 of the 6 runs planned have finished (1.8 h of run "
-                           "wall time); 83 student epochs left, ~5.8 h of one lane at 250 s per epoch")
+                           "wall time; the others have spent 1.3 h so far); 83 student epochs left, ~5.8 h of one "
+                           "lane at 250 s per epoch")
     assert "| study_mid | scratch_seed0 | 0 of 30 done (not started) | — | — | not yet |" in text
     assert "| study_mid | scratch_seed1 | 0 of 30 done | — | — | not yet |" in text
 
