@@ -300,16 +300,15 @@ def save_model(model, path):
 def _uncompiled(model):
     # Keras 3 writes a .keras file's optimizer and compile settings whenever the model is compiled (its
     # include_optimizer is for .h5 files only), so the model is shown as uncompiled for the time of the save.
-    state = {name: getattr(model, name) for name in ("optimizer", "compiled") if hasattr(model, name)}
+    if not model.compiled:
+        yield
+        return
+    optimizer = model.optimizer
     model.optimizer, model.compiled = None, False
     try:
         yield
     finally:
-        for name in ("optimizer", "compiled"):
-            if name in state:
-                setattr(model, name, state[name])
-            else:
-                delattr(model, name)
+        model.optimizer, model.compiled = optimizer, True
 
 
 

@@ -37,9 +37,7 @@ def start(workdir):
     path = os.path.join(workdir, FILE)
     attempts = _read(path) if os.path.isfile(path) else []
     if attempts and "seconds" not in attempts[-1]:
-        last = attempts[-1]
-        end = last["alive"] if "alive" in last else _last_write(workdir, last["started"])
-        last["seconds"] = max(0.0, end - last["started"])
+        attempts[-1]["seconds"] = _seconds(workdir, attempts[-1])
     attempts.append({"started": time.time()})
     _write(path, attempts)
     return attempts[:-1]
@@ -59,15 +57,21 @@ def spent(workdir):
     path = os.path.join(workdir, FILE)
     if not os.path.isfile(path):
         return 0.0
-    total = 0.0
-    for attempt in _read(path):
-        if "seconds" in attempt:
-            total += attempt["seconds"]
-        else:
-            end = attempt["alive"] if "alive" in attempt else _last_write(workdir, attempt["started"])
-            total += max(0.0, end - attempt["started"])
-    pauses = os.path.join(workdir, PAUSES)
-    return max(0.0, total - (sum(p["seconds"] for p in _read(pauses)) if os.path.isfile(pauses) else 0.0))
+    total = sum(a["seconds"] if "seconds" in a else _seconds(workdir, a) for a in _read(path))
+    return max(0.0, total - sum(p["seconds"] for p in read_pauses(workdir)))
+
+
+def read_pauses(workdir):
+    """The pauses `benchmarks.pause_runs` wrote for the run in ``workdir`` (``[]`` when it was never stopped)."""
+    path = os.path.join(workdir, PAUSES)
+    return _read(path) if os.path.isfile(path) else []
+
+
+def _seconds(workdir, attempt):
+    """An attempt's time without a recorded end: until its last heartbeat, or (recorded before the heartbeats) its
+    directory's last write."""
+    end = attempt["alive"] if "alive" in attempt else _last_write(workdir, attempt["started"])
+    return max(0.0, end - attempt["started"])
 
 
 def _last_write(workdir, default):

@@ -139,16 +139,7 @@ def _train(workdir, lines, name, last):
 
 
 _POLL_S = 60  # how often a run waited for (when_busy="wait") is looked at
-PAUSES = attempts.PAUSES
-
-
-def read_pauses(workdir):
-    """The pauses `benchmarks.pause_runs` wrote for the run in ``workdir`` (``[]`` when it was never stopped)."""
-    path = os.path.join(workdir, PAUSES)
-    if not os.path.isfile(path):
-        return []
-    with open(path) as f:
-        return json.load(f)
+PAUSES, read_pauses = attempts.PAUSES, attempts.read_pauses  # for the runner's other readers
 
 
 def _call(command, stdout, stderr, heartbeat):
