@@ -61,6 +61,14 @@ def spent(workdir):
     return max(0.0, total - sum(p["seconds"] for p in read_pauses(workdir)))
 
 
+def last_alive(workdir):
+    """The last time the run in ``workdir`` was known to be running (an attempt's start, heartbeat or recorded
+    end), or ``None`` if it never started."""
+    path = os.path.join(workdir, FILE)
+    found = _read(path) if os.path.isfile(path) else []
+    return max((a.get("alive", a["started"] + a.get("seconds", 0.0)) for a in found), default=None)
+
+
 def read_pauses(workdir):
     """The pauses `benchmarks.pause_runs` wrote for the run in ``workdir`` (``[]`` when it was never stopped)."""
     path = os.path.join(workdir, PAUSES)

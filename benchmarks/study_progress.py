@@ -39,8 +39,16 @@ def define_flags():
     flags.DEFINE_string("output", "benchmarks/results/study_progress", "Output path without extension.")
 
 
-def _when(path):
-    return datetime.datetime.fromtimestamp(os.path.getmtime(path), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+def _when(timestamp):
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def _last_epoch_end(directory, history_path):
+    """When the run's last epoch ended: its history's last write, unless that came after the run was last alive
+    (a heartbeat a minute), which means the file was copied since (the work tree that carries runs between
+    sessions gives them the time of the copy); then the last heartbeat, at most an epoch after that end."""
+    written, alive = os.path.getmtime(history_path), attempts.last_alive(directory)
+    return alive if alive is not None and written > alive + 2 * attempts.HEARTBEAT_S else written
 
 
 def read_run(directory: str) -> dict:
@@ -58,14 +66,15 @@ def read_run(directory: str) -> dict:
             metrics = json.load(f)
         with open(record_path) as f:
             record = json.load(f)
+        # Records from before the runner wrote the time down have none: no file's time stands in for it.
         run.update(finished=True, test_top1=100 * metrics["student"]["test_accuracy"],
-                   run_wall_time_s=record["wall_time_s"], finished_at=_when(metrics_path))
+                   run_wall_time_s=record["wall_time_s"], finished_at=record.get("finished_utc", "—"))
         return run
     run["spent_s"] = attempts.spent(directory)
     if history:
-        run["last_epoch_at"] = _when(history_path)
-        recent = _unpaused(history.get("epoch_time_s", []), os.path.getmtime(history_path),
-                           study_runs.read_pauses(directory))[-5:]
+        last_end = _last_epoch_end(directory, history_path)
+        run["last_epoch_at"] = _when(last_end)
+        recent = _unpaused(history.get("epoch_time_s", []), last_end, study_runs.read_pauses(directory))[-5:]
         if recent:  # the pace of its last epochs (a median: one epoch slowed by a pause does not move it)
             run["epoch_s"] = float(sorted(recent)[len(recent) // 2])
             run["left_h"] = run["epoch_s"] * (run["epochs"] - run["epochs_done"]) / 3600
@@ -88,7 +97,7 @@ def planned_runs(flagfile: str) -> list[dict]:
 
 def _unpaused(epoch_times, last_end, pauses):
     """The epoch times of those epochs that no pause (`benchmarks.pause_runs`) fell in, or all of them when every
-    one was paused. Each epoch's end is counted back from the last one's (the history file's last write)."""
+    one was paused. Each epoch's end is counted back from the last one's (`_last_epoch_end`)."""
     if not pauses:
         return list(epoch_times)
     ends, end = [], last_end

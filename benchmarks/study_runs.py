@@ -7,6 +7,7 @@ directory has not always outlived a session. A runner given ``records`` therefor
 run's record (`RECORD`: metrics, wall time, history, flags; no model) in a directory that is committed, and a
 later session on a new machine takes a finished run from there instead of training it again."""
 
+import datetime
 import json
 import os
 import shutil
@@ -118,8 +119,10 @@ def _train(workdir, lines, name, last):
     elapsed = time.perf_counter() - start
     if status:
         raise SystemExit(f"{name} failed with exit status {status}; see {os.path.join(workdir, 'study.log')}")
+    # The time it finished, written down: a file's time is not kept by the copies that carry runs between sessions.
+    finished = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     record = {"command": " ".join(command), "wall_time_s": elapsed + sum(a["seconds"] for a in earlier),
-              "cpus": usable_cpus()}
+              "cpus": usable_cpus(), "finished_utc": finished}
     if earlier:
         record["interrupted_attempts_s"] = [a["seconds"] for a in earlier]
         notes = [f"attempt {i}: {a['note']}" for i, a in enumerate(earlier, 1) if "note" in a]

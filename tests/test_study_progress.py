@@ -27,7 +27,7 @@ def _run(study, name, method, seed, test=None, wall=None, epochs_done=0, epoch_t
         (directory / "history_student.csv").write_text("epoch,loss\n" + rows)
     if test is not None:
         (directory / "metrics.json").write_text(json.dumps({"student": {"test_accuracy": test}}))
-        (directory / "study_run.json").write_text(json.dumps({"wall_time_s": wall}))
+        (directory / "study_run.json").write_text(json.dumps({"wall_time_s": wall, "finished_utc": "2026-11-22 10:00"}))
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_runs_and_means_so_far(study):
     assert kd1["spent_s"] == pytest.approx(4800) and report["runs"][2]["spent_s"] == 0  # scratch_seed1: no record
     assert text.startswith("Progress at 2026-11-23 06:00 UTC: 3 of the 5 runs started have finished (1.8 h of run "
                            "wall time; the others have spent 1.3 h so far); ")
-    assert "| study_mid | akd_seed1 | 30 | 82.27 | 36.0 | " in text
+    assert "| study_mid | akd_seed1 | 30 | 82.27 | 36.0 | 2026-11-22 10:00 |" in text
     assert "| study_mid | kd_seed1 | 7 of 30 done (last " in text
     assert "; 250 s per epoch, ~1.6 h left) | — | — | not yet |" in text  # 23 epochs x 250 s
     assert "s per epoch" not in next(line for line in text.splitlines() if "akd_seed0" in line)
@@ -144,3 +144,31 @@ def test_cli_writes_report_and_refuses_a_missing_directory_or_a_flagfile_short(s
     assert "--flagfiles needs one flagfile per study: 2 studies, received 1 flagfiles" in short["stderr"]
     assert unread["returncode"] != 0
     assert f"--studies/--flagfiles: '{missing}' is not a directory" in unread["stderr"]
+
+
+def test_times_come_from_records_and_heartbeats_not_from_copied_files(tmp_path):
+    """A run carried between sessions: the copy gave its files the time of the copy (now). A finished run's time
+    is its record's; one without (a record from before the runner wrote it) has none, not the copy's. The
+    unfinished run's last epoch ended before its last heartbeat, not at the copy."""
+    study = tmp_path / "study_long"
+    _run(study, "kd_seed0", "kd", 0, test=0.8275, wall=16322.0, epochs_done=45)
+    (study / "kd_seed0" / "study_run.json").write_text(json.dumps({"wall_time_s": 16322.0}))
+    _run(study, "akd_seed1", "akd", 1, epochs_done=21, epoch_times=[138.0] * 21)
+    alive = 1_796_000_000.0  # 2026-11-30 00:53:20 UTC
+    (study / "akd_seed1" / attempts.FILE).write_text(json.dumps([{"started": alive - 3000, "alive": alive}]))
+    runs = {r["name"]: r for r in study_progress.read_study(str(study))["runs"]}
+    assert runs["kd_seed0"]["finished_at"] == "—"
+    assert runs["akd_seed1"]["last_epoch_at"] == "2026-11-30 00:53"
+    # On the machine that ran it (history written a minute before the heartbeat), the file's time stands.
+    os.utime(study / "akd_seed1" / "history_student.csv", (alive - 60, alive - 60))
+    assert study_progress.read_run(str(study / "akd_seed1"))["last_epoch_at"] == "2026-11-30 00:52"
+    assert study_progress._last_epoch_end(str(study / "akd_seed1"), str(study / "akd_seed1" / "history_student.csv")) \
+        == alive - 60
+    # A killed attempt's recorded end and a new attempt's start count as signs of life too; a run never started
+    # has none.
+    (study / "akd_seed1" / attempts.FILE).write_text(json.dumps([{"started": alive, "seconds": 600.0}]))
+    assert attempts.last_alive(str(study / "akd_seed1")) == alive + 600
+    (study / "akd_seed1" / attempts.FILE).write_text(json.dumps([{"started": alive, "seconds": 600.0},
+                                                                  {"started": alive + 900}]))
+    assert attempts.last_alive(str(study / "akd_seed1")) == alive + 900
+    assert attempts.last_alive(str(study / "kd_seed0")) is None

@@ -1,6 +1,7 @@
 """The study runner's bookkeeping: a run killed with its session counts the time it had spent; the cores
 runs had (pinned or not) reach the tables."""
 
+import datetime
 import json
 import os
 import shutil
@@ -56,6 +57,10 @@ def test_interrupted_attempt_counts_until_its_last_heartbeat(tmp_path, monkeypat
     assert record["interrupted_attempts_s"] == [pytest.approx(120, abs=1e-6)]
     assert 120 <= record["wall_time_s"] < 130
     assert not (workdir / attempts.FILE).exists()
+    # When it finished is written down (the copy's file times would say otherwise), to the minute, in UTC.
+    now = datetime.datetime.now(datetime.timezone.utc)
+    finished = datetime.datetime.strptime(record["finished_utc"] + " +0000", "%Y-%m-%d %H:%M %z")
+    assert datetime.timedelta(0) <= now - finished < datetime.timedelta(minutes=2)
     # Finished: a third call reuses it and its record stays.
     assert study_runs.run_main(str(workdir), ["--method=akd"])["study"] == record
 
