@@ -85,7 +85,7 @@ def _summarise(runs, teacher, assistant):
             "test_top1": test, "test_top1_mean_std": study_runs.mean_std(test),
             "best_val_top1": val, "best_val_top1_mean_std": study_runs.mean_std(val),
             "epochs": len(mine[0]["history"].get("loss", [])),
-            "training_wall_time_s": [r["student"]["wall_time_s"] for r in mine],
+            "training_wall_time_s": [study_runs.training_time(r) for r in mine],
             "run_wall_time_s": [r["study"]["wall_time_s"] for r in mine],
             "paper_top1": PAPER.get(method),
         }
@@ -133,7 +133,8 @@ def _table(summary, protocol, total_minutes):
     lines += [
         "",
         "std: sample standard deviation over seeds. training min: the student's epochs; run min: the whole command "
-        "(data, teacher views, evaluation, export).",
+        "(data, teacher views, evaluation, export), with the attempts a session's end interrupted. Both leave out the "
+        "minutes a run was stopped while something else was timed alone.",
         f"Whole study: {total_minutes:.0f} min (the sum of its runs' wall times). Command: `{protocol['command']}`",
     ]
     return "\n".join(lines)

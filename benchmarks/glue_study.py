@@ -126,7 +126,7 @@ def _summarise(task, teacher, runs):
         methods[method] = {
             "seeds": [r["seed"] for r in mine], "dev": values, "dev_mean_std": study_runs.mean_std(values),
             "dev_all_metrics": [_dev(r)[1] for r in mine],
-            "training_wall_time_s": [r["student"]["wall_time_s"] for r in mine],
+            "training_wall_time_s": [study_runs.training_time(r) for r in mine],
             "run_wall_time_s": [r["study"]["wall_time_s"] for r in mine],
         }
     return {

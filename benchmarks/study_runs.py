@@ -202,6 +202,13 @@ def cores(counts):
     return f"{' or '.join(map(str, used))} CPU core{'' if used == [1] else 's'} per run (pinned; the machine has {machine})"
 
 
+def training_time(run):
+    """A finished run's training seconds (its student's epochs, each counted once however many attempts it took)
+    less the time it was stopped (`benchmarks.pause_runs`), as its run wall time is: a pause is taken to have fallen
+    in an epoch, where a run spends nearly all its time. ``run`` is the metrics `run_main` returns."""
+    return max(0.0, run["student"]["wall_time_s"] - run["study"].get("paused_s", 0.0))
+
+
 def mean_std(values):
     """Mean and sample standard deviation (0 for one value)."""
     import numpy as np
