@@ -229,3 +229,25 @@ def test_a_saved_model_keeps_no_optimizer_state_and_stays_compiled_in_memory(tmp
     assert model.compiled and int(model.optimizer.iterations) == 1
     model.fit(x, y, verbose=0)
     assert int(model.optimizer.iterations) == 2
+
+
+def test_a_model_the_preflight_checked_is_taken_once_by_the_next_load_of_its_file(tmp_path):
+    path = str(tmp_path / "teacher.keras")
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]).save(path)
+    checked = run.load_model(path, keep=True)
+    assert run.load_model(path) is checked  # the stage takes it
+    again = run.load_model(path)
+    assert again is not checked  # once only: two consumers never share one model
+    # Not taken: inside a distribution strategy's scope (its variables must be created there), or the file changed.
+    checked = run.load_model(path, keep=True)
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        assert run.load_model(path) is not checked
+    checked = run.load_model(path, keep=True)
+    os.utime(path, ns=(0, 0))
+    assert run.load_model(path) is not checked
+    # A later run's preflight forgets what an earlier one kept.
+    checked = run.load_model(path, keep=True)
+    config = Config(dataset="cifar10", data_dir=str(tmp_path / "no_data"))
+    with pytest.raises(BadInput):
+        run.preflight(config, str(tmp_path / "run"))
+    assert run.load_model(path) is not checked
