@@ -4,14 +4,15 @@ different student budgets (``benchmarks.cifar_study`` outputs), or a study again
     python -m benchmarks.budget_curve --studies=benchmarks/results/cifar_study_short.json,\\
         benchmarks/results/cifar_study_mid.json,benchmarks/results/cifar_study_long.json \\
         --output=benchmarks/results/budget_curve
-    python -m benchmarks.budget_curve --labels="recipe (restart at 0.1),restart at 0.01" --noplot \\
-        --studies=benchmarks/results/cifar_study_long.json,benchmarks/results/cifar_study_long_phase2_lr0.01.json \\
-        --output=benchmarks/results/cifar_study_long_phase2_ablation
+    python -m benchmarks.budget_curve --labels="recipe (restart at 0.1),restart at 0.01" --noplot --ablation \\
+        --studies=benchmarks/results/cifar_study_short.json,benchmarks/results/cifar_study_short_phase2_lr0.01.json \\
+        --output=benchmarks/results/phase2_lr_ablation
 
 Differences are paired by seed: runs with the same seed start from the same student weights and see the same
 teacher views, so ``AKD − KD`` is averaged over the per-seed differences (mean ± sample std). Writes
-``<output>.md`` (table and one plain sentence per study), ``.json`` and, unless ``--noplot``, ``.png`` (the
-differences against the student's epochs, with the zero line).
+``<output>.md`` (table and one plain sentence per study; with ``--ablation`` also each method's change from the
+first study, paired by seed), ``.json`` and, unless ``--noplot``, ``.png`` (the differences against the student's
+epochs, with the zero line).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ flags.DEFINE_list("studies", None, "Study JSON files (benchmarks.cifar_study --o
 flags.DEFINE_list("labels", None, "A row label per study (default: '<epochs> epochs').")
 flags.DEFINE_string("output", "benchmarks/results/budget_curve", "Output path without extension.")
 flags.DEFINE_bool("plot", True, "Draw the differences against the student's epochs.")
+flags.DEFINE_bool("ablation", False, "The first study is the reference, the others its variants: also tabulate each "
+                  "method's change from it, paired by seed (keeps the given order).")
 
 METHODS = ("scratch", "kd", "takd", "akd")
 NAMES = {"scratch": "scratch", "kd": "KD", "takd": "TAKD", "akd": "AKD"}
@@ -61,17 +64,60 @@ def summarise(study: dict, label: str) -> dict:
     return row
 
 
+def _seeds_agreeing(per_seed, mean) -> str:
+    """How many seeds share the mean's sign, with the per-seed values: with 2 or 3 seeds a std says little, the
+    signs and values say what there is."""
+    same = sum(1 for d in per_seed if d * mean > 0)
+    side = "ahead" if mean > 0 else "behind"
+    count = "both" if same == len(per_seed) == 2 else f"{same} of {len(per_seed)}"
+    return f"{side} on {count} seed{'s' if len(per_seed) > 1 else ''}: " + ", ".join(f"{d:+.2f}" for d in per_seed)
+
+
 def _verdict(row):
     parts = []
     for other, diff in row["akd_minus"].items():
-        mean, std = diff["mean_std"]
-        n = len(diff["seeds"])
+        mean = diff["mean_std"][0]
+        if mean == 0:
+            parts.append(f"tied with {NAMES[other]}")
+            continue
         word = "beat" if mean > 0 else "lost to"
-        clear = n > 1 and abs(mean) > std
-        parts.append(f"{word} {NAMES[other]} by {abs(mean):.2f} pt ({'more' if clear else 'less'} than the seed-to-seed "
-                     f"std {std:.2f})")
+        parts.append(f"{word} {NAMES[other]} by {abs(mean):.2f} pt ({_seeds_agreeing(diff['per_seed'], mean)})")
     seeds = max((len(d["seeds"]) for d in row["akd_minus"].values()), default=0)
-    return f"{row['label']}: AKD " + ", ".join(parts) + f", over {seeds} seed(s)."
+    return f"{row['label']}: AKD " + ", ".join(parts) + f"; over {seeds} seed{'s' if seeds != 1 else ''}."
+
+
+def changes(reference: dict, variant: dict, labels) -> dict:
+    """Each method's test top-1 change from the reference study to the variant (an ablation), paired by seed."""
+    out = {}
+    for method in METHODS:
+        if method not in reference["methods"] or method not in variant["methods"]:
+            continue
+        ref = dict(zip(reference["methods"][method]["seeds"], reference["methods"][method]["test_top1"]))
+        var = dict(zip(variant["methods"][method]["seeds"], variant["methods"][method]["test_top1"]))
+        paired = sorted(set(ref) & set(var))
+        if not paired:
+            raise ValueError(f"{method}: {labels[0]!r} and {labels[1]!r} share no seed "
+                             f"({sorted(ref)} and {sorted(var)})")
+        per_seed = [var[s] - ref[s] for s in paired]
+        out[method] = {"seeds": paired, "per_seed": per_seed, "mean_std": _mean_std(per_seed)}
+    return out
+
+
+def changes_table(rows, diffs) -> str:
+    """One table per variant (``diffs[i]`` from ``changes`` for ``rows[i + 1]``): every method's change from the
+    first study, so an ablation shows what it does to each method, not only to AKD's margins."""
+    reference, lines = rows[0], []
+    for row, diff in zip(rows[1:], diffs):
+        lines += [f"Change from {reference['label']} to {row['label']}, per method (test top-1, paired by seed):", "",
+                  f"| method | {reference['label']} | {row['label']} | change (pt) | seeds |", "|---|---|---|---|---|"]
+        for method, d in diff.items():
+            mean, std = d["mean_std"]
+            seeds = _seeds_agreeing(d["per_seed"], mean) if mean else "unchanged on every seed"
+            ref, var = reference["methods"][method], row["methods"][method]
+            lines.append(f"| {NAMES[method]} | {ref[0]:.2f} ± {ref[1]:.2f} | {var[0]:.2f} ± {var[1]:.2f} | "
+                         f"{mean:+.2f} ± {std:.2f} | {seeds.replace('ahead', 'up').replace('behind', 'down')} |")
+        lines.append("")
+    return "\n".join(lines).rstrip("\n")
 
 
 def table(rows) -> str:
@@ -121,22 +167,28 @@ def main(argv):
     if FLAGS.labels and len(FLAGS.labels) != len(FLAGS.studies):
         raise app.UsageError(f"--labels needs one label per study: {len(FLAGS.studies)} studies, "
                              f"{len(FLAGS.labels)} labels")
-    rows = []
+    if FLAGS.ablation and len(FLAGS.studies) < 2:
+        raise app.UsageError(f"--ablation needs a reference study and at least one variant; got {FLAGS.studies}")
+    rows, studies = [], []
     for i, path in enumerate(FLAGS.studies):
         if not os.path.isfile(path):
             raise app.UsageError(f"--studies: no file {path!r} (a benchmarks.cifar_study --output JSON)")
         with open(path) as f:
-            study = json.load(f)
-        label = FLAGS.labels[i] if FLAGS.labels else f"{study['methods']['akd']['epochs']} epochs"
-        rows.append(summarise(study, label))
-    if FLAGS.plot:
+            studies.append(json.load(f))
+        label = FLAGS.labels[i] if FLAGS.labels else f"{studies[-1]['methods']['akd']['epochs']} epochs"
+        rows.append(summarise(studies[-1], label))
+    diffs = []
+    if FLAGS.ablation:
+        diffs = [changes(studies[0], study, (rows[0]["label"], row["label"])) for row, study in zip(rows[1:], studies[1:])]
+    elif FLAGS.plot:
         rows.sort(key=lambda r: r["epochs"])
-    text = table(rows) + "\n\nCommand: `python -m benchmarks.budget_curve " + " ".join(sys.argv[1:]) + "`\n"
+    text = table(rows) + ("\n\n" + changes_table(rows, diffs) if diffs else "")
+    text += "\n\nCommand: `python -m benchmarks.budget_curve " + " ".join(sys.argv[1:]) + "`\n"
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
     with open(FLAGS.output + ".md", "w") as f:
         f.write(text)
     with open(FLAGS.output + ".json", "w") as f:
-        json.dump({"studies": FLAGS.studies, "rows": rows}, f, indent=2)
+        json.dump({"studies": FLAGS.studies, "rows": rows, "changes_from_first": diffs}, f, indent=2)
     if FLAGS.plot:
         plot(rows, FLAGS.output + ".png")
     print(text)

@@ -128,7 +128,7 @@ done
 
 python -m benchmarks.budget_curve --studies=benchmarks/results/cifar_study_short.json,benchmarks/results/cifar_study_mid.json,benchmarks/results/cifar_study_long.json \
   --output=benchmarks/results/budget_curve
-python -m benchmarks.budget_curve --noplot --labels="restart at 0.1 (recipe),restart at 0.01" \
+python -m benchmarks.budget_curve --noplot --ablation --labels="restart at 0.1 (recipe),restart at 0.01" \
   --studies=benchmarks/results/cifar_study_short.json,benchmarks/results/cifar_study_short_phase2_lr0.01.json \
   --output=benchmarks/results/phase2_lr_ablation
 say "done"

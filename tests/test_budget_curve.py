@@ -30,7 +30,8 @@ def test_differences_are_paired_by_seed():
     assert row["methods"]["akd"] == pytest.approx((70.5, 0.5 ** 0.5))
     text = budget_curve.table([row, budget_curve.summarise(LONG, "long")])
     assert "| short | 15 | 70.50 ± 0.71 | 72.50 ± 0.71 | 72.50 ± 0.00 | 70.50 ± 0.71 | -2.00 ± 0.00 |" in text
-    assert "- short: AKD lost to KD by 2.00 pt (more than the seed-to-seed std 0.00)" in text
+    assert "- short: AKD lost to KD by 2.00 pt (behind on both seeds: -2.00, -2.00)" in text
+    assert "beat scratch by 1.00 pt" not in text and "tied with scratch" in text  # +1 and -1: a tie, not a win
     assert "- long: AKD beat KD by 1.50 pt" in text and "beat scratch by 3.50 pt" in text
 
 
@@ -54,3 +55,27 @@ def test_cli_writes_table_json_and_plot(tmp_path):
     assert [r["epochs"] for r in rows] == [15, 45] and rows[1]["akd_minus"]["kd"]["mean_std"] == [1.5, 0.0]
     assert (tmp_path / "curve.png").stat().st_size > 10_000
     assert "AKD − TAKD (pt)" in (tmp_path / "curve.md").read_text()
+
+
+def test_ablation_tabulates_each_methods_change_paired_by_seed(tmp_path):
+    variant = _study(15, {"scratch": [70.5, 70.0], "kd": [73.0, 72.0], "takd": [72.0, 73.5], "akd": [74.0, 72.0]})
+    paths = []
+    for name, study in (("recipe", SHORT), ("variant", variant)):
+        paths.append(str(tmp_path / f"{name}.json"))
+        (tmp_path / f"{name}.json").write_text(json.dumps(study))
+    diff = budget_curve.changes(SHORT, variant, ("recipe", "variant"))
+    assert diff["akd"]["per_seed"] == [3.0, 2.0] and diff["akd"]["mean_std"] == pytest.approx((2.5, 0.5 ** 0.5))
+    assert diff["scratch"]["per_seed"] == [0.5, -1.0] and diff["kd"]["mean_std"] == (0.0, 0.0)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.budget_curve", f"--studies={','.join(paths)}",
+                           "--labels=at 0.1,at 0.01", "--ablation", "--noplot", f"--output={tmp_path / 'ab'}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = (tmp_path / "ab.md").read_text()
+    assert "| AKD | 70.50 ± 0.71 | 73.00 ± 1.41 | +2.50 ± 0.71 | up on both seeds: +3.00, +2.00 |" in text
+    assert "| scratch | 70.50 ± 0.71 | 70.25 ± 0.35 | -0.25 ± 1.06 | down on 1 of 2 seeds: +0.50, -1.00 |" in text
+    assert "| KD | 72.50 ± 0.71 | 72.50 ± 0.71 | +0.00 ± 0.00 | unchanged on every seed |" in text
+    assert [r["label"] for r in json.loads((tmp_path / "ab.json").read_text())["rows"]] == ["at 0.1", "at 0.01"]
+    assert not (tmp_path / "ab.png").exists()
+    alone = subprocess.run([sys.executable, "-m", "benchmarks.budget_curve", f"--studies={paths[0]}", "--ablation",
+                            f"--output={tmp_path / 'x'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert alone.returncode != 0 and "--ablation needs a reference study and at least one variant" in alone.stderr
