@@ -51,24 +51,28 @@ def summarise(study: dict, label: str) -> dict:
     for method in METHODS:
         if method in methods:
             row["methods"][method] = _mean_std(methods[method]["test_top1"])
-    akd = dict(zip(methods["akd"]["seeds"], methods["akd"]["test_top1"]))
     for other in AGAINST:
-        if other not in methods:
-            continue
-        theirs = dict(zip(methods[other]["seeds"], methods[other]["test_top1"]))
-        paired = sorted(set(akd) & set(theirs))
-        if not paired:
-            raise ValueError(f"{label}: akd and {other} share no seed (akd {sorted(akd)}, {other} {sorted(theirs)})")
-        differences = [akd[s] - theirs[s] for s in paired]
-        row["akd_minus"][other] = {"seeds": paired, "per_seed": differences, "mean_std": _mean_std(differences)}
+        if other in methods:
+            row["akd_minus"][other] = _paired(methods["akd"], methods[other], f"{label}: akd and {other}")
     return row
 
 
-def _seeds_agreeing(per_seed, mean) -> str:
+def _paired(mine: dict, theirs: dict, what: str) -> dict:
+    """``mine − theirs`` per shared seed (two ``methods`` entries of study JSONs), with their mean ± std."""
+    a = dict(zip(mine["seeds"], mine["test_top1"]))
+    b = dict(zip(theirs["seeds"], theirs["test_top1"]))
+    paired = sorted(set(a) & set(b))
+    if not paired:
+        raise ValueError(f"{what} share no seed ({sorted(a)} and {sorted(b)})")
+    differences = [a[s] - b[s] for s in paired]
+    return {"seeds": paired, "per_seed": differences, "mean_std": _mean_std(differences)}
+
+
+def _seeds_agreeing(per_seed, mean, sides=("ahead", "behind")) -> str:
     """How many seeds share the mean's sign, with the per-seed values: with 2 or 3 seeds a std says little, the
     signs and values say what there is."""
     same = sum(1 for d in per_seed if d * mean > 0)
-    side = "ahead" if mean > 0 else "behind"
+    side = sides[0] if mean > 0 else sides[1]
     count = "both" if same == len(per_seed) == 2 else f"{same} of {len(per_seed)}"
     return f"{side} on {count} seed{'s' if len(per_seed) > 1 else ''}: " + ", ".join(f"{d:+.2f}" for d in per_seed)
 
@@ -88,19 +92,9 @@ def _verdict(row):
 
 def changes(reference: dict, variant: dict, labels) -> dict:
     """Each method's test top-1 change from the reference study to the variant (an ablation), paired by seed."""
-    out = {}
-    for method in METHODS:
-        if method not in reference["methods"] or method not in variant["methods"]:
-            continue
-        ref = dict(zip(reference["methods"][method]["seeds"], reference["methods"][method]["test_top1"]))
-        var = dict(zip(variant["methods"][method]["seeds"], variant["methods"][method]["test_top1"]))
-        paired = sorted(set(ref) & set(var))
-        if not paired:
-            raise ValueError(f"{method}: {labels[0]!r} and {labels[1]!r} share no seed "
-                             f"({sorted(ref)} and {sorted(var)})")
-        per_seed = [var[s] - ref[s] for s in paired]
-        out[method] = {"seeds": paired, "per_seed": per_seed, "mean_std": _mean_std(per_seed)}
-    return out
+    return {method: _paired(variant["methods"][method], reference["methods"][method],
+                            f"{method}: {labels[0]!r} and {labels[1]!r}")
+            for method in METHODS if method in reference["methods"] and method in variant["methods"]}
 
 
 def changes_table(rows, diffs) -> str:
@@ -112,10 +106,10 @@ def changes_table(rows, diffs) -> str:
                   f"| method | {reference['label']} | {row['label']} | change (pt) | seeds |", "|---|---|---|---|---|"]
         for method, d in diff.items():
             mean, std = d["mean_std"]
-            seeds = _seeds_agreeing(d["per_seed"], mean) if mean else "unchanged on every seed"
+            seeds = _seeds_agreeing(d["per_seed"], mean, ("up", "down")) if mean else "unchanged on every seed"
             ref, var = reference["methods"][method], row["methods"][method]
             lines.append(f"| {NAMES[method]} | {ref[0]:.2f} ± {ref[1]:.2f} | {var[0]:.2f} ± {var[1]:.2f} | "
-                         f"{mean:+.2f} ± {std:.2f} | {seeds.replace('ahead', 'up').replace('behind', 'down')} |")
+                         f"{mean:+.2f} ± {std:.2f} | {seeds} |")
         lines.append("")
     return "\n".join(lines).rstrip("\n")
 
