@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import numpy as np
 from absl import app, flags
+
+from akd_tf.command import command_line
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("studies", None, "Study JSON files (benchmarks.cifar_study --output), one per budget.", required=True)
@@ -177,7 +178,7 @@ def main(argv):
     elif FLAGS.plot:
         rows.sort(key=lambda r: r["epochs"])
     text = table(rows) + ("\n\n" + changes_table(rows, diffs) if diffs else "")
-    text += "\n\nCommand: `python -m benchmarks.budget_curve " + " ".join(sys.argv[1:]) + "`\n"
+    text += "\n\nCommand: `" + command_line("benchmarks.budget_curve") + "`\n"
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
     with open(FLAGS.output + ".md", "w") as f:
         f.write(text)

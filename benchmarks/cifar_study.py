@@ -19,11 +19,11 @@ epoch, per method) and ``<output>_schedule.png`` (AKD's T and Φ(T) per epoch).
 import json
 import os
 import platform
-import sys
 
 from absl import app, flags
 
 from akd_tf import main as cli  # defines the run flags this study passes on
+from akd_tf.command import command_line
 from benchmarks import study_runs
 
 FLAGS = flags.FLAGS
@@ -230,7 +230,7 @@ def main(argv):
     # The sum over runs, so that a study resumed after a kill (or extended by a seed) still reports its cost.
     minutes = sum(r["study"]["wall_time_s"] for r in [teacher, assistant, *runs] if r) / 60
     first = runs[0]["num_examples"]
-    command = "python -m benchmarks.cifar_study " + " ".join(a for a in sys.argv[1:])
+    command = command_line("benchmarks.cifar_study")
     protocol = {"train": first["train"], "validation": first.get("validation", 0), "test": first["test"],
                 "command": command, "flags": _passed_on(), "seeds": FLAGS.seeds,
                 "machine": {"cpus": os.cpu_count(), "cores": study_runs.cores(r["study"].get("cpus") for r in runs),

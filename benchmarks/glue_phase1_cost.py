@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 import numpy as np
 from absl import app, flags
+
+from akd_tf.command import command_line
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A finished GLUE run of akd_tf.main (teacher.keras, student.keras, config.json).",
@@ -85,7 +86,7 @@ def main(argv):
     rows = {name: {"median_s": float(np.median(t)), "examples_per_s": n / float(np.median(t)),
                    "over_finetune": float(np.median(t)) / finetune, "times_s": t} for name, t in variants.items()}
     result = {
-        "command": " ".join(["python -m benchmarks.glue_phase1_cost", *sys.argv[1:]]),
+        "command": command_line("benchmarks.glue_phase1_cost"),
         "workdir": FLAGS.workdir, "dataset": config.dataset, "examples": n, "batch_size": config.batch_size,
         "teacher": {"name": teacher.name, "params": teacher_params},
         "student": {"name": student.name, "params": run_lib.count_params(student)},

@@ -18,11 +18,11 @@ source of the truncated student) and its logits are computed once per task (``--
 import json
 import os
 import platform
-import sys
 
 from absl import app, flags
 
 from akd_tf import main as cli  # defines the run flags (and --workdir)
+from akd_tf.command import command_line
 from akd_tf.data import glue
 from benchmarks import study_runs
 
@@ -247,7 +247,7 @@ def main(argv):
     study_runs.log(f"GLUE study in {FLAGS.workdir}: {', '.join(FLAGS.tasks)}; teacher, then "
                    f"{len(FLAGS.methods)} methods x {len(FLAGS.seeds)} seeds per task ({', '.join(configs)})")
     tasks = [_summarise(task, *_task(task)) for task in FLAGS.tasks]
-    command = "python -m benchmarks.glue_study " + " ".join(sys.argv[1:])
+    command = command_line("benchmarks.glue_study")
     table, minutes = _table(tasks, command)
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
     with open(FLAGS.output + ".json", "w") as f:

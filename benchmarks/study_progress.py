@@ -18,10 +18,10 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import sys
 
 from absl import app, flags
 
+from akd_tf.command import command_line
 from akd_tf.run import read_history
 from benchmarks import attempts, study_runs
 
@@ -151,9 +151,12 @@ def table(studies: list[dict], now: str) -> str:
     spent = sum(r.get("spent_s", 0.0) for r in runs if not r["finished"]) / 3600
     planned = any(not r.get("started", True) for r in runs)
     todo = left(studies)
-    headline = (f"Progress at {now} UTC: {len(done)} of the {len(runs)} runs {'planned' if planned else 'started'} "
-                f"have finished ({hours:.1f} h of run wall time; the others have spent {spent:.1f} h so far); "
-                f"{todo['epochs']} student epochs left")
+    if runs and len(done) == len(runs):
+        headline = f"Progress at {now} UTC: all {len(runs)} runs have finished ({hours:.1f} h of run wall time)"
+    else:
+        headline = (f"Progress at {now} UTC: {len(done)} of the {len(runs)} runs "
+                    f"{'planned' if planned else 'started'} have finished ({hours:.1f} h of run wall time; the "
+                    f"others have spent {spent:.1f} h so far); {todo['epochs']} student epochs left")
     if todo["lane_hours"] is not None and todo["epochs"]:
         headline += (f", ~{todo['lane_hours']:.1f} h of one lane at {todo['epoch_s']:.0f} s per epoch (the median "
                      f"pace of the runs under way; ~{todo['lane_hours'] / 2:.1f} h with two lanes)")
@@ -192,7 +195,7 @@ def main(argv):
     except ValueError as error:
         raise app.UsageError(f"--studies/--flagfiles: {error}") from None
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
-    text = table(studies, now) + "\n\nCommand: `python -m benchmarks.study_progress " + " ".join(sys.argv[1:]) + "`\n"
+    text = table(studies, now) + "\n\nCommand: `" + command_line("benchmarks.study_progress") + "`\n"
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
     with open(FLAGS.output + ".md", "w") as f:
         f.write(text)

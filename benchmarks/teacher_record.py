@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from absl import app, flags
 
+from akd_tf.command import command_line
 from akd_tf.run import read_history
 from benchmarks.study_runs import read_flags
 
@@ -130,7 +130,7 @@ def main(argv):
         cycles = [read_cycle(prefix) for prefix in FLAGS.cycles]
     except ValueError as error:
         raise app.UsageError(f"--cycles: {error}") from None
-    text = table(cycles) + "\n\nCommand: `python -m benchmarks.teacher_record " + " ".join(sys.argv[1:]) + "`\n"
+    text = table(cycles) + "\n\nCommand: `" + command_line("benchmarks.teacher_record") + "`\n"
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
     with open(FLAGS.output + ".md", "w") as f:
         f.write(text)

@@ -15,6 +15,7 @@ import sys
 
 from absl import app, flags
 
+from akd_tf.command import command_line
 from export import ALL_MODES, DEFAULT_MODES
 
 FLAGS = flags.FLAGS
@@ -68,7 +69,7 @@ def main(argv):
             representative=representative, test=test, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
             representative_examples=FLAGS.representative_examples, test_size=FLAGS.test_size, int8_io=FLAGS.int8_io,
             benchmark=FLAGS.benchmark, invokes=FLAGS.invokes, output=output,
-            command=" ".join(["python -m export.tflite", *sys.argv[1:]]),
+            command=command_line("export.tflite"),
             qat_options={"epochs": FLAGS.qat_epochs, "train_size": FLAGS.qat_train_size,
                          "learning_rate": FLAGS.qat_learning_rate})
     except (ValueError, FileNotFoundError) as error:  # one line: BadInput from .keras loading is a ValueError

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -76,6 +77,14 @@ def test_ablation_tabulates_each_methods_change_paired_by_seed(tmp_path):
     assert "| KD | 72.50 ± 0.71 | 72.50 ± 0.71 | +0.00 ± 0.00 | unchanged on every seed |" in text
     assert [r["label"] for r in json.loads((tmp_path / "ab.json").read_text())["rows"]] == ["at 0.1", "at 0.01"]
     assert not (tmp_path / "ab.png").exists()
+    # The command written under the table makes the same table again when pasted into a shell (labels with spaces).
+    command = text.rsplit("Command: `", 1)[1].split("`", 1)[0]
+    assert command.startswith("python -m benchmarks.budget_curve ")
+    (tmp_path / "ab.md").unlink()
+    again = subprocess.run(["bash", "-c", shlex.quote(sys.executable) + command[len("python"):]], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (tmp_path / "ab.md").read_text() == text
     alone = subprocess.run([sys.executable, "-m", "benchmarks.budget_curve", f"--studies={paths[0]}", "--ablation",
                             f"--output={tmp_path / 'x'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert alone.returncode != 0 and "--ablation needs a reference study and at least one variant" in alone.stderr

@@ -68,6 +68,9 @@ def test_runs_and_means_so_far(study):
     assert "| study_mid | scratch_seed1 | 0 of 30 done | — | — | not yet |" in text
     assert "| study_mid | akd | 2 | 81.77 ± 0.71 |" in text
     assert "| study_mid | kd | 1 | 82.36 |" in text  # one seed: no spread shown
+    finished = dict(report, runs=[r for r in report["runs"] if r["finished"]])
+    assert study_progress.table([finished], "now").startswith(
+        "Progress at now UTC: all 3 runs have finished (1.8 h of run wall time).\n")
 
 
 def test_read_flags_last_wins_and_negations(study):
