@@ -1,0 +1,66 @@
+"""benchmarks.recheck: a finished run's saved student and teacher, evaluated again, reproduce the run's record; a
+record that does not match its model is caught and named."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import recheck
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "TFDS_DATA_DIR": os.environ.get("TFDS_DATA_DIR", os.path.join(ROOT, "..", "shared",
+                                                                                      "tensorflow_datasets"))}
+
+
+def _recheck(*args):
+    return subprocess.run([sys.executable, "-m", "benchmarks.recheck", *args], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_run_reproduces_its_record_and_a_doctored_record_is_caught(smoke_workdir, tmp_path):
+    study = tmp_path / "study"
+    run = study / "akd_seed0"
+    shutil.copytree(smoke_workdir, run, ignore=shutil.ignore_patterns("tensorboard"))
+    metrics = json.loads((run / "metrics.json").read_text())
+
+    proc = _recheck(f"--runs={study}", f"--output={tmp_path / 'ok'}")  # a study's directory: its runs are found
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "ok.json").read_text())
+    assert report["reproduced"] and [m["role"] for m in report["models"]] == ["student", "teacher"]
+    student, teacher = report["models"]
+    assert student["name"] == "study/akd_seed0" and student["test_examples"] == 512  # the run's own test size
+    assert student["top1"] == pytest.approx(100 * metrics["student"]["test_accuracy"], abs=0.05)
+    assert teacher["name"] == "study/akd_seed0/teacher.keras"  # trained by the run: read beside its student
+    assert teacher["top1"] == pytest.approx(100 * metrics["teacher"]["test_accuracy"], abs=0.05)
+    text = (tmp_path / "ok.md").read_text()
+    assert "2 of 2 models, all within 0.05 pt" in text.splitlines()[0]
+    assert "[1/2] study/akd_seed0 (student): " in proc.stdout
+
+    metrics["student"]["test_accuracy"] += 0.01  # one point more than the model gives
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    proc = _recheck(f"--runs={run}", f"--output={tmp_path / 'off'}")
+    assert proc.returncode == 1
+    assert "1 differ from their record by more than 0.05 pt: study/akd_seed0." in (tmp_path / "off.md").read_text()
+
+
+def test_a_path_without_finished_runs_is_refused(tmp_path):
+    (tmp_path / "not_a_run").mkdir()
+    with pytest.raises(ValueError, match="no finished run .* under '.*not_a_run'"):
+        recheck.find_runs([str(tmp_path / "not_a_run")])
+    with pytest.raises(ValueError, match="no finished run"):
+        recheck.find_runs([str(tmp_path / "typo")])
+
+
+def test_table_marks_a_model_not_found_and_rounds_without_negative_zero():
+    items = [{"name": "s/a", "role": "student", "test_examples": 10, "recorded": 80.0, "top1": 79.999},
+             {"name": "t.keras", "role": "teacher", "test_examples": 10, "recorded": 90.0, "top1": None}]
+    text, reproduced = recheck.table(items, 0.05, "now")
+    assert reproduced
+    assert text.splitlines()[0] == ("Re-evaluated at now UTC: 1 of 2 models (1 not found here), all within 0.05 pt "
+                                    "of their recorded test top-1 (largest difference 0.00 pt).")
+    assert "| s/a | student | 10 | 80.00 | 80.00 | +0.00 |" in text
+    assert "| t.keras | teacher | 10 | 90.00 | not found | — |" in text
