@@ -156,11 +156,15 @@ def _plots(runs, output):
         ax.plot(range(1, len(accuracy) + 1), accuracy, color=colors.get(r["method"]), alpha=0.85,
                 linestyle="-" if first else "--", label=f"{NAMES.get(r['method'], r['method'])}, seed {r['seed']}")
     akd = [r for r in runs if r["method"] == "akd"]
-    if akd:
+    restart = FLAGS.phase2_learning_rate
+    if restart is not None:  # --phase2_learning_rate restarts every method there, not only AKD
+        ax.axvline(FLAGS.phase1_epochs + 0.5, color="k", linestyle=":",
+                   label=f"every method: LR restart at {restart:g}")
+    elif akd:
         ax.axvline(FLAGS.phase1_epochs + 0.5, color="k", linestyle=":", label="AKD phase 1 | phase 2")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation top-1 %")
-    ax.set_title("Validation accuracy per epoch")
+    ax.set_title("Validation accuracy per epoch" + (f" (phase-2 restart at LR {restart:g})" if restart else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
