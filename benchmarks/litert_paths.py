@@ -14,6 +14,8 @@ import os
 
 from absl import app, flags
 
+from akd_tf.command import command_line
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("tflite_dir", None, "Directory of student_<mode>.tflite files.", required=True)
 flags.DEFINE_integer("threads", 1, "CPU threads for every path.")
@@ -86,8 +88,8 @@ def main(argv):
     for path in files:
         base = os.path.basename(path)
         lines.append(f"| {base} | " + " | ".join(f"{min(medians[(base, n)]):.0f}" for n in names) + " |")
-    command = ("python -m benchmarks.litert_paths " + " ".join(
-        f"--{k}={FLAGS[k].value}" for k in ("tflite_dir", "threads", "rounds", "invokes")))
+    command = command_line("benchmarks.litert_paths",
+                           [FLAGS[k].serialize() for k in ("tflite_dir", "threads", "rounds", "invokes")])
     lines += ["", f"Command: `{command}`"]
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
     with open(FLAGS.output + ".json", "w") as f:

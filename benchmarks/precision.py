@@ -19,6 +19,7 @@ import platform
 
 from absl import app, flags
 
+from akd_tf.command import command_line
 from benchmarks import speed
 
 FLAGS = flags.FLAGS
@@ -135,9 +136,8 @@ def main(argv):
     with open("/proc/cpuinfo") as f:
         cpu_flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
     report = {
-        "command": "python -m benchmarks.precision " + " ".join(
-            f"--{k}={FLAGS[k].serialize().split('=', 1)[1]}" for k in
-            ("images", "batch_size", "repeats", "precisions", "teacher_net", "student_net")),
+        "command": command_line("benchmarks.precision", [FLAGS[k].serialize() for k in (
+            "images", "batch_size", "repeats", "precisions", "teacher_net", "student_net")]),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "bf16_units": sorted(f for f in cpu_flags if f in ("avx512_bf16", "amx_bf16", "amx_tile"))},
         "images_per_second": medians, "fastest_images_per_second": fastest,

@@ -18,6 +18,7 @@ import platform
 
 from absl import app, flags
 
+from akd_tf.command import command_line
 from benchmarks import speed
 
 FLAGS = flags.FLAGS
@@ -139,8 +140,8 @@ def main(argv):
                               "fastest": at_fastest, "target": target, "met": median >= target}
     medians = {name: float(np.median(r)) for name, r in rates.items()}
     report = {
-        "command": "python -m benchmarks.throughput " + " ".join(
-            f"--{k}={FLAGS[k].value}" for k in ("images", "batch_size", "repeats", "teacher_net", "student_net")),
+        "command": command_line("benchmarks.throughput", [FLAGS[k].serialize() for k in (
+            "images", "batch_size", "repeats", "teacher_net", "student_net")]),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "images_per_second": medians,
         "epoch_seconds": {k: [float(t) for t in v] for k, v in seconds.items()},
