@@ -174,7 +174,8 @@ def main(argv):
         rows.append(summarise(studies[-1], label))
     diffs = []
     if FLAGS.ablation:
-        diffs = [changes(studies[0], study, (rows[0]["label"], row["label"])) for row, study in zip(rows[1:], studies[1:])]
+        diffs = [changes(studies[0], study, (rows[0]["label"], row["label"]))
+                 for row, study in zip(rows[1:], studies[1:])]
     elif FLAGS.plot:
         rows.sort(key=lambda r: r["epochs"])
     text = table(rows) + ("\n\n" + changes_table(rows, diffs) if diffs else "")

@@ -164,7 +164,8 @@ def _plots(runs, output):
         ax.axvline(FLAGS.phase1_epochs + 0.5, color="k", linestyle=":", label="AKD phase 1 | phase 2")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation top-1 %")
-    ax.set_title("Validation accuracy per epoch" + (f" (phase-2 restart at LR {restart:g})" if restart else ""))
+    ax.set_title("Validation accuracy per epoch"
+                 + (f" (phase-2 restart at LR {restart:g})" if restart is not None else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()

@@ -66,6 +66,9 @@ def plan(runs: list[str]) -> list[dict]:
     for run in runs:
         with open(os.path.join(run, "metrics.json")) as f:
             metrics = json.load(f)
+        if "test_accuracy" not in metrics.get("student", {}):  # e.g. a GLUE run: dev metrics, no test top-1
+            raise ValueError(f"--runs: {run!r} records no test top-1 (no student.test_accuracy in its metrics.json); "
+                             "recheck checks image classification runs")
         n = metrics["num_examples"]["test"]
         parent, base = os.path.split(os.path.abspath(run))
         name = os.path.join(os.path.basename(parent), base)  # <study>/<run>
@@ -136,10 +139,10 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines on loading each SavedModel drown the progress
     try:
         runs = find_runs(FLAGS.runs)
+        items = plan(runs)
     except ValueError as error:
         print(f"recheck: error: {error}", file=sys.stderr)
         return 2
-    items = plan(runs)
     print(f"recheck: {len(items)} models ({len(runs)} students, {len(items) - len(runs)} teachers/assistants)",
           flush=True)
     evaluate(items, FLAGS.data_dir)

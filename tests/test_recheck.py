@@ -53,6 +53,13 @@ def test_a_path_without_finished_runs_is_refused(tmp_path):
         recheck.find_runs([str(tmp_path / "not_a_run")])
     with pytest.raises(ValueError, match="no finished run"):
         recheck.find_runs([str(tmp_path / "typo")])
+    glue = tmp_path / "glue_run"  # a finished run without a test top-1 (GLUE records dev metrics)
+    (glue / "student").mkdir(parents=True)
+    (glue / "student" / "saved_model.pb").write_bytes(b"")
+    (glue / "metrics.json").write_text(json.dumps({"dataset": "glue/sst2", "num_examples": {"test": 872},
+                                                   "student": {"dev": {"accuracy": 0.9}}}))
+    with pytest.raises(ValueError, match="records no test top-1 .* recheck checks image classification runs"):
+        recheck.plan(recheck.find_runs([str(glue)]))
 
 
 def test_table_marks_a_model_not_found_and_rounds_without_negative_zero():
