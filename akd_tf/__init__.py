@@ -27,8 +27,9 @@ _import_keras_outside_a_notebook()
 from akd_tf import losses, nets, schedule  # noqa: E402
 from akd_tf.callbacks import AnnealingSchedule, KeepBest, StopOnDivergence, TrainingDiverged  # noqa: E402
 from akd_tf.checkpoint import TrainingCheckpoint  # noqa: E402
+from akd_tf.continuation import ContinuationKD, ContinuationSchedule  # noqa: E402
 from akd_tf.distiller import AnnealingKD, Distiller, HintonKD  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["AnnealingKD", "AnnealingSchedule", "Distiller", "HintonKD", "KeepBest", "StopOnDivergence",
+__all__ = ["AnnealingKD", "AnnealingSchedule", "ContinuationKD", "ContinuationSchedule", "Distiller", "HintonKD", "KeepBest", "StopOnDivergence",
            "TrainingCheckpoint", "TrainingDiverged", "losses", "nets", "schedule"]

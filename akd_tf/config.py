@@ -12,7 +12,7 @@ from akd_tf.data import glue
 from akd_tf.nets import text as text_nets
 
 # "finetune" is "scratch" (labels only) under the name that reads right for a pre-trained student.
-METHODS = ("akd", "scratch", "kd", "takd", "finetune")
+METHODS = ("akd", "scratch", "kd", "takd", "finetune", "ckd")
 LABELS_ONLY = ("scratch", "finetune")
 OPTIMIZERS = ("sgd", "adamw")
 STRATEGIES = ("auto", "mirrored", "one_device", "default", "multi_worker")
@@ -57,6 +57,10 @@ class Config:
     max_temperature: int = 10
     kd_alpha: float = 0.9
     kd_temperature: float = 4.0
+    # Continuation-KD: T anneals over phase1_epochs; ψ rises to 1 over ckd_label_ramp_epochs (None: 3/4 of the
+    # student's epochs, the paper's 150 of 200); the hinge margin m of its teacher term (not given in the paper).
+    ckd_label_ramp_epochs: float | None = None
+    ckd_margin: float = 0.0
     batch_size: int = 128
     learning_rate: float = 0.1
     # The rate every method's schedule restarts at, at epoch phase1_epochs (None: the recipe, see student_phases).
@@ -108,7 +112,7 @@ class Config:
         if self.method == "takd":
             if self.text:
                 raise ValueError("`method` 'takd' is implemented for image datasets. Received: "
-                                 f"dataset={self.dataset!r}. Allowed there: akd, scratch, kd, finetune")
+                                 f"dataset={self.dataset!r}. Allowed there: akd, ckd, scratch, kd, finetune")
             if self.assistant_path is None:
                 one_of("assistant_net", architectures)
         elif self.assistant_path is not None:
@@ -120,7 +124,7 @@ class Config:
             raise ValueError(f"`teacher_views` must be an integer >= 0. Received: teacher_views={self.teacher_views!r}")
         if self.teacher_views and (self.text or self.method in LABELS_ONLY):
             raise ValueError(
-                "`teacher_views` caches the teacher's logits of augmented images for akd, kd and takd on image "
+                "`teacher_views` caches the teacher's logits of augmented images for akd, ckd, kd and takd on image "
                 f"datasets. Received: teacher_views={self.teacher_views}, method={self.method!r}, "
                 f"dataset={self.dataset!r}" + (" (text runs cache logits with --cache_teacher_logits)" if self.text
                                                 else ""))
@@ -134,7 +138,7 @@ class Config:
                              f"(glue/<task>). Received: dataset={self.dataset!r}")
         if self.text and self.method == "kd" and glue.DATASETS[self.dataset]["num_classes"] == 1:
             raise ValueError(f"`method` 'kd' needs class probabilities; {self.dataset} is a regression task. "
-                             "Allowed there: akd, scratch, finetune")
+                             "Allowed there: akd, ckd, scratch, finetune")
         one_of("lr_schedule", tuple(schedule.LR_SCHEDULES) + (schedule.LINEAR,))
         one_of("teacher_outputs", logits.OUTPUTS)
         if self.teacher_outputs == "probabilities":
@@ -161,6 +165,10 @@ class Config:
         for name in ("phase1_epochs", "phase2_epochs", "batch_size", "max_temperature", "teacher_epochs",
                      "sequence_length", "teacher_vocabulary_size", "student_vocabulary_size"):
             value = getattr(self, name)
+            # Only Annealing-KD has a second phase; the others train phase1_epochs + phase2_epochs, and may say all
+            # of them in phase1_epochs (Continuation-KD anneals T over phase1_epochs: the paper's whole run).
+            if name == "phase2_epochs" and self.method != "akd" and value == 0:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
         for name in ("learning_rate", "kd_temperature", "teacher_learning_rate", "clipnorm", "phase2_learning_rate"):
@@ -172,8 +180,23 @@ class Config:
             raise ValueError(f"`kd_alpha` must lie in [0, 1]. Received: kd_alpha={self.kd_alpha!r}")
         if self.weight_decay < 0:
             raise ValueError(f"`weight_decay` must be >= 0. Received: weight_decay={self.weight_decay!r}")
-        if self.method == "akd":
+        if self.method in ("akd", "ckd"):
             schedule.validate_schedule(self.phase1_epochs, self.max_temperature)
+        if self.method == "ckd":
+            if isinstance(self.ckd_margin, bool) or not isinstance(self.ckd_margin, (int, float)) \
+                    or not self.ckd_margin >= 0:
+                raise ValueError(f"`ckd_margin` must be a number >= 0. Received: ckd_margin={self.ckd_margin!r}")
+            try:
+                schedule.validate_label_ramp(self.label_ramp_epochs, self.student_epochs)
+            except ValueError:
+                raise ValueError("`ckd_label_ramp_epochs` must be a number > 0 and at most the student's epochs "
+                                 f"(phase1_epochs + phase2_epochs = {self.student_epochs}), so that the run ends on "
+                                 f"labels alone. Received: ckd_label_ramp_epochs={self.ckd_label_ramp_epochs!r}"
+                                 ) from None
+        elif self.ckd_label_ramp_epochs is not None or self.ckd_margin:
+            raise ValueError(f"`ckd_label_ramp_epochs` and `ckd_margin` are read by --method=ckd only. Received: "
+                             f"method={self.method!r}, ckd_label_ramp_epochs={self.ckd_label_ramp_epochs!r}, "
+                             f"ckd_margin={self.ckd_margin!r}")
         for flag, path in (("--teacher", self.teacher_path), ("--assistant", self.assistant_path),
                            ("--student_init", self.student_init_file)):
             if path is not None and not os.path.isfile(path):
@@ -202,6 +225,13 @@ class Config:
     def student_init_file(self):
         """``student_init`` when it names a .keras file (image students), else None (unset, or ``truncate:K``)."""
         return None if text_nets.truncate_layers(self.student_init) else self.student_init
+
+    @property
+    def label_ramp_epochs(self):
+        """Continuation-KD's ψ ramp: ``ckd_label_ramp_epochs``, or three quarters of the student's epochs."""
+        if self.ckd_label_ramp_epochs is not None:
+            return self.ckd_label_ramp_epochs
+        return 0.75 * self.student_epochs
 
     @property
     def student_epochs(self):

@@ -319,8 +319,8 @@ class AnnealingKD(Distiller):
 
     def per_example_loss(self, labels, student_logits, teacher_logits):
         if self.uses_teacher():
-            phi = 1.0 - (self._temperature - 1.0) / float(self.max_temperature)
-            return losses.annealing_loss(student_logits, teacher_logits, phi)
+            return losses.annealing_loss(student_logits, teacher_logits,
+                                         schedule.phi(self._temperature, float(self.max_temperature)))
         return (losses.regression_loss if self.regression else losses.label_loss)(labels, student_logits)
 
     def get_config(self):

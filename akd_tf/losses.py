@@ -20,6 +20,27 @@ def annealing_loss(student_logits, teacher_logits, phi):
     return ops.mean(ops.square(student_logits - phi * teacher_logits), axis=-1)
 
 
+def continuation_loss(labels, student_logits, teacher_logits, phi, psi, margin=0.0, regression=False):
+    """Continuation-KD (Jafari et al., 2022, arXiv 2212.05998), one loss for the whole run::
+
+        L(x) = ψ · CE(y, z_s(x)) + (1 − ψ) · max{0, ‖z_s(x) − Φ(T) · z_t(x)‖² − m · Φ(T)}
+
+    ``‖·‖²`` is taken as Annealing-KD's phase-1 loss, the squared distance averaged over the classes (the official
+    Annealing-KD code's ``mse_loss``), not summed: the paper states that Annealing-KD is the case m = 0 with ψ a 0/1
+    step, which holds only if both terms are the same quantity (a sum would weigh the teacher 10x more against the
+    cross-entropy on CIFAR-10). The hinge ignores an example whose logits lie within ``m · Φ(T)`` (in that mean
+    squared distance) of the annealed teacher's; ``m = 0`` is `annealing_loss` itself. ``regression=True``: the
+    squared error of a single output (STS-B) replaces CE.
+    """
+    teacher_logits = ops.cast(teacher_logits, student_logits.dtype)
+    phi = ops.cast(phi, student_logits.dtype)
+    psi = ops.cast(psi, student_logits.dtype)
+    hinge = ops.maximum(annealing_loss(student_logits, teacher_logits, phi)
+                        - ops.cast(margin, student_logits.dtype) * phi, 0.0)
+    labelled = (regression_loss if regression else label_loss)(labels, student_logits)
+    return psi * labelled + (1.0 - psi) * hinge
+
+
 def label_loss(labels, student_logits):
     """Phase 2 of Annealing-KD and the plain baseline: cross-entropy on the hard labels, from logits."""
     return ops.sparse_categorical_crossentropy(labels, student_logits, from_logits=True)

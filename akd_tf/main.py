@@ -35,7 +35,9 @@ flags.DEFINE_integer("train_size", None, "Use only the first N training examples
 flags.DEFINE_integer("test_size", None, "Use only the first N test examples (quick runs).")
 flags.DEFINE_enum("method", "akd", list(config_lib.METHODS),
                   "akd: Annealing-KD; scratch (or finetune, its name for a pre-trained student): labels only; "
-                  "kd: Hinton KD; takd: Hinton KD through a teacher assistant (--assistant or --assistant_net). All train the student for phase1_epochs + phase2_epochs epochs.")
+                  "kd: Hinton KD; takd: Hinton KD through a teacher assistant (--assistant or --assistant_net); ckd: "
+                  "Continuation-KD (T annealed over phase1_epochs while the labels come in, one phase). All train the "
+                  "student for phase1_epochs + phase2_epochs epochs.")
 _NETS = list(nets.NETS) + list(text_nets.ARCHITECTURES)
 flags.DEFINE_enum("teacher_net", "resnet110", _NETS, "Teacher network, when it is trained here (GLUE: a BERT "
                   "architecture trained from scratch, unless --teacher_preset).")
@@ -65,11 +67,17 @@ flags.DEFINE_string("teacher_views_cache", None, "With --teacher_views: a direct
                     "across runs, keyed by the teacher's weights, the data, --seed and K (e.g. KD and AKD runs of one "
                     "study share them), and a given --teacher's test figures, evaluated once for all runs. Default: "
                     "teacher_views_<stage>.npz in the workdir.")
-flags.DEFINE_integer("phase1_epochs", 200, "AKD phase 1 epochs (>= max_temperature).")
-flags.DEFINE_integer("phase2_epochs", 100, "AKD phase 2 epochs.")
+flags.DEFINE_integer("phase1_epochs", 200, "AKD phase 1 epochs (>= max_temperature); Continuation-KD anneals T over "
+                     "them.")
+flags.DEFINE_integer("phase2_epochs", 100, "AKD phase 2 epochs (other methods: may be 0).")
 flags.DEFINE_integer("max_temperature", 10, "τ_max of the annealing schedule.")
 flags.DEFINE_float("kd_alpha", 0.9, "Weight of the soft term in Hinton KD (--method=kd).")
 flags.DEFINE_float("kd_temperature", 4.0, "Softmax temperature of Hinton KD (--method=kd).")
+flags.DEFINE_float("ckd_label_ramp_epochs", None, "--method=ckd: epochs over which the label weight ψ rises from 0 "
+                   "to 1, ψ(i) = min(i / this, 1) (at most the student's epochs). Default: 3/4 of the student's epochs "
+                   "(the paper: 150 of 200). T anneals over --phase1_epochs.")
+flags.DEFINE_float("ckd_margin", 0.0, "--method=ckd: the margin m of the teacher's hinge term max{0, ‖z_s − Φ·z_t‖² − "
+                   "m·Φ}; the paper does not give it.")
 flags.DEFINE_integer("batch_size", 128, "Global batch size (split across replicas).")
 flags.DEFINE_float("learning_rate", 0.1, "The student's initial learning rate, in every phase (official: 0.1 for "
                    "ResNets, 0.01 for plain CNNs).")

@@ -28,7 +28,9 @@ def plot_run(history: dict, path: str, title: str, phase1_epochs: int | None = N
         ax.grid(alpha=0.3)
         if phase1_epochs:
             ax.axvline(phase1_epochs + 0.5, color="k", linestyle=":", label="phase 1 | phase 2")
-    if phase1_epochs and "temperature" in history:
+    if "label_weight" in history:  # Continuation-KD: ψ lies in [0, 1], as accuracies do
+        ax_acc.plot(epochs, history["label_weight"], color="tab:gray", linestyle="--", label="label weight ψ")
+    if "temperature" in history:
         ax_t = ax_acc.twinx()
         ax_t.step(epochs, history["temperature"], where="mid", color="tab:red", alpha=0.6, label="temperature T")
         ax_t.set_ylabel("temperature T", color="tab:red")

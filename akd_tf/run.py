@@ -28,6 +28,7 @@ from akd_tf import distiller, files, logits, multi_worker, nets, plots, precisio
 from akd_tf.callbacks import AnnealingSchedule, LinearDecay, StopOnDivergence, TrainingDiverged
 from akd_tf.checkpoint import TrainingCheckpoint, is_chief
 from akd_tf.config import BadInput, Config, STRATEGIES
+from akd_tf.continuation import ContinuationSchedule
 from akd_tf.data import glue
 
 # Everything a run writes into its workdir; `overwrite=True` removes exactly these.
@@ -175,6 +176,25 @@ class Run:
                 callback.set_model(model)
                 callback.on_train_end()
         return read_history(history_path)
+
+
+def continuation_schedule(config, method=None):
+    """``[ContinuationSchedule]`` for a Continuation-KD run (T over ``phase1_epochs``, ψ over its ramp), else ``[]``.
+    Stateless (T and ψ are functions of the epoch), it runs first so the epoch's logs carry them."""
+    if (method or config.method) != "ckd":
+        return []
+    return [ContinuationSchedule(config.student_epochs, config.phase1_epochs, config.label_ramp_epochs,
+                                 config.max_temperature, verbose=config.verbose)]
+
+
+def continuation_summary(config, history):
+    """What ``metrics.json`` records of a Continuation-KD run's schedule: its settings and T, ψ per epoch."""
+    if config.method != "ckd":
+        return {}
+    return {"schedule": {"max_temperature": config.max_temperature, "anneal_epochs": config.phase1_epochs,
+                         "label_ramp_epochs": config.label_ramp_epochs, "margin": config.ckd_margin,
+                         "temperature": history.get("temperature", []),
+                         "label_weight": history.get("label_weight", [])}}
 
 
 def compile_classifier(model, optimizer, from_logits=True):

@@ -1,6 +1,7 @@
-"""The Annealing-KD schedules as pure functions: no TensorFlow, no Keras, no flags.
+"""The Annealing-KD and Continuation-KD schedules as pure functions: no TensorFlow, no Keras, no flags.
 
-Jafari et al., *Annealing Knowledge Distillation*, EACL 2021 (arXiv 2104.07163).
+Jafari et al., *Annealing Knowledge Distillation*, EACL 2021 (arXiv 2104.07163); Jafari et al., *Continuation-KD*,
+EMNLP Findings 2022 (arXiv 2212.05998).
 
 * Annealing function: ``Φ(T) = 1 − (T − 1) / τ_max`` for integer ``T`` in ``[1, τ_max]``,
   so ``Φ(τ_max) = 1/τ_max`` and ``Φ(1) = 1``.
@@ -11,23 +12,27 @@ Jafari et al., *Annealing Knowledge Distillation*, EACL 2021 (arXiv 2104.07163).
   ``phase1_epochs`` is not a multiple of ``τ_max``; here ``T`` stays at 1 instead).
 * Phases: epochs ``[0, phase1_epochs)`` are phase 1 (logit matching, no labels), later epochs phase 2
   (hard labels). Each phase restarts its own learning-rate schedule.
+* Continuation-KD has no phases: the same temperature schedule over its ``anneal_epochs``, and a label weight
+  ``ψ(i) = min(i / label_ramp_epochs, 1)`` that brings the labels in while the teacher's term fades out.
 """
 
 from __future__ import annotations
+
+import math
 
 PHASE_DISTILL = 1
 PHASE_LABELS = 2
 
 
-def _check_positive_int(name: str, value) -> None:
+def check_positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
 
 
 def validate_schedule(phase1_epochs: int, max_temperature: int) -> None:
     """Raises `ValueError` unless every temperature ``τ_max … 1`` gets at least one phase-1 epoch."""
-    _check_positive_int("max_temperature", max_temperature)
-    _check_positive_int("phase1_epochs", phase1_epochs)
+    check_positive_int("max_temperature", max_temperature)
+    check_positive_int("phase1_epochs", phase1_epochs)
     if phase1_epochs < max_temperature:
         raise ValueError(
             "Phase 1 needs at least one epoch per temperature, so `phase1_epochs` must be >= "
@@ -35,13 +40,19 @@ def validate_schedule(phase1_epochs: int, max_temperature: int) -> None:
         )
 
 
+def phi(temperature, max_temperature):
+    """``Φ(T) = 1 − (T − 1) / τ_max``, the scale of the teacher's logits, written once for floats and tensors alike
+    (the traced training steps pass their temperature variable)."""
+    return 1.0 - (temperature - 1.0) / max_temperature
+
+
 def annealing_factor(temperature: float, max_temperature: int) -> float:
-    """``Φ(T) = 1 − (T − 1) / τ_max``: the scale applied to the teacher's logits in phase 1."""
+    """`phi` of a temperature checked to lie in ``[1, τ_max]``."""
     if not 1 <= temperature <= max_temperature:
         raise ValueError(
             f"`temperature` must lie in [1, max_temperature={max_temperature}]. Received: temperature={temperature}"
         )
-    return 1.0 - (temperature - 1.0) / max_temperature
+    return phi(temperature, max_temperature)
 
 
 def epochs_per_temperature(phase1_epochs: int, max_temperature: int) -> int:
@@ -65,10 +76,38 @@ def phase_at(epoch: int, phase1_epochs: int) -> int:
     return PHASE_DISTILL if epoch < phase1_epochs else PHASE_LABELS
 
 
+def validate_label_ramp(label_ramp_epochs, epochs=None) -> None:
+    """Raises `ValueError` unless ``label_ramp_epochs`` is a number > 0 (and, given the run's ``epochs``, at most
+    that many, so that the run ends on labels alone)."""
+    if isinstance(label_ramp_epochs, bool) or not isinstance(label_ramp_epochs, (int, float)) \
+            or not label_ramp_epochs > 0:
+        raise ValueError(f"`label_ramp_epochs` must be a number > 0. Received: label_ramp_epochs={label_ramp_epochs!r}")
+    if epochs is not None and label_ramp_epochs > epochs:
+        raise ValueError(
+            "The label weight ψ must reach 1 within the run, so `label_ramp_epochs` must be <= `epochs`. "
+            f"Received: label_ramp_epochs={label_ramp_epochs}, epochs={epochs}"
+        )
+
+
+def label_weight_at(epoch: int, label_ramp_epochs: float) -> float:
+    """Continuation-KD's ``ψ(i) = min(i / label_ramp_epochs, 1)`` for a 0-based ``epoch`` ``i``: 0 at the first
+    epoch (teacher only), 1 from ``label_ramp_epochs`` on (labels only)."""
+    if epoch < 0:
+        raise ValueError(f"`epoch` must be >= 0. Received: epoch={epoch}")
+    validate_label_ramp(label_ramp_epochs)
+    return min(epoch / label_ramp_epochs, 1.0)
+
+
+def teacher_epochs(label_ramp_epochs: float) -> int:
+    """How many epochs of a Continuation-KD run read the teacher (ψ < 1): the first ``⌈label_ramp_epochs⌉``."""
+    validate_label_ramp(label_ramp_epochs)
+    return math.ceil(label_ramp_epochs)
+
+
 def step_learning_rate(epoch_in_phase: int, phase_epochs: int, base_learning_rate: float) -> float:
     """The official CIFAR ResNet recipe, per phase: ``base`` for the first half of the phase's epochs,
     ``base/10`` until 75 %, then ``base/100``."""
-    _check_positive_int("phase_epochs", phase_epochs)
+    check_positive_int("phase_epochs", phase_epochs)
     if epoch_in_phase < 0.5 * phase_epochs:
         return base_learning_rate
     if epoch_in_phase < 0.75 * phase_epochs:
@@ -111,7 +150,7 @@ def linear_learning_rate_at(step: int, phase_steps: tuple[int, ...], base_learni
     one per phase)."""
     start = 0
     for steps, base in zip(phase_steps, per_phase(base_learning_rate, len(phase_steps))):
-        _check_positive_int("phase_steps", steps)
+        check_positive_int("phase_steps", steps)
         if step < start + steps:
             return base * (1.0 - (step - start) / steps)
         start += steps

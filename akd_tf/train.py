@@ -32,14 +32,15 @@ import numpy as np
 from absl import logging
 
 from akd_tf import data as data_lib
-from akd_tf import files, nets, precision
+from akd_tf import files, nets, precision, schedule
 from akd_tf.callbacks import AnnealingSchedule, KeepBest, PredictionLines
 from akd_tf.config import LABELS_ONLY, Config
+from akd_tf.continuation import ContinuationKD
 from akd_tf.distiller import AnnealingKD, HintonKD
 from akd_tf.logits import outputs_as_logits
-from akd_tf.run import (compile_classifier, count_params, evaluate_classifier, finish, in_run_precision, load_model,
-                        make_optimizer, phase_summary, read_history, save_model, start, teacher_summary,
-                        weights_digest)
+from akd_tf.run import (compile_classifier, continuation_schedule, continuation_summary, count_params,
+                        evaluate_classifier, finish, in_run_precision, load_model, make_optimizer, phase_summary,
+                        read_history, save_model, start, teacher_summary, weights_digest)
 
 
 def _teacher(run, data):
@@ -228,6 +229,11 @@ def _student(run, data, teacher, stage="student", net=None, method=None, epochs=
                              teacher_outputs=teacher_outputs)
             model.compile(optimizer=make_optimizer(config))
             stateful = []
+        elif method == "ckd":
+            model = ContinuationKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
+                                   margin=config.ckd_margin, teacher_outputs=teacher_outputs)
+            model.compile(optimizer=make_optimizer(config))
+            stateful = []
         else:
             model = student
             compile_classifier(model, make_optimizer(config))
@@ -236,9 +242,9 @@ def _student(run, data, teacher, stage="student", net=None, method=None, epochs=
         stateful.append(KeepBest(verbose=config.verbose))
     if config.teacher_views and method not in LABELS_ONLY:
         views, validation = teacher_view_logits(run, data, teacher, stage, teacher_outputs)
-        data = data.with_teacher_logits(views, validation, config.phase1_epochs if method == "akd" else None)
+        data = data.with_teacher_logits(views, validation, _teacher_epochs(config, method))
     phases, rates = config.student_phases(method, epochs)
-    history = run.fit(model, data, stage, epochs, phases, rates, stateful)
+    history = run.fit(model, data, stage, epochs, phases, rates, stateful, first=continuation_schedule(config, method))
     num_train = data.num_examples["train"]
     if method == "akd":
         p1 = config.phase1_epochs
@@ -247,9 +253,18 @@ def _student(run, data, teacher, stage="student", net=None, method=None, epochs=
             "phase2": phase_summary(history, p1, epochs, num_train),
         }
     else:
-        summary = {"training": phase_summary(history, 0, epochs, num_train)}
+        summary = {"training": phase_summary(history, 0, epochs, num_train), **continuation_summary(config, history)}
     return student, history, summary
 
+
+def _teacher_epochs(config, method):
+    """The epochs whose batches carry cached teacher logits: AKD's phase 1, Continuation-KD's epochs with ψ < 1
+    (None: every epoch). Later epochs are augmented afresh, as training without a teacher is."""
+    if method == "akd":
+        return config.phase1_epochs
+    if method == "ckd":
+        return schedule.teacher_epochs(config.label_ramp_epochs)
+    return None
 
 
 def export_student(student, directory, data, config):

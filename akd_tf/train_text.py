@@ -29,12 +29,14 @@ from absl import logging
 from akd_tf import files, glue_metrics, precision
 from akd_tf.callbacks import AnnealingSchedule, KeepBest, ValidationMetrics
 from akd_tf.config import LABELS_ONLY, BadInput
+from akd_tf.continuation import ContinuationKD
 from akd_tf.data import glue
 from akd_tf.distiller import TEACHER_INPUTS, TEACHER_LOGITS, AnnealingKD, HintonKD
 from akd_tf.logits import outputs_as_logits
 from akd_tf.nets import text as text_nets
-from akd_tf.run import (best_epoch, count_params, finish, in_run_precision, load_model, make_optimizer, phase_summary,
-                        read_history, save_model, teacher_summary, weights_digest)
+from akd_tf.run import (best_epoch, continuation_schedule, continuation_summary, count_params, finish,
+                        in_run_precision, load_model, make_optimizer, phase_summary, read_history, save_model,
+                        teacher_summary, weights_digest)
 
 PRESET_DIR = "preset"
 
@@ -216,7 +218,7 @@ def _student(run, raw, student, preprocessor, teacher, teacher_features, metrics
     monitor = f"val_{raw.spec['metric']}"
     plain = raw.features(preprocessor)
     features = plain
-    if teacher is not None and config.method in ("akd", "kd"):
+    if teacher is not None and config.method in ("akd", "kd", "ckd"):
         if config.cache_teacher_logits:
             start = time.perf_counter()
             logits = teacher_logits(run, teacher, teacher_features)
@@ -237,6 +239,12 @@ def _student(run, raw, student, preprocessor, teacher, teacher_features, metrics
                              teacher_outputs=config.teacher_outputs)
             model.compile(optimizer=make_optimizer(config))
             stateful = []
+        elif config.method == "ckd":
+            model = ContinuationKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
+                                   margin=config.ckd_margin, regression=raw.regression,
+                                   teacher_outputs=config.teacher_outputs)
+            model.compile(optimizer=make_optimizer(config))
+            stateful = []
         else:
             model = student
             compile_model(model, make_optimizer(config), raw.regression)
@@ -246,14 +254,15 @@ def _student(run, raw, student, preprocessor, teacher, teacher_features, metrics
     logging.info("Training the student %s with method %s", student.name, config.method)
     phases, rates = config.student_phases()
     history = run.fit(model, features, "student", config.student_epochs, phases, rates, stateful,
-                      first=_validation_metrics(features, task))
+                      first=[*_validation_metrics(features, task), *continuation_schedule(config)])
     num_train = plain.num_examples["train"]
     if config.method == "akd":
         p1 = config.phase1_epochs
         summary = {"phase1": _phase(history, 0, p1, num_train, monitor),
                    "phase2": _phase(history, p1, config.student_epochs, num_train, monitor)}
     else:
-        summary = {"training": _phase(history, 0, config.student_epochs, num_train, monitor)}
+        summary = {"training": _phase(history, 0, config.student_epochs, num_train, monitor),
+                   **continuation_summary(config, history)}
     return student, preprocessor, plain, history, summary
 
 

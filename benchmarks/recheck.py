@@ -4,7 +4,7 @@
         --runs=$HOME/akd_runs/study_long,$HOME/akd_runs/study_mid --output=benchmarks/results/budget_study_recheck
 
 A study's table is written from its runs' ``metrics.json``; this reads each run's exported student
-(``<run>/student/``, the SavedModel `export.tflite` reads) and the teacher and assistant the runs name
+(``<run>/student/``, the SavedModel `export.tflite` reads, or the ``student.keras`` a committed run record keeps) and the teacher and assistant the runs name
 (``metrics.json``'s ``source``), evaluates them again on the same test examples, and says whether every recorded
 test top-1 is reproduced. It is how a figure measured on another day is checked today, and how a run whose
 model was swapped or corrupted after its record was written is caught. Exits non-zero when a model's top-1
@@ -30,7 +30,8 @@ FLAGS = flags.FLAGS
 
 def define_flags():
     """Defined when run as a program only: tests import this module beside others that define --output."""
-    flags.DEFINE_list("runs", None, "Run directories (metrics.json and student/ inside), or directories of them.",
+    flags.DEFINE_list("runs", None, "Run directories (metrics.json and student/ or student.keras inside), or "
+                      "directories of them (a study's workdir, or its committed records).",
                       required=True)
     flags.DEFINE_string("output", None, "Output path without extension (.md, .json).", required=True)
     flags.DEFINE_float("tolerance", 0.05, "Largest |re-evaluated - recorded| test top-1, in points, that counts as "
@@ -49,14 +50,23 @@ def find_runs(paths: list[str]) -> list[str]:
         inside = sorted(os.path.join(path, name) for name in os.listdir(path)) if os.path.isdir(path) else []
         found = [p for p in inside if _is_run(p)]
         if not found:
-            raise ValueError(f"--runs: no finished run (metrics.json and student/saved_model.pb) at or under {path!r}")
+            raise ValueError(f"--runs: no finished run (metrics.json with student/saved_model.pb or student.keras) at "
+                             f"or under {path!r}")
         runs.extend(found)
     return runs
 
 
 def _is_run(path: str) -> bool:
-    return (os.path.isfile(os.path.join(path, "metrics.json"))
-            and os.path.isfile(os.path.join(path, "student", "saved_model.pb")))
+    return os.path.isfile(os.path.join(path, "metrics.json")) and _student(path) is not None
+
+
+def _student(run: str) -> str | None:
+    """The run's student: the SavedModel of its workdir, else the ``student.keras`` its committed record keeps."""
+    for candidate in (os.path.join(run, "student"), os.path.join(run, "student.keras")):
+        if os.path.isfile(os.path.join(candidate, "saved_model.pb")) or candidate.endswith(".keras") and \
+                os.path.isfile(candidate):
+            return candidate
+    return None
 
 
 def plan(runs: list[str]) -> list[dict]:
@@ -72,7 +82,7 @@ def plan(runs: list[str]) -> list[dict]:
         n = metrics["num_examples"]["test"]
         parent, base = os.path.split(os.path.abspath(run))
         name = os.path.join(os.path.basename(parent), base)  # <study>/<run>
-        items.append({"name": name, "role": "student", "model": os.path.join(run, "student"),
+        items.append({"name": name, "role": "student", "model": _student(run),
                       "dataset": metrics["dataset"], "test_examples": n,
                       "recorded": 100 * metrics["student"]["test_accuracy"]})
         for role in ("teacher", "assistant"):

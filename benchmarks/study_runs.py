@@ -4,8 +4,9 @@ so a killed study resumes where it stopped.
 
 A run's directory lives outside the repository (hours of checkpoints), and on this project's machines such a
 directory has not always outlived a session. A runner given ``records`` therefore also keeps each finished
-run's record (`RECORD`: metrics, wall time, history, flags; no model) in a directory that is committed, and a
-later session on a new machine takes a finished run from there instead of training it again."""
+run's record (`RECORD`: metrics, wall time, the commit and CPU it ran on, history, flags, the student without
+optimizer state) in a directory that is committed, and a later session on a new machine takes a finished run from
+there instead of training it again."""
 
 import datetime
 import json
@@ -17,7 +18,7 @@ import time
 
 from akd_tf import files
 from akd_tf.run import read_history
-from benchmarks import attempts
+from benchmarks import attempts, speed
 
 
 def check_arguments(argv, methods, allowed):
@@ -38,8 +39,10 @@ def log(message):
 # A study's runs unless its flags say otherwise (benchmarks.cifar_study's --seeds and --methods).
 STUDY_SEEDS = ("0", "1")
 STUDY_METHODS = ("scratch", "kd", "takd", "akd")
-# What a finished run leaves that the tables and the progress report read; small text files only.
-RECORD = ("metrics.json", "study_run.json", "history_student.csv", "study.flags", "flags.txt", "config.json")
+# What a finished run leaves that the tables, the progress report and the recheck read: small text files, and the
+# student as a .keras file without optimizer state (~0.3 MB for a ResNet-8), so that a clean clone can re-evaluate it.
+RECORD = ("metrics.json", "study_run.json", "history_student.csv", "study.flags", "flags.txt", "config.json",
+          "student.keras")
 
 
 def _finished(directory):
@@ -122,7 +125,7 @@ def _train(workdir, lines, name, last):
     # The time it finished, written down: a file's time is not kept by the copies that carry runs between sessions.
     finished = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     record = {"command": " ".join(command), "wall_time_s": elapsed + sum(a["seconds"] for a in earlier),
-              "cpus": usable_cpus(), "finished_utc": finished}
+              "cpus": usable_cpus(), "finished_utc": finished, "commit": code_commit(), "machine": speed.cpu()}
     if earlier:
         record["interrupted_attempts_s"] = [a["seconds"] for a in earlier]
         notes = [f"attempt {i}: {a['note']}" for i, a in enumerate(earlier, 1) if "note" in a]
@@ -139,6 +142,19 @@ def _train(workdir, lines, name, last):
         files.remove(os.path.join(workdir, bookkeeping))
     log(f"{name}: done in {record['wall_time_s'] / 60:.1f} min"
         + (f" ({len(earlier)} interrupted attempt(s) included)" if earlier else ""))
+
+
+def code_commit():
+    """The commit of the checkout this code runs from (a study runs from a checkout pinned at one commit), with
+    ``+changes`` when its files differ from it; None outside a git checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
 _POLL_S = 60  # how often a run waited for (when_busy="wait") is looked at

@@ -176,6 +176,7 @@ def examples(student: Student, split: str, count: int | None, data_dir: str | No
 def images(student: Student, split: str, count: int | None, data_dir: str | None = None):
     """(float32 images normalised as in training, int labels) of the first ``count`` examples of ``split``."""
     from akd_tf.data import images as image_data
+    from akd_tf.data import pipeline
 
     builder = image_data.builder(student.metadata["dataset"], data_dir=data_dir)
     tfds_split = split if count is None else f"{split}[:{count}]"
@@ -183,6 +184,7 @@ def images(student: Student, split: str, count: int | None, data_dir: str | None
     prep = student.metadata.get("preprocessing", {})
     ds = ds.batch(1000).map(lambda x, y: (image_data.normalize(
         x, prep.get("mean", image_data.MEAN), prep.get("std", image_data.STD), prep.get("scale", 1 / 255.0)), y))
+    ds = ds.with_options(pipeline.options())  # a pass that ends when its data does (akd_tf.data.pipeline)
     xs, ys = [], []
     for x, y in ds.as_numpy_iterator():
         xs.append(x)

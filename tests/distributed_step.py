@@ -1,6 +1,6 @@
-"""Runs one AnnealingKD training step per phase under a given number of logical CPU replicas and writes
-the student's weights and the logged losses to an .npz file: small dense models (no BatchNorm), then a ResNet-8
-student with BatchNorm, synchronised (``sync_batchnorm=True``) and not.
+"""Runs one AnnealingKD training step per phase and one ContinuationKD step under a given number of logical CPU
+replicas and writes the student's weights and the logged losses to an .npz file: small dense models (no
+BatchNorm), then a ResNet-8 student with BatchNorm, synchronised (``sync_batchnorm=True``) and not.
 
 Run as a script, at most one MirroredStrategy per process (several in one process can abort collectives); the
 1-device run takes a OneDeviceStrategy, so it shares the process and its TensorFlow start:
@@ -76,6 +76,20 @@ def _steps(strategy):
         for i, w in enumerate(student.get_weights()):
             results[f"phase{phase}_student_{i}"] = w
         results[f"phase{phase}_replicas"] = np.int64(strategy.num_replicas_in_sync)
+
+    # Continuation-KD: both terms weighted (ψ = 0.4) and a margin that switches some examples' teacher term off.
+    with strategy.scope():
+        teacher = _model("teacher", 3, 0.0)
+        student = _model("student", 3, 1e-2)
+        _set_weights(teacher, 1)
+        _set_weights(student, 2)
+        ckd = akd_tf.ContinuationKD(teacher=teacher, student=student, max_temperature=4, margin=0.5)
+        ckd.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    ckd.temperature, ckd.label_weight = 3, 0.4
+    history = ckd.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL_BATCH), epochs=1, verbose=0)
+    results["ckd_loss"] = np.float64(history.history["loss"][0])
+    for i, w in enumerate(student.get_weights()):
+        results[f"ckd_student_{i}"] = w
 
     # BatchNorm nets: per-replica statistics differ from the global batch's unless synchronised.
     images = rng.normal(size=(GLOBAL_BATCH, 32, 32, 3)).astype("float32")

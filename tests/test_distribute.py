@@ -1,5 +1,5 @@
-"""One AnnealingKD step on 2 logical CPU replicas equals the step on 1 device with the same global batch, for
-BN-free models and, with synchronised BatchNorm, for a BatchNorm ResNet-8.
+"""One AnnealingKD (and one ContinuationKD) step on 2 logical CPU replicas equals the step on 1 device with the same
+global batch, for BN-free models and, with synchronised BatchNorm, for a BatchNorm ResNet-8.
 
 `distributed_step.py` does the work in a process of its own (at most one MirroredStrategy per process: several
 can abort collectives; the 1-device run's OneDeviceStrategy shares it) and saves weights and logged losses.
@@ -36,6 +36,15 @@ def test_two_replicas_match_one_device(runs):
         assert keys
         for key in keys:
             np.testing.assert_allclose(two[key], one[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_continuation_kd_two_replicas_match_one_device(runs):
+    one, two = runs
+    assert float(two["ckd_loss"]) == pytest.approx(float(one["ckd_loss"]), rel=1e-6)
+    keys = sorted(k for k in one.files if k.startswith("ckd_student_"))
+    assert len(keys) == 4
+    for key in keys:
+        np.testing.assert_allclose(two[key], one[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
 
 def test_sync_batchnorm_resnet_two_replicas_match_one_device(runs):

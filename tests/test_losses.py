@@ -42,3 +42,28 @@ def test_hinton_kd_loss_golden():
     expected = (1 - alpha) * ce + alpha * temperature**2 * kl
     got = keras.ops.convert_to_numpy(losses.hinton_kd_loss(labels, S, T, temperature, alpha))
     np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_continuation_loss_golden_with_and_without_margin():
+    # Φ=0.5: per-example annealed MSE [0.5, 8.5] (above); CE of labels [1, 0] from S: [0.3133, 1.3133].
+    labels = np.array([1, 0])
+    ce = keras.ops.convert_to_numpy(losses.label_loss(labels, S))
+    np.testing.assert_allclose(ce, [0.31326169, 1.31326169], rtol=1e-6)
+    plain = keras.ops.convert_to_numpy(losses.continuation_loss(labels, S, T, 0.5, 0.25))
+    np.testing.assert_allclose(plain, 0.25 * ce + 0.75 * np.array([0.5, 8.5]), rtol=1e-6)
+    # m = 2: the hinge subtracts m·Φ = 1 and cuts the first example's teacher term to 0.
+    hinged = keras.ops.convert_to_numpy(losses.continuation_loss(labels, S, T, 0.5, 0.25, margin=2.0))
+    np.testing.assert_allclose(hinged, 0.25 * ce + 0.75 * np.array([0.0, 7.5]), rtol=1e-6)
+
+
+def test_continuation_loss_with_a_step_label_weight_is_annealing_kd():
+    """The paper: Annealing-KD is Continuation-KD with m = 0 and ψ a 0/1 step."""
+    labels = np.array([1, 0])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(losses.continuation_loss(labels, S, T, 0.5, 0.0)),
+                               keras.ops.convert_to_numpy(losses.annealing_loss(S, T, 0.5)), rtol=1e-7)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(losses.continuation_loss(labels, S, T, 0.5, 1.0)),
+                               keras.ops.convert_to_numpy(losses.label_loss(labels, S)), rtol=1e-7)
+    targets = np.array([2.0, 3.0], "float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(losses.continuation_loss(targets, S[:, :1], T[:, :1], 1.0, 1.0, regression=True)),
+        keras.ops.convert_to_numpy(losses.regression_loss(targets, S[:, :1])), rtol=1e-7)

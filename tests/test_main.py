@@ -68,8 +68,25 @@ def cli_runs(smoke_workdir, tmp_path_factory):
         "bad_flag": [smoke, f"--workdir={copies['bad_flag']}", "--overwrite", "--phase2_epochs=0"],
         "overwritten": [smoke, f"--workdir={copies['overwritten']}", "--overwrite", f"--teacher={teacher}"],
         "diverging": [smoke, f"--workdir={tmp_path / 'diverging'}", "--learning_rate=1e30", f"--teacher={teacher}"],
+        "ckd": [smoke, f"--workdir={tmp_path / 'ckd'}", "--method=ckd", f"--teacher={teacher}"],
+        "ckd_bad_margin": [smoke, f"--workdir={tmp_path / 'ckd_bad'}", "--method=ckd", "--ckd_margin=-1"],
     }, str(tmp_path), ROOT)
-    return results, {**copies, "diverging": tmp_path / "diverging", "teacher": teacher, "before": before}
+    return results, {**copies, "diverging": tmp_path / "diverging", "teacher": teacher, "before": before,
+                     "ckd": tmp_path / "ckd"}
+
+
+def test_continuation_kd_runs_from_the_smoke_config(cli_runs):
+    results, paths = cli_runs
+    assert results["ckd"]["returncode"] == 0, results["ckd"]["stderr"][-3000:]
+    assert "student plane2 (ckd): test accuracy" in results["ckd"]["stdout"]
+    metrics = json.load(open(paths["ckd"] / "metrics.json"))
+    assert metrics["method"] == "ckd" and set(metrics["phases"]) == {"training", "schedule"}
+    schedule = metrics["phases"]["schedule"]
+    assert schedule["temperature"] == [2, 1, 1] and schedule["label_weight"] == pytest.approx([0, 4 / 9, 8 / 9])
+    assert (paths["ckd"] / "run.png").is_file() and (paths["ckd"] / "student" / "saved_model.pb").is_file()
+    bad = results["ckd_bad_margin"]
+    assert bad["returncode"] == 2 and bad["stderr"].strip().splitlines()[-1] == (
+        "akd_tf.main: error: `ckd_margin` must be a number >= 0. Received: ckd_margin=-1.0")
 
 
 def test_diverging_run_stops_with_a_clear_message(cli_runs):

@@ -71,3 +71,21 @@ def test_table_marks_a_model_not_found_and_rounds_without_negative_zero():
                                     "of their recorded test top-1 (largest difference 0.00 pt).")
     assert "| s/a | student | 10 | 80.00 | 80.00 | +0.00 |" in text
     assert "| t.keras | teacher | 10 | 90.00 | not found | — |" in text
+
+
+def test_a_committed_record_with_its_student_keras_file_is_rechecked(smoke_workdir, tmp_path):
+    """What `benchmarks.study_runs` commits of a run (its record and student.keras, no workdir): enough for the
+    recheck from a clean clone."""
+    from benchmarks import study_runs
+
+    record = tmp_path / "records" / "ckd_seed0"
+    record.mkdir(parents=True)
+    for name in study_runs.RECORD:
+        if os.path.isfile(os.path.join(smoke_workdir, name)):
+            shutil.copy2(os.path.join(smoke_workdir, name), record / name)
+    assert (record / "student.keras").is_file() and not (record / "student").exists()
+    items = recheck.plan(recheck.find_runs([str(tmp_path / "records")]))
+    assert items[0]["model"] == str(record / "student.keras")
+    recheck.evaluate(items[:1], say=lambda *a, **k: None)
+    recorded = 100 * json.loads((record / "metrics.json").read_text())["student"]["test_accuracy"]
+    assert items[0]["top1"] == pytest.approx(recorded, abs=0.05)

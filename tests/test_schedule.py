@@ -124,3 +124,25 @@ def test_cli_restarts_the_learning_rate_of_a_single_phase_method(tmp_path):
     with open(tmp_path / "history_student.csv") as f:
         rates = [float(row["learning_rate"]) for row in csv.DictReader(f)]
     assert rates == pytest.approx([0.01, 0.001, 0.004])
+
+
+def test_phi_is_one_formula_for_floats_and_the_checked_factor():
+    assert schedule.phi(10, 10) == pytest.approx(0.1) == schedule.annealing_factor(10, 10)
+    assert schedule.phi(1, 7) == 1.0
+    assert schedule.phi(3.0, 4.0) == 0.5
+
+
+def test_continuation_label_weight_ramps_to_one_and_stays():
+    assert [schedule.label_weight_at(e, 4) for e in range(6)] == [0, 0.25, 0.5, 0.75, 1, 1]
+    # The paper's CIFAR ramp: min(i/150, 1); 3/4 of a 15-epoch budget ends between epochs.
+    assert schedule.label_weight_at(75, 150) == 0.5
+    assert schedule.label_weight_at(11, 11.25) == pytest.approx(11 / 11.25)
+    assert schedule.label_weight_at(12, 11.25) == 1.0
+    assert schedule.teacher_epochs(11.25) == 12 and schedule.teacher_epochs(150) == 150
+
+
+@pytest.mark.parametrize("ramp, epochs, message", [(0, None, "label_ramp_epochs=0"), (-2, None, "=-2"),
+                                                   (True, None, "=True"), (16, 15, "label_ramp_epochs=16, epochs=15")])
+def test_continuation_label_ramp_is_validated(ramp, epochs, message):
+    with pytest.raises(ValueError, match=message):
+        schedule.validate_label_ramp(ramp, epochs)

@@ -199,12 +199,17 @@ def test_a_finished_run_is_recorded_and_a_new_machine_takes_it_from_the_record(t
     def finishes(command, stdout, stderr, heartbeat):
         (workdir / "metrics.json").write_text(json.dumps({"student": {"test_accuracy": 0.8236}}))
         (workdir / "history_student.csv").write_text("epoch,loss,val_accuracy\n0,1.5,0.4\n1,1.0,0.6\n")
-        (workdir / "student.keras").write_bytes(b"weights")  # a model: never recorded
+        (workdir / "student.keras").write_bytes(b"weights")  # the student, recorded for the recheck
+        (workdir / "teacher.keras").write_bytes(b"big weights")  # any other model: never recorded
         return 0
 
     monkeypatch.setattr(study_runs, "_call", finishes)
     first = study_runs.run_main(str(workdir), ["--method=kd"], records=str(records))
-    assert sorted(os.listdir(records)) == ["history_student.csv", "metrics.json", "study.flags", "study_run.json"]
+    assert sorted(os.listdir(records)) == ["history_student.csv", "metrics.json", "student.keras", "study.flags",
+                                           "study_run.json"]
+    recorded = json.loads((records / "study_run.json").read_text())
+    assert recorded["machine"]["cores"] >= 1 and "cpu_units" in recorded["machine"]
+    assert recorded["commit"] is None or len(recorded["commit"].split("+")[0]) == 40  # the code's checkout
 
     # The next session's machine: the workdir is gone, the committed record is not. Nothing is trained again.
     shutil.rmtree(tmp_path / "home")
@@ -216,7 +221,8 @@ def test_a_finished_run_is_recorded_and_a_new_machine_takes_it_from_the_record(t
     again = study_runs.run_main(str(workdir), ["--method=kd"], records=str(records))
     assert again["study"] == first["study"] and again["student"] == {"test_accuracy": 0.8236}
     assert again["history"]["val_accuracy"] == [0.4, 0.6]
-    assert (workdir / "metrics.json").exists() and not (workdir / "student.keras").exists()
+    assert (workdir / "metrics.json").exists() and (workdir / "student.keras").read_bytes() == b"weights"
+    assert not (workdir / "teacher.keras").exists()
 
 
 def test_an_unfinished_record_is_not_taken(tmp_path, monkeypatch):

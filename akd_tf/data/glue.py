@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from akd_tf.data import images as _images
+from akd_tf.data import pipeline
 from akd_tf.distiller import STUDENT_INPUTS
 
 _DEV = {"dev": "validation"}
@@ -111,8 +112,8 @@ class Features:
         """``split`` in order, batched."""
         inputs, labels = self.arrays[split]
         ds = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(batch_size or self.batch_size)
-        ds = ds.map(_images.as_is(lambda x, y: (trim(x), y)), num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.prefetch(tf.data.AUTOTUNE).with_options(_images.distribute_options())
+        ds = ds.map(_images.as_is(lambda x, y: (trim(x), y)), num_parallel_calls=pipeline.PARALLEL_CALLS)
+        return pipeline.steady(ds)
 
     def predict(self, model, split: str, batch_size: int | None = None, verbose=0) -> np.ndarray:
         """``model``'s outputs over ``split``, in the split's order, computed in batches of similar lengths (the
@@ -121,8 +122,8 @@ class Features:
         size = lengths(inputs)
         order = np.arange(len(labels)) if size is None else np.argsort(size, kind="stable")
         ds = tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(lambda array: array[order], inputs))
-        ds = ds.batch(batch_size or self.batch_size).map(_images.as_is(trim), num_parallel_calls=tf.data.AUTOTUNE)
-        predicted = model.predict(ds.prefetch(tf.data.AUTOTUNE), verbose=verbose)
+        ds = ds.batch(batch_size or self.batch_size).map(_images.as_is(trim), num_parallel_calls=pipeline.PARALLEL_CALLS)
+        predicted = model.predict(pipeline.steady(ds), verbose=verbose)
         outputs = np.empty_like(predicted)
         outputs[order] = predicted
         return outputs
@@ -162,9 +163,9 @@ class Features:
 
         batches = tf.data.Dataset.range(start, stop).flat_map(_images.as_is(epoch_batches))
         ds = tf.data.Dataset.zip(table.repeat(), batches)
-        ds = ds.map(_images.as_is(gather), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(_images.as_is(gather), num_parallel_calls=pipeline.PARALLEL_CALLS)
         ds = ds.apply(tf.data.experimental.assert_cardinality((stop - start) * self.steps_per_epoch))
-        return ds.prefetch(tf.data.AUTOTUNE).with_options(_images.distribute_options())
+        return pipeline.steady(ds)
 
     def with_inputs(self, **extra) -> "Features":
         """The same examples with ``inputs = {STUDENT_INPUTS: features, **extra}`` (``extra`` maps a name

@@ -22,6 +22,8 @@ import os
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from akd_tf.data import pipeline
+
 # The official Annealing-KD recipe normalises every CIFAR variant with these.
 MEAN = (0.507, 0.487, 0.441)
 STD = (0.267, 0.256, 0.276)
@@ -67,7 +69,7 @@ class ImageSplits:
         epochs = tf.data.Dataset.range(start, stop).flat_map(as_is(self._epoch))
         # flat_map hides the length; stating it keeps Keras and tf.distribute on their known-size paths.
         epochs = epochs.apply(tf.data.experimental.assert_cardinality((stop - start) * self.steps_per_epoch))
-        return epochs.prefetch(tf.data.AUTOTUNE).with_options(distribute_options())
+        return pipeline.steady(epochs)
 
     def _epoch(self, epoch):
         """Epoch ``epoch`` (an int64 tensor): every training image once, in an order drawn from (seed,
@@ -89,7 +91,7 @@ class ImageSplits:
             def example(i, item):
                 image, label = _train_example((i, item), draw)
                 return {STUDENT_INPUTS: image, TEACHER_LOGITS: tf.gather(logits, i)}, label
-        return ds.map(as_is(example), num_parallel_calls=tf.data.AUTOTUNE).batch(self.batch_size)
+        return ds.map(as_is(example), num_parallel_calls=pipeline.PARALLEL_CALLS).batch(self.batch_size)
 
     def teacher_views(self, views: int) -> tf.data.Dataset:
         """Batches of augmented training images, view after view, each in file order: ``views`` × N images.
@@ -101,19 +103,19 @@ class ImageSplits:
         batches = -(-views * self.num_examples["train"] // self.batch_size)
         views = tf.data.Dataset.range(views).flat_map(as_is(self._view)).batch(self.batch_size)
         # flat_map hides the length; without it Keras's predict warns that the input "ran out of data".
-        return views.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
+        return pipeline.steady(views.apply(tf.data.experimental.assert_cardinality(batches)))
 
     def teacher_view(self, view: int) -> tf.data.Dataset:
         """Batches of view ``view`` alone (the images `teacher_views` gives as its ``view``-th N), so that a
         long teacher pass can be made and kept one view at a time."""
         if isinstance(view, bool) or not isinstance(view, numbers.Integral) or view < 0:
             raise ValueError(f"`view` must be an integer >= 0. Received: view={view!r}")
-        return self._view(tf.constant(view, tf.int64)).batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+        return pipeline.steady(self._view(tf.constant(view, tf.int64)).batch(self.batch_size))
 
     def _view(self, v):
         return self.train_examples.map(
             as_is(lambda i, example: normalize(augment(example[0], tf.stack([view_key(self.shuffle_seed, v), i])))),
-            num_parallel_calls=tf.data.AUTOTUNE)
+            num_parallel_calls=pipeline.PARALLEL_CALLS)
 
     def with_teacher_logits(self, view_logits, validation_logits=None, distill_epochs=None) -> "ImageSplits":
         """These splits with the teacher's logits in every batch: ``({STUDENT_INPUTS: x, TEACHER_LOGITS: z}, y)``.
@@ -141,7 +143,7 @@ class ImageSplits:
             ).batch(self.batch_size)
             # unbatch() hides the length; Keras warns of "ran out of data" without it.
             validation = validation.apply(tf.data.experimental.assert_cardinality(batches))
-            validation = validation.prefetch(tf.data.AUTOTUNE).with_options(distribute_options())
+            validation = pipeline.steady(validation)
         return dataclasses.replace(self, view_logits=view_logits, distill_epochs=distill_epochs or 2**62,
                                    validation=validation)
 
@@ -273,10 +275,10 @@ def load(
             # Reshuffled each iteration, for plain `fit(train, epochs=…)` use; the CLI uses `train_epochs`.
             ds = tf.data.Dataset.zip(train_cache, tf.data.Dataset.random(shuffle_seed, rerandomize_each_iteration=True))
             ds = ds.shuffle(counts[split], seed=shuffle_seed, reshuffle_each_iteration=True)
-            ds = ds.map(as_is(_train_example), num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(as_is(_train_example), num_parallel_calls=pipeline.PARALLEL_CALLS)
         else:
-            ds = ds.map(as_is(lambda x, y: (normalize(x), y)), num_parallel_calls=tf.data.AUTOTUNE)
-        datasets[split] = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(distribute_options())
+            ds = ds.map(as_is(lambda x, y: (normalize(x), y)), num_parallel_calls=pipeline.PARALLEL_CALLS)
+        datasets[split] = pipeline.steady(ds.batch(batch_size))
 
     return ImageSplits(
         name=name,
@@ -320,10 +322,3 @@ def as_is(fn):
     so a process whose package was edited since it started (a ``git pull`` under a long run) got other lines, and
     a study run crashed so."""
     return tf.autograph.experimental.do_not_convert(fn)
-
-
-def distribute_options():
-    # Global batches; with several workers each takes its share of every batch (DATA sharding).
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return options
