@@ -228,6 +228,9 @@ def test_a_run_killed_mid_way_resumes_with_temperature_and_label_weight_where_th
     assert resumed["phases"]["schedule"]["temperature"] == whole["phases"]["schedule"]["temperature"] == [2, 1, 1, 1]
     assert resumed["phases"]["schedule"]["label_weight"] == pytest.approx([0, 1 / 3, 2 / 3, 1])
     assert resumed["student"]["test_accuracy"] == whole["student"]["test_accuracy"]
+    for a, b in zip(keras.models.load_model(tmp_path / "whole" / "student.keras").get_weights(),
+                    keras.models.load_model(tmp_path / "killed" / "student.keras").get_weights()):
+        np.testing.assert_array_equal(a, b)  # deterministic: the very weights of the run never stopped
     with open(os.path.join(tmp_path / "killed", "metrics.json")) as f:
         assert json.load(f)["phases"]["schedule"]["label_ramp_epochs"] == 3.0
 
