@@ -2,7 +2,7 @@
 
 import setuptools
 
-# Pins that resolve together on Python 3.11 (see DEVELOPERS.md). tensorflow-model-optimization needs
+# Pins that resolve together on Python 3.11. tensorflow-model-optimization needs
 # absl-py ~= 1.2 and works only on tf_keras models; it is imported only inside the QAT export path.
 INSTALL_REQUIRES = [
     "tensorflow==2.21.0",
@@ -27,6 +27,7 @@ INSTALL_REQUIRES = [
 setuptools.setup(
     name="akd_tf",
     version="0.1.0",
+    license="Apache-2.0",
     description="Annealing Knowledge Distillation for Keras 3 / TensorFlow, with TFLite export",
     long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
     long_description_content_type="text/markdown",

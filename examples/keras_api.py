@@ -1,8 +1,10 @@
 """Annealing-KD from plain Keras code: your own Sequential teacher and student, one `fit` for both phases.
 
-    TFDS_DATA_DIR=../shared/tensorflow_datasets python examples/keras_api.py --train_size=4096 --epochs=6
+    TFDS_DATA_DIR=../shared/tensorflow_datasets python examples/keras_api.py --train_size=1024 --teacher_epochs=1 --phase1_epochs=2 --phase2_epochs=1
 
 Uses a slice of the real CIFAR-10 (`akd_tf.data.load`); any (images, labels) `tf.data.Dataset` works the same.
+Prints the teacher's and the student's test top-1; with a thousand images and a few epochs both stay far below
+what the full dataset gives (docs/results.md). The defaults: 4,096 images, teacher 4 epochs, AKD 4 + 2.
 """
 
 import argparse

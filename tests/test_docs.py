@@ -1,0 +1,80 @@
+"""The front page and docs/: the README stays a front page, its Python example runs as printed, every relative link
+resolves, and no page speaks of the machines the project was measured on as prose (that is data, in results)."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAGES = ["README.md"] + sorted(os.path.join("docs", name) for name in os.listdir(os.path.join(ROOT, "docs"))
+                               if name.endswith(".md"))
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _read(page):
+    with open(os.path.join(ROOT, page), encoding="utf-8") as f:
+        return f.read()
+
+
+def _anchors(text):
+    """GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces to hyphens."""
+    return {re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", heading.strip().lower()))
+            for heading in re.findall(r"^#+ (.+)$", text, re.M)}
+
+
+def test_readme_is_a_front_page():
+    text = _read("README.md")
+    assert len(text.splitlines()) <= 300
+    assert text.index("## What it buys") < text.index("## Set up and run") < text.index("## In Keras")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_relative_link_resolves(page):
+    text = _read(page)
+    broken = []
+    for target in LINK.findall(text):
+        if re.match(r"[a-z]+://", target) or target.startswith("mailto:"):
+            continue
+        path, _, anchor = target.partition("#")
+        resolved = os.path.normpath(os.path.join(ROOT, os.path.dirname(page), path)) if path else \
+            os.path.join(ROOT, page)
+        if not os.path.exists(resolved):
+            broken.append(target)
+        elif anchor and resolved.endswith(".md") and anchor not in _anchors(_read(os.path.relpath(resolved, ROOT))):
+            broken.append(target)
+    assert not broken, f"{page}: links that do not resolve: {broken}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_page_tells_of_the_machines_as_prose(page):
+    text = _read(page)
+    found = [word for word in ("two speeds", " lane", "this VM", "kill -STOP", "taskset", "SIGSTOP", "carried")
+             if word in text]
+    assert not found, f"{page} speaks of {found}: dates and machines belong in the result files, as data"
+
+
+def test_the_readme_python_example_runs_as_printed(tmp_path):
+    blocks = re.findall(r"```python\n(.*?)```", _read("README.md"), re.S)
+    assert len(blocks) == 1
+    script = tmp_path / "readme_example.py"
+    script.write_text(blocks[0])
+    env = {k: v for k, v in os.environ.items() if k != "TFDS_DATA_DIR"}  # the example names its data itself
+    proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "'accuracy':" in proc.stdout and "'fp32':" in proc.stdout and "'int8':" in proc.stdout
+
+
+def test_each_example_script_runs_with_the_command_in_its_docstring():
+    directory = os.path.join(ROOT, "examples")
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith(".py"):
+            continue
+        text = _read(os.path.join("examples", name))
+        commands = [line.strip() for line in text.split('"""')[1].splitlines() if f"examples/{name}" in line]
+        assert len(commands) == 1, f"examples/{name}: its docstring gives no single command to run it"
+        proc = subprocess.run(["bash", "-c", commands[0]], cwd=ROOT, capture_output=True, text=True, timeout=400)
+        assert proc.returncode == 0, f"{commands[0]}\n{proc.stderr[-3000:]}"
