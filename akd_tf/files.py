@@ -4,10 +4,10 @@ and making a shared file once when several processes want it at the same time.""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
-import time
 
 
 @contextlib.contextmanager
@@ -42,96 +42,73 @@ def atomic_path(path):
 
 
 @contextlib.contextmanager
-def one_maker(path, poll_s=15.0, say=print):
+def one_maker(path, say=print):
     """Held by one process at a time while it makes ``path`` (a file that other processes may want too, such as
     a cache shared by runs); on entry, check whether ``path`` exists, since a process that waited here finds
-    it made. A lock file ``<path>.lock`` holds the maker's process id; a lock whose process has died (killed
-    with its session) is taken over. Only for processes of one machine."""
+    it made. The lock is an ``fcntl.flock`` on ``<path>.lock``: the kernel releases it when its holder exits or
+    is killed, so a lock never outlives its process. Only for processes of one machine (and filesystems with
+    working flock)."""
     lock = os.fspath(path) + ".lock"
-    told = False
-    while (maker := _take(lock)) is not None:
-        if not told:
-            say(f"Waiting for process {maker} to finish {path} (lock: {lock})", flush=True)
-            told = True
-        time.sleep(poll_s)
+    fd = _lock(lock, wait=False)
+    if fd is None:
+        say(f"Waiting for process {_holder(lock)} to finish {path} (lock: {lock})", flush=True)
+        fd = _lock(lock, wait=True)
     try:
         yield
     finally:
-        remove(lock)
+        _unlock(lock, fd)
 
 
 @contextlib.contextmanager
 def claim(path):
     """`one_maker` without the wait: yields None while this process holds ``<path>.lock``, or, without taking
-    it, the id of the live process that holds it (e.g. another lane already training the run ``path``)."""
+    it, the id of the live process that holds it (e.g. another process of the same study training the run
+    ``path``)."""
     lock = os.fspath(path) + ".lock"
-    holder = _take(lock)
+    fd = _lock(lock, wait=False)
     try:
-        yield holder
+        yield _holder(lock) if fd is None else None
     finally:
-        if holder is None:
-            remove(lock)
+        if fd is not None:
+            _unlock(lock, fd)
 
 
-def _take(lock):
-    """Creates ``lock`` for this process and returns None, or returns the id of the live process holding it.
-    A lock names its holder by process id and start time: a lock left by a process of an ended session is
-    taken over even when a new process has been given the same id."""
+def _lock(lock, wait):
+    """An open descriptor of ``lock`` holding its exclusive flock, or None when another process holds it and
+    ``wait`` is False. The holder removes the file when it is done; a process that was waiting then holds a lock on
+    a file no longer there, so it checks that the path still names the file it locked, and starts again if not."""
     os.makedirs(os.path.dirname(lock) or ".", exist_ok=True)
     while True:
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            holder = _lock_owner(lock)
-            if holder is None:  # its holder has not written its id yet: held
-                return "unknown"
-            if not _alive(*holder):
-                remove(lock)  # its holder died without removing it
-                continue
-            return holder[0]
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{os.getpid()} {_start_time(os.getpid())}")
-        return None
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())  # for the messages of processes that find it held
+            return fd
+        os.close(fd)
 
 
-def _lock_owner(lock):
-    """``(pid, start time or None)`` from a lock file, or None when it is gone or not yet written."""
+def _unlock(lock, fd):
+    remove(lock)  # while still held: a process waiting on this file will see it gone and lock a new one
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+def _holder(lock):
+    """The process id written in a held lock, or "another process" when it cannot be read (yet)."""
     try:
         with open(lock) as f:
-            fields = f.read().split()
-        return int(fields[0]), (int(fields[1]) if len(fields) > 1 else None)
+            return int(f.read().split()[0])
     except (OSError, ValueError, IndexError):
-        return None
-
-
-def _stat(pid):
-    """``(state, start time)`` of process ``pid`` from /proc/<pid>/stat (start: clock ticks since boot), or None
-    where there is no such file."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return fields[0], int(fields[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _start_time(pid):
-    stat = _stat(pid)
-    return stat and stat[1]
-
-
-def _alive(pid, started=None):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        pass
-    stat = _stat(pid)
-    if stat is None:  # no /proc: the signal's answer is all there is
-        return True
-    # A zombie has ended (its parent has not reaped it yet); the same id started at another time is a new process.
-    return stat[0] != "Z" and (started is None or stat[1] == started)
+        return "another process"
 
 
 def write_json(path, payload):

@@ -105,7 +105,8 @@ flags.DEFINE_bool("jit_compile", False, "Compile the training steps with XLA (GP
                   "TensorFlow on the CPU measured here, see the README). May change when a run is resumed.")
 flags.DEFINE_bool("sync_batchnorm", False, "BatchNorm statistics over the global batch instead of each replica's "
                   "share, under a multi-replica --strategy (mirrored, multi_worker); no effect on one device.")
-flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bars, 2 a line per epoch.")
+flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bars (a line per epoch when stdout is not "
+                     "a terminal), 2 a line per epoch.")
 flags.DEFINE_enum("optimizer", "sgd", list(config_lib.OPTIMIZERS), "sgd (with --momentum; the CIFAR recipe) or adamw "
                   "(decoupled --weight_decay; the GLUE recipe).")
 flags.DEFINE_float("clipnorm", None, "Clip each gradient to this norm (GLUE recipe: 1.0).")
@@ -150,6 +151,9 @@ def parse_flags(argv):
 def config_from_flags() -> config_lib.Config:
     names = {field.name for field in dataclasses.fields(config_lib.Config)}
     values = {name: FLAGS[name].value for name in names if name in FLAGS}
+    if values.get("verbose") == 1 and not sys.stdout.isatty():
+        # Keras draws its progress bars with terminal colour codes whatever stdout is; a log file gets lines.
+        values["verbose"] = 2
     values["teacher_path"] = FLAGS.teacher
     values["assistant_path"] = FLAGS.assistant
     # An empty value unsets an optional flag that a flagfile set (e.g. --student_init= for the teacher's own run).

@@ -33,9 +33,11 @@ flags.DEFINE_bool("plot", True, "Draw the differences against the student's epoc
 flags.DEFINE_bool("ablation", False, "The first study is the reference, the others its variants: also tabulate each "
                   "method's change from it, paired by seed (keeps the given order).")
 
-METHODS = ("scratch", "kd", "takd", "akd")
-NAMES = {"scratch": "scratch", "kd": "KD", "takd": "TAKD", "akd": "AKD"}
+METHODS = ("scratch", "kd", "takd", "akd", "ckd")
+NAMES = {"scratch": "scratch", "kd": "KD", "takd": "TAKD", "akd": "AKD", "ckd": "CKD"}
 AGAINST = ("kd", "takd", "scratch")
+# Continuation-KD, where a study has it: against the baseline it must beat and the method it succeeds.
+CKD_AGAINST = ("kd", "akd", "takd")
 
 
 def _mean_std(values):
@@ -55,6 +57,9 @@ def summarise(study: dict, label: str) -> dict:
     for other in AGAINST:
         if other in methods:
             row["akd_minus"][other] = _paired(methods["akd"], methods[other], f"{label}: akd and {other}")
+    if "ckd" in methods:
+        row["ckd_minus"] = {other: _paired(methods["ckd"], methods[other], f"{label}: ckd and {other}")
+                            for other in CKD_AGAINST if other in methods}
     return row
 
 
@@ -78,17 +83,17 @@ def _seeds_agreeing(per_seed, mean, sides=("ahead", "behind")) -> str:
     return f"{side} on {count} seed{'s' if len(per_seed) > 1 else ''}: " + ", ".join(f"{d:+.2f}" for d in per_seed)
 
 
-def _verdict(row):
+def _verdict(row, method="akd"):
     parts = []
-    for other, diff in row["akd_minus"].items():
+    for other, diff in row[f"{method}_minus"].items():
         mean = diff["mean_std"][0]
         if mean == 0:
             parts.append(f"tied with {NAMES[other]}")
             continue
         word = "beat" if mean > 0 else "lost to"
         parts.append(f"{word} {NAMES[other]} by {abs(mean):.2f} pt ({_seeds_agreeing(diff['per_seed'], mean)})")
-    seeds = max((len(d["seeds"]) for d in row["akd_minus"].values()), default=0)
-    return f"{row['label']}: AKD " + ", ".join(parts) + f"; over {seeds} seed{'s' if seeds != 1 else ''}."
+    seeds = max((len(d["seeds"]) for d in row[f"{method}_minus"].values()), default=0)
+    return f"{row['label']}: {NAMES[method]} " + ", ".join(parts) + f"; over {seeds} seed{'s' if seeds != 1 else ''}."
 
 
 def changes(reference: dict, variant: dict, labels) -> dict:
@@ -118,17 +123,22 @@ def changes_table(rows, diffs) -> str:
 def table(rows) -> str:
     present = [m for m in METHODS if any(m in r["methods"] for r in rows)]
     against = [m for m in AGAINST if any(m in r["akd_minus"] for r in rows)]
+    ckd_against = [m for m in CKD_AGAINST if any(m in r.get("ckd_minus", {}) for r in rows)]
     head = (["study", "student epochs"] + [f"{NAMES[m]} test top-1 %" for m in present]
-            + [f"AKD − {NAMES[m]} (pt)" for m in against])
+            + [f"AKD − {NAMES[m]} (pt)" for m in against] + [f"CKD − {NAMES[m]} (pt)" for m in ckd_against])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def difference(diffs, m):
+        return f"{diffs[m]['mean_std'][0]:+.2f} ± {diffs[m]['mean_std'][1]:.2f}" if m in diffs else "—"
+
     for r in rows:
         cells = [r["label"], str(r["epochs"])]
         cells += [f"{r['methods'][m][0]:.2f} ± {r['methods'][m][1]:.2f}" if m in r["methods"] else "—" for m in present]
-        cells += [f"{r['akd_minus'][m]['mean_std'][0]:+.2f} ± {r['akd_minus'][m]['mean_std'][1]:.2f}"
-                  if m in r["akd_minus"] else "—" for m in against]
+        cells += [difference(r["akd_minus"], m) for m in against]
+        cells += [difference(r.get("ckd_minus", {}), m) for m in ckd_against]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Mean ± sample std over seeds; differences are per seed (same student initialisation), then averaged.",
-              ""] + [f"- {_verdict(r)}" for r in rows]
+              ""] + [f"- {_verdict(r)}" for r in rows] + [f"- {_verdict(r, 'ckd')}" for r in rows if r.get("ckd_minus")]
     return "\n".join(lines)
 
 
@@ -138,17 +148,21 @@ def plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"kd": "tab:blue", "takd": "tab:green", "scratch": "tab:gray"}
+    colors = {"kd": "tab:blue", "takd": "tab:green", "scratch": "tab:gray", "akd": "tab:red"}
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for other in AGAINST:
-        points = [(r["epochs"], *r["akd_minus"][other]["mean_std"]) for r in rows if other in r["akd_minus"]]
-        if points:
-            x, mean, std = map(np.asarray, zip(*sorted(points)))
-            ax.errorbar(x, mean, yerr=std, marker="o", capsize=4, color=colors[other], label=f"AKD − {NAMES[other]}")
+    for method, against, style in (("akd", AGAINST, "-"), ("ckd", CKD_AGAINST, "--")):
+        for other in against:
+            points = [(r["epochs"], *r[f"{method}_minus"][other]["mean_std"]) for r in rows
+                      if other in r.get(f"{method}_minus", {})]
+            if points:
+                x, mean, std = map(np.asarray, zip(*sorted(points)))
+                ax.errorbar(x, mean, yerr=std, marker="o" if method == "akd" else "s", capsize=4, linestyle=style,
+                            color=colors[other], label=f"{NAMES[method]} − {NAMES[other]}")
     ax.axhline(0, color="k", linewidth=0.8)
-    ax.set_xlabel("student epochs (AKD: phase 1 + phase 2)")
+    ax.set_xlabel("student epochs (AKD: phase 1 + phase 2; CKD: one phase)")
     ax.set_ylabel("test top-1 difference (points)")
-    ax.set_title("Annealing-KD against the baselines, by student budget (mean ± std over seeds)")
+    ax.set_title(("Annealing-KD and Continuation-KD" if any(r.get("ckd_minus") for r in rows) else "Annealing-KD")
+                 + " against the baselines, by student budget (mean ± std over seeds)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -75,7 +75,7 @@ def run_main(workdir, lines, name=None, last=(), records=None, when_busy="wait")
         _copy_record(records, workdir)
         log(f"{name}: finished before (its record is in {records}), reusing it")
     else:
-        held = (files.one_maker(workdir, poll_s=_POLL_S, say=lambda message, **_: log(f"{name}: {message}"))
+        held = (files.one_maker(workdir, say=lambda message, **_: log(f"{name}: {message}"))
                 if when_busy == "wait" else files.claim(workdir))
         with held as holder:
             if holder is not None:
@@ -157,7 +157,6 @@ def code_commit():
     return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
-_POLL_S = 60  # how often a run waited for (when_busy="wait") is looked at
 PAUSES, read_pauses = attempts.PAUSES, attempts.read_pauses  # for the runner's other readers
 
 

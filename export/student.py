@@ -51,7 +51,7 @@ def load(source, dataset: str | None = None) -> Student:
 
     A ``.keras`` file takes its ``akd_tf.json`` from the directory of the same name beside it, when there is one
     (``<workdir>/student.keras`` and ``<workdir>/student/``)."""
-    from akd_tf.distiller import Distiller  # first: akd_tf imports Keras without IPython (see akd_tf/__init__.py)
+    from akd_tf.distiller import Distiller
 
     import keras
 

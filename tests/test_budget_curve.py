@@ -88,3 +88,18 @@ def test_ablation_tabulates_each_methods_change_paired_by_seed(tmp_path):
     alone = subprocess.run([sys.executable, "-m", "benchmarks.budget_curve", f"--studies={paths[0]}", "--ablation",
                             f"--output={tmp_path / 'x'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert alone.returncode != 0 and "--ablation needs a reference study and at least one variant" in alone.stderr
+
+
+def test_continuation_kd_rows_are_paired_against_kd_akd_and_takd(tmp_path):
+    with_ckd = _study(15, {"scratch": [70.0, 71.0], "kd": [73.0, 72.0], "takd": [72.5, 72.5], "akd": [71.0, 70.0],
+                           "ckd": [74.0, 72.5]})
+    row = budget_curve.summarise(with_ckd, "short")
+    assert row["ckd_minus"]["kd"]["per_seed"] == [1.0, 0.5] and row["ckd_minus"]["akd"]["per_seed"] == [3.0, 2.5]
+    text = budget_curve.table([row, budget_curve.summarise(LONG, "long")])
+    header = text.splitlines()[0]
+    assert "CKD test top-1 %" in header and header.endswith("| CKD − KD (pt) | CKD − AKD (pt) | CKD − TAKD (pt) |")
+    assert text.splitlines()[2].endswith("| +0.75 ± 0.35 | +2.75 ± 0.35 | +0.75 ± 1.06 |")
+    assert text.splitlines()[3].endswith("| — | — | — |")  # the long study has no CKD runs
+    assert "- short: CKD beat KD by 0.75 pt (ahead on both seeds: +1.00, +0.50), beat AKD by 2.75 pt" in text
+    budget_curve.plot([row], str(tmp_path / "curve.png"))
+    assert (tmp_path / "curve.png").stat().st_size > 0

@@ -73,54 +73,65 @@ def test_one_maker_makes_a_shared_file_once_while_another_process_waits(tmp_path
         assert time.time() < deadline and first.poll() is None, "the first maker did not start"
         time.sleep(0.05)
     said = []
-    with files.one_maker(path, poll_s=0.05, say=lambda message, **_: said.append(message)):
+    with files.one_maker(path, say=lambda message, **_: said.append(message)):
         # It waited for the first maker, so the file is there to read, and it holds the lock now.
         assert open(path).read() == "made by the first"
-        assert open(path + ".lock").read() == f"{os.getpid()} {files._start_time(os.getpid())}"
+        assert open(path + ".lock").read() == str(os.getpid())
     assert first.wait(timeout=60) == 0
     assert len(said) == 1 and said[0].startswith(f"Waiting for process {first.pid} to finish {path}")
     assert not os.path.exists(path + ".lock")
 
 
-def test_one_maker_takes_over_the_lock_of_a_killed_maker(tmp_path):
+_HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, str(os.getpid()).encode())
+open(sys.argv[1] + ".held", "w").close()
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def _hold(lock, seconds=60):
+    """A process holding ``lock`` with flock, as another maker does; it has taken it when this returns."""
     import subprocess
     import sys
+    import time
 
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    path = tmp_path / "views.npz"
-    (tmp_path / "views.npz.lock").write_text(str(dead.pid))
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(lock), str(seconds)])
+    while not os.path.exists(f"{lock}.held"):
+        assert proc.poll() is None
+        time.sleep(0.02)
+    return proc
+
+
+def test_a_lock_is_free_again_when_its_holder_is_killed(tmp_path):
+    """The kernel releases a flock with its process: a maker killed with its session leaves nothing to take over,
+    even though its lock file (with its process id in it) stays behind."""
+    lock = tmp_path / "views.npz.lock"
+    holder = _hold(lock)
+    with files.claim(tmp_path / "views.npz") as seen:
+        assert seen == holder.pid
+    holder.kill()
+    holder.wait()
+    assert lock.exists()
     said = []
-    with files.one_maker(path, poll_s=0.05, say=said.append):
-        assert (tmp_path / "views.npz.lock").read_text().split()[0] == str(os.getpid())
-    assert said == [] and not (tmp_path / "views.npz.lock").exists()
-
-
-def test_a_lock_whose_process_id_was_given_to_a_new_process_is_taken_over(tmp_path):
-    # A session ended with the lock held; in the next one the same id belongs to a process started later.
-    lock = tmp_path / "kd_seed0.lock"
-    started = files._start_time(os.getpid())
-    lock.write_text(f"{os.getpid()} {started - 1}")
-    with files.claim(tmp_path / "kd_seed0") as holder:
-        assert holder is None and lock.read_text() == f"{os.getpid()} {started}"
-    assert not lock.exists()
+    with files.one_maker(tmp_path / "views.npz", say=said.append):
+        assert lock.read_text() == str(os.getpid())
+    assert said == [] and not lock.exists()
 
 
 def test_claim_does_not_wait_for_a_live_holder_and_leaves_its_lock(tmp_path):
-    import subprocess
-    import sys
-
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    lock = tmp_path / "kd_seed0.lock"
+    holder = _hold(lock)
     try:
-        lock = tmp_path / "kd_seed0.lock"
-        lock.write_text(f"{holder.pid} {files._start_time(holder.pid)}")
         with files.claim(tmp_path / "kd_seed0") as seen:
             assert seen == holder.pid
-        assert lock.read_text().split()[0] == str(holder.pid)
+        assert lock.read_text() == str(holder.pid)
     finally:
         holder.kill()
         holder.wait()
-    with files.claim(tmp_path / "kd_seed0") as seen:  # its holder has died: taken over
+    with files.claim(tmp_path / "kd_seed0") as seen:  # its holder has died: free
         assert seen is None
 
 

@@ -100,15 +100,21 @@ def test_train_text_does_not_import_train():
     assert os.path.isfile(MODULES["akd_tf.run"])
 
 
-def test_importing_the_package_leaves_ipython_out_and_importable():
-    """Keras would import IPython (1-1.5 s a start) to detect a notebook; outside one akd_tf keeps it out, and the
-    program can still import IPython afterwards."""
+def test_the_library_is_the_product_without_its_operations():
+    """``import akd_tf`` (and export) loads no study or operations code; the library reads no /proc, stops no
+    process and keeps no heartbeat (a lock is an fcntl.flock, which the kernel releases with its process)."""
     import subprocess
     import sys
 
-    code = ("import sys, akd_tf; from keras.src.saving import file_editor; "
-            "assert 'IPython' not in sys.modules and file_editor.ipython is None, sorted(sys.modules); "
-            "import importlib.util; installed = importlib.util.find_spec('IPython') is not None; "
-            "print('IPython', __import__('IPython').__version__ if installed else 'not installed')")
+    code = ("import sys, akd_tf, export; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('benchmarks', 'tools', 'tests')))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0 and proc.stdout.startswith("IPython "), proc.stderr[-2000:]
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr[-2000:]
+    found = []
+    for package in ("akd_tf", "export"):
+        for directory, _, names in os.walk(os.path.join(ROOT, package)):
+            for name in names:
+                if name.endswith(".py"):
+                    text = open(os.path.join(directory, name), encoding="utf-8").read()
+                    found += [f"{name}: {word}" for word in ("/proc/", "SIGSTOP", "heartbeat") if word in text]
+    assert not found

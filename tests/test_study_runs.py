@@ -307,28 +307,42 @@ def _finished_record(workdir):
     (workdir / "history_student.csv").write_text("epoch,loss\n0,1.0\n")
 
 
+_HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, str(os.getpid()).encode())
+open(sys.argv[1] + ".held", "w").close()
+time.sleep(60)
+"""
+
+
 @pytest.fixture
 def holder():
-    """A live process holding a run's lock, as another lane training it does."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    yield proc
-    proc.kill()
-    proc.wait()
+    """Starts a process that holds a run's lock (flock), as another process of the same study training it does."""
+    started = []
 
+    def hold(lock):
+        proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(lock)])
+        started.append(proc)
+        while not os.path.exists(f"{lock}.held"):
+            assert proc.poll() is None
+            time.sleep(0.02)
+        return proc
 
-def _held_by(lock, proc):
-    from akd_tf import files
-
-    lock.write_text(f"{proc.pid} {files._start_time(proc.pid)}")
+    yield hold
+    for proc in started:
+        proc.kill()
+        proc.wait()
 
 
 def test_a_run_another_process_is_training_is_skipped_not_trained_twice(tmp_path, monkeypatch, capsys, holder):
     workdir = tmp_path / "kd_seed0"
-    _held_by(tmp_path / "kd_seed0.lock", holder)
+    holder = holder(tmp_path / "kd_seed0.lock")
     monkeypatch.setattr(study_runs, "_call", lambda *a, **k: pytest.fail("trained a run another process holds"))
     assert study_runs.run_main(str(workdir), ["--method=kd"], when_busy="skip") is None
     assert f"kd_seed0: process {holder.pid} is training it; left to that process" in capsys.readouterr().out
-    assert (tmp_path / "kd_seed0.lock").read_text().split()[0] == str(holder.pid)  # still the holder's
+    assert (tmp_path / "kd_seed0.lock").read_text() == str(holder.pid)  # still the holder's
     with pytest.raises(ValueError, match="when_busy must be 'wait' or 'skip'. Received: 'later'"):
         study_runs.run_main(str(workdir), ["--method=kd"], when_busy="later")
 
@@ -337,14 +351,13 @@ def test_a_run_waited_for_is_taken_from_the_process_that_trained_it(tmp_path, mo
     import threading
 
     workdir = tmp_path / "teacher"
-    _held_by(tmp_path / "teacher.lock", holder)
-    monkeypatch.setattr(study_runs, "_POLL_S", 0.05)
+    holder = holder(tmp_path / "teacher.lock")
     monkeypatch.setattr(study_runs, "_call", lambda *a, **k: pytest.fail("trained a run waited for"))
 
     def the_other_process_finishes():
         time.sleep(0.3)
         _finished_record(workdir)
-        holder.kill()  # not reaped: a zombie has ended too
+        holder.kill()  # the kernel releases its lock
 
     threading.Thread(target=the_other_process_finishes).start()
     metrics = study_runs.run_main(str(workdir), ["--method=scratch"])  # waits by default
@@ -352,12 +365,10 @@ def test_a_run_waited_for_is_taken_from_the_process_that_trained_it(tmp_path, mo
     assert not (tmp_path / "teacher.lock").exists()
 
 
-def test_a_run_whose_lock_outlived_its_process_is_trained(tmp_path, monkeypatch):
-    # Its lane was killed with the session: the lock file stays, its process is gone.
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
+def test_a_run_whose_lock_file_outlived_its_process_is_trained(tmp_path, monkeypatch):
+    # Its process was killed: the lock file stays, with a process id in it, but nothing holds it.
     workdir = tmp_path / "akd_seed1"
-    (tmp_path / "akd_seed1.lock").write_text(str(dead.pid))
+    (tmp_path / "akd_seed1.lock").write_text("12345")
     monkeypatch.setattr(study_runs, "_call", _finishes_in(workdir))
     assert study_runs.run_main(str(workdir), ["--method=akd"], when_busy="skip")["workdir"] == str(workdir)
     assert not (tmp_path / "akd_seed1.lock").exists()
