@@ -134,8 +134,7 @@ def _table(summary, protocol, total_minutes):
     lines += [
         "",
         "std: sample standard deviation over seeds. training min: the student's epochs; run min: the whole command "
-        "(data, teacher views, evaluation, export), with the attempts a session's end interrupted. Both leave out the "
-        "minutes a run was stopped while something else was timed alone.",
+        "(data, teacher views, evaluation, export).",
         f"Whole study: {total_minutes:.0f} min (the sum of its runs' wall times). Command: `{protocol['command']}`",
     ]
     return "\n".join(lines)
@@ -228,7 +227,7 @@ def main(argv):
 
     order = [(method, seed) for seed in FLAGS.seeds for method in FLAGS.methods]
     runs, elsewhere = study_runs.shared_out(order, lambda key: student(*key))
-    if elsewhere:  # e.g. the other lane of benchmarks/budget_study.sh
+    if elsewhere:  # e.g. another process running the same study
         names = ", ".join(f"{method}_seed{seed}" for method, seed in elsewhere)
         study_runs.log(f"no table yet: {names} being trained by other processes; "
                        "run the same command again when they have finished")

@@ -141,7 +141,7 @@ def _summarise(task, teacher, runs):
         "wall_time_s": teacher["study"]["wall_time_s"] + sum(r["study"]["wall_time_s"] for r in runs),
         "cpus_per_run": [r["study"].get("cpus") for r in [teacher, *runs]],
         "resumed_runs": sorted(os.path.basename(r["workdir"]) for r in [teacher, *runs]
-                               if r["study"].get("interrupted_attempts_s")),
+                               if r["study"].get("interrupted_attempts_s") or r["study"].get("resumed")),
     }
 
 
@@ -197,8 +197,7 @@ def _table(tasks, command):
               f"Whole study: {total:.0f} min. Command: `{command}`"]
     resumed = [f"{t['task']}/{name}" for t in tasks for name in t.get("resumed_runs", [])]
     if resumed:
-        lines.append(f"Resumed after their session ended: {', '.join(resumed)}; the time their killed attempts had "
-                     "spent (up to their last write) is counted in min.")
+        lines.append(f"Resumed from a checkpoint after a killed process: {', '.join(resumed)}.")
     return "\n".join(lines), total
 
 

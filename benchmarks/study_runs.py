@@ -2,11 +2,10 @@
 ``python -m akd_tf.main`` command with its own flagfile in its own directory, skipped when it finished before,
 so a killed study resumes where it stopped.
 
-A run's directory lives outside the repository (hours of checkpoints), and on this project's machines such a
-directory has not always outlived a session. A runner given ``records`` therefore also keeps each finished
-run's record (`RECORD`: metrics, wall time, the commit and CPU it ran on, history, flags, the student without
-optimizer state) in a directory that is committed, and a later session on a new machine takes a finished run from
-there instead of training it again."""
+A run's directory lives outside the repository (hours of checkpoints) and may not outlive its machine. A runner
+given ``records`` therefore also keeps each finished run's record (`RECORD`: metrics, wall time, the commit and
+CPU it ran on, history, flags, the student without optimizer state) in a directory that is committed, and the
+same study started on a new machine takes a finished run from there instead of training it again."""
 
 import datetime
 import json
@@ -18,7 +17,7 @@ import time
 
 from akd_tf import files
 from akd_tf.run import read_history
-from benchmarks import attempts, speed
+from benchmarks import speed
 
 
 def check_arguments(argv, methods, allowed):
@@ -108,9 +107,10 @@ def shared_out(keys, run):
 
 
 def _train(workdir, lines, name, last):
-    """One attempt at the run, to its end; writes ``study_run.json`` (its wall time over all attempts)."""
+    """Trains the run to its end (resuming its checkpoint if an earlier process was killed in it); writes
+    ``study_run.json``: the command, this process's wall time, when it finished, the commit and the CPU."""
     os.makedirs(workdir, exist_ok=True)
-    earlier = attempts.start(workdir)  # before this attempt writes anything: its writes are not theirs
+    resumed = os.path.isdir(os.path.join(workdir, "checkpoints"))
     flagfile = os.path.join(workdir, "study.flags")
     with open(flagfile, "w") as f:
         f.write("\n".join([*lines, f"--workdir={workdir}", *last]) + "\n")
@@ -118,30 +118,29 @@ def _train(workdir, lines, name, last):
     log(f"{name}: {' '.join(command)}")
     start = time.perf_counter()
     with open(os.path.join(workdir, "study.log"), "a") as out:
-        status = _call(command, stdout=out, stderr=subprocess.STDOUT, heartbeat=lambda: attempts.alive(workdir))
+        status = _call(command, stdout=out, stderr=subprocess.STDOUT)
     elapsed = time.perf_counter() - start
     if status:
         raise SystemExit(f"{name} failed with exit status {status}; see {os.path.join(workdir, 'study.log')}")
-    # The time it finished, written down: a file's time is not kept by the copies that carry runs between sessions.
     finished = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
-    record = {"command": " ".join(command), "wall_time_s": elapsed + sum(a["seconds"] for a in earlier),
-              "cpus": usable_cpus(), "finished_utc": finished, "commit": code_commit(), "machine": speed.cpu()}
-    if earlier:
-        record["interrupted_attempts_s"] = [a["seconds"] for a in earlier]
-        notes = [f"attempt {i}: {a['note']}" for i, a in enumerate(earlier, 1) if "note" in a]
-        if notes:  # how a time was found, when it was not by the usual means (e.g. set by hand from the log)
-            record["interrupted_attempts_notes"] = notes
-    pauses = read_pauses(workdir)
-    if pauses:  # stopped by benchmarks.pause_runs: not the run's time
-        paused = sum(p["seconds"] for p in pauses)
-        record.update(wall_time_s=record["wall_time_s"] - paused, wall_time_s_with_pauses=record["wall_time_s"],
-                      paused_s=paused, pauses=pauses)
+    record = {"command": " ".join(command), "wall_time_s": elapsed, "cpus": usable_cpus(), "finished_utc": finished,
+              "commit": code_commit(), "machine": speed.cpu()}
+    if resumed:  # the time of the killed process is not in wall_time_s; the student's epochs all are in metrics
+        record["resumed"] = True
     with open(os.path.join(workdir, "study_run.json"), "w") as f:
         json.dump(record, f, indent=2)
-    for bookkeeping in (attempts.FILE, PAUSES):
-        files.remove(os.path.join(workdir, bookkeeping))
-    log(f"{name}: done in {record['wall_time_s'] / 60:.1f} min"
-        + (f" ({len(earlier)} interrupted attempt(s) included)" if earlier else ""))
+    log(f"{name}: done in {elapsed / 60:.1f} min" + (" (resumed)" if resumed else ""))
+
+
+def _call(command, stdout, stderr):
+    """``subprocess.call`` whose command is killed when this process is interrupted (a study stopped with Ctrl-C
+    stops its run too; the run resumes from its checkpoint when the study is started again)."""
+    with subprocess.Popen(command, stdout=stdout, stderr=stderr) as proc:
+        try:
+            return proc.wait()
+        except BaseException:
+            proc.kill()
+            raise
 
 
 def code_commit():
@@ -155,27 +154,6 @@ def code_commit():
     except (OSError, subprocess.CalledProcessError):
         return None
     return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
-
-
-PAUSES, read_pauses = attempts.PAUSES, attempts.read_pauses  # for the runner's other readers
-
-
-def _call(command, stdout, stderr, heartbeat):
-    """``subprocess.call`` that calls ``heartbeat()`` every ``attempts.HEARTBEAT_S`` while the command runs; the
-    command is killed if this process is interrupted."""
-    with subprocess.Popen(command, stdout=stdout, stderr=stderr) as proc:
-        try:
-            while True:
-                try:
-                    return proc.wait(timeout=attempts.HEARTBEAT_S)
-                except subprocess.TimeoutExpired:
-                    try:
-                        heartbeat()
-                    except (OSError, ValueError) as error:  # the run goes on; its time may come out short
-                        log(f"could not write a heartbeat: {error}")
-        except BaseException:
-            proc.kill()
-            raise
 
 
 def read_flags(path) -> dict:
@@ -218,10 +196,8 @@ def cores(counts):
 
 
 def training_time(run):
-    """A finished run's training seconds (its student's epochs, each counted once however many attempts it took)
-    less the time it was stopped (`benchmarks.pause_runs`), as its run wall time is: a pause is taken to have fallen
-    in an epoch, where a run spends nearly all its time. ``run`` is the metrics `run_main` returns."""
-    return max(0.0, run["student"]["wall_time_s"] - run["study"].get("paused_s", 0.0))
+    """A finished run's training seconds: its student's epochs, each counted once however many processes it took."""
+    return run["student"]["wall_time_s"]
 
 
 def mean_std(values):

@@ -1,5 +1,5 @@
 """The record of a shipped teacher trained in several learning-rate cycles: one table row per cycle and the
-accuracy curve over all its epochs, read from the records `benchmarks/budget_study.sh` keeps beside the model.
+accuracy curve over all its epochs, read from the records kept beside the model (each cycle's metrics, flags and history).
 
     python -m benchmarks.teacher_record --cycles=benchmarks/teachers/resnet56_cifar10_cycle1,\\
         benchmarks/teachers/resnet56_cifar10_cycle2,benchmarks/teachers/resnet56_cifar10 \\
