@@ -6,10 +6,9 @@ import os as _os
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from akd_tf import losses, nets, schedule
-from akd_tf.callbacks import AnnealingSchedule, KeepBest, StopOnDivergence, TrainingDiverged
+from akd_tf.callbacks import KeepBest, StopOnDivergence, TrainingDiverged
 from akd_tf.checkpoint import TrainingCheckpoint
-from akd_tf.continuation import ContinuationKD, ContinuationSchedule
-from akd_tf.distiller import AnnealingKD, Distiller, HintonKD
+from akd_tf.methods import AnnealingKD, AnnealingSchedule, ContinuationKD, ContinuationSchedule, Distiller, HintonKD
 
 __version__ = "0.1.0"
 __all__ = ["AnnealingKD", "AnnealingSchedule", "ContinuationKD", "ContinuationSchedule", "Distiller", "HintonKD",

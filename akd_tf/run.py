@@ -24,11 +24,12 @@ import tensorflow as tf
 from absl import logging
 
 from akd_tf import data as data_lib
-from akd_tf import distiller, files, logits, multi_worker, nets, plots, precision, schedule
-from akd_tf.callbacks import AnnealingSchedule, LinearDecay, StopOnDivergence, TrainingDiverged
+from akd_tf import files, logits, multi_worker, nets, plots, precision, schedule
+from akd_tf.callbacks import LinearDecay, StopOnDivergence, TrainingDiverged
 from akd_tf.checkpoint import TrainingCheckpoint, is_chief
 from akd_tf.config import BadInput, Config, STRATEGIES
-from akd_tf.continuation import ContinuationSchedule
+from akd_tf.methods import AnnealingSchedule, ContinuationSchedule
+from akd_tf.methods.base import known_shape
 from akd_tf.data import glue
 
 # Everything a run writes into its workdir; `overwrite=True` removes exactly these.
@@ -294,8 +295,8 @@ def in_run_precision(model, config):
 def check_fits_data(teacher, path, data_spec, flag="--teacher", returns="logits"):
     """`BadInput` unless the model in ``path`` predicts the dataset's classes from its inputs, and returns
     logits (unless ``returns`` is ``"probabilities"``)."""
-    outputs = distiller.known_shape(teacher, "outputs")
-    inputs = distiller.known_shape(teacher, "inputs")
+    outputs = known_shape(teacher, "outputs")
+    inputs = known_shape(teacher, "inputs")
     if outputs is not None and outputs[-1] != data_spec["num_classes"]:
         raise BadInput(f"{flag} {path!r} predicts {outputs[-1]} classes; the dataset has "
                        f"{data_spec['num_classes']}.")

@@ -33,10 +33,9 @@ from absl import logging
 
 from akd_tf import data as data_lib
 from akd_tf import files, nets, precision, schedule
-from akd_tf.callbacks import AnnealingSchedule, KeepBest, PredictionLines
+from akd_tf.callbacks import KeepBest, PredictionLines
 from akd_tf.config import LABELS_ONLY, Config
-from akd_tf.continuation import ContinuationKD
-from akd_tf.distiller import AnnealingKD, HintonKD
+from akd_tf.methods import AnnealingKD, AnnealingSchedule, ContinuationKD, HintonKD
 from akd_tf.logits import outputs_as_logits
 from akd_tf.run import (compile_classifier, continuation_schedule, continuation_summary, count_params,
                         evaluate_classifier, finish, in_run_precision, load_model, make_optimizer, phase_summary,
@@ -267,7 +266,7 @@ def _teacher_epochs(config, method):
     return None
 
 
-def export_student(student, directory, data, config):
+def save_serving_model(student, directory, data, config):
     """Writes the student as a TF SavedModel (``serve`` endpoint) with a JSON note of its input. It computes in
     float32 whatever the run's precision (float32 in, float32 out, and no bfloat16 ops for the TFLite converter)."""
     with files.atomic_path(directory) as tmp, precision.computing_in(student, "float32"):
@@ -359,7 +358,7 @@ def train_and_evaluate(config: Config, workdir: str, overwrite: bool = False, no
     logging.info("Student: %s", metrics["student"])
 
     save_model(student, os.path.join(run.out, "student.keras"))
-    export_student(student, os.path.join(run.out, "student"), data, config)
+    save_serving_model(student, os.path.join(run.out, "student"), data, config)
     guide = metrics.get("assistant") or metrics.get("teacher")
     title = (f"{config.method}: {config.student_net} on {config.dataset}"
              + (f" ({'assistant' if config.method == 'takd' else 'teacher'} {guide['net']}: "

@@ -8,7 +8,7 @@ contract as image runs. What differs:
   random weights and a WordPiece vocabulary learned from the training text;
 * each model tokenizes the raw text with its own preprocessor, once (`akd_tf.data.glue`);
 * with ``cache_teacher_logits`` (the default) the teacher's logits over every split are computed once,
-  before the student trains, and phase 1 reads them (`akd_tf.distiller.TEACHER_LOGITS`): the teacher is
+  before the student trains, and phase 1 reads them (`akd_tf.batch_keys.TEACHER_LOGITS`): the teacher is
   never run inside ``fit``. Otherwise the teacher runs on its own tokens at every step;
 * model selection uses the task's GLUE metric on ``train[-V:]``; the report is on the GLUE dev split(s);
 * the student is saved as ``student.keras`` (with its preprocessor: it takes raw strings) and as
@@ -27,11 +27,11 @@ import numpy as np
 from absl import logging
 
 from akd_tf import files, glue_metrics, precision
-from akd_tf.callbacks import AnnealingSchedule, KeepBest, ValidationMetrics
+from akd_tf.callbacks import KeepBest, ValidationMetrics
 from akd_tf.config import LABELS_ONLY, BadInput
-from akd_tf.continuation import ContinuationKD
 from akd_tf.data import glue
-from akd_tf.distiller import TEACHER_INPUTS, TEACHER_LOGITS, AnnealingKD, HintonKD
+from akd_tf.batch_keys import TEACHER_INPUTS, TEACHER_LOGITS
+from akd_tf.methods import AnnealingKD, AnnealingSchedule, ContinuationKD, HintonKD
 from akd_tf.logits import outputs_as_logits
 from akd_tf.nets import text as text_nets
 from akd_tf.run import (best_epoch, continuation_schedule, continuation_summary, count_params, finish,
@@ -273,7 +273,7 @@ def _phase(history, start, stop, num_train, monitor):
     return {**summary, **best_epoch(history, monitor, start, stop)}
 
 
-def export_student(student, preprocessor, directory, raw, config):
+def save_serving_model(student, preprocessor, directory, raw, config):
     """``student/``: a SavedModel whose ``serve`` takes fixed-length token features (int32 ``token_ids``,
     ``segment_ids``, ``padding_mask`` of shape [batch, sequence_length]) and returns logits; the student
     with the preprocessor that makes those from text as a keras-nlp preset (``TextClassifier.from_preset``
@@ -283,7 +283,7 @@ def export_student(student, preprocessor, directory, raw, config):
     length = config.sequence_length
     names = [name for name in ("token_ids", "segment_ids", "padding_mask") if name in student.input]
     signature = [{name: tf.TensorSpec([None, length], tf.int32, name=name) for name in names}]
-    with files.atomic_path(directory) as tmp, precision.computing_in(student, "float32"):  # as in train.export_student
+    with files.atomic_path(directory) as tmp, precision.computing_in(student, "float32"):  # as in train.save_serving_model
         student.export(tmp, format="tf_saved_model", input_signature=signature, verbose=False)
         with text_nets.attached(student, preprocessor):
             student.save_to_preset(os.path.join(tmp, PRESET_DIR))
@@ -330,7 +330,7 @@ def train_and_evaluate(run) -> dict:
     logging.info("Student: %s", metrics["student"])
 
     _save(student, preprocessor, os.path.join(run.out, "student.keras"))
-    export_student(student, preprocessor, os.path.join(run.out, "student"), raw, config)
+    save_serving_model(student, preprocessor, os.path.join(run.out, "student"), raw, config)
     main = raw.spec["metric"]
     first = raw.eval_splits[0]
     title = (f"{config.method}: {student.name} on {config.dataset}"

@@ -53,7 +53,8 @@ def main(argv):
     from akd_tf import train_text
     from akd_tf.config import Config
     from akd_tf.data import glue
-    from akd_tf.distiller import TEACHER_INPUTS, TEACHER_LOGITS, AnnealingKD
+    from akd_tf.batch_keys import TEACHER_INPUTS, TEACHER_LOGITS
+    from akd_tf.methods import AnnealingKD
 
     with open(os.path.join(FLAGS.workdir, "config.json")) as f:
         config = Config(**json.load(f))

@@ -51,7 +51,7 @@ def load(source, dataset: str | None = None) -> Student:
 
     A ``.keras`` file takes its ``akd_tf.json`` from the directory of the same name beside it, when there is one
     (``<workdir>/student.keras`` and ``<workdir>/student/``)."""
-    from akd_tf.distiller import Distiller
+    from akd_tf.methods.base import Distiller
 
     import keras
 
@@ -74,7 +74,7 @@ def load(source, dataset: str | None = None) -> Student:
 
 
 def _from_keras(model, source, metadata, dataset):
-    from akd_tf.distiller import Distiller
+    from akd_tf.methods.base import Distiller
 
     if isinstance(model, Distiller):  # e.g. a saved AnnealingKD: its call() is the student
         model = model.student

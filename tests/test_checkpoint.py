@@ -11,9 +11,10 @@ import tensorflow as tf
 
 from akd_tf import files, run
 from akd_tf.config import BadInput, Config
-from akd_tf.callbacks import AnnealingSchedule, KeepBest, StopOnDivergence, TrainingDiverged
+from akd_tf.callbacks import KeepBest, StopOnDivergence, TrainingDiverged
+from akd_tf.methods import AnnealingSchedule
 from akd_tf.checkpoint import TrainingCheckpoint
-from akd_tf.distiller import AnnealingKD
+from akd_tf.methods import AnnealingKD
 
 
 def test_atomic_path_keeps_the_old_file_when_the_write_fails(tmp_path):

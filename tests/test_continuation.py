@@ -1,4 +1,4 @@
-"""akd_tf.continuation: ContinuationKD's step against a hand computation, its schedule callback, the frozen teacher,
+"""akd_tf.methods.continuation: ContinuationKD's step against a hand computation, its schedule callback, the frozen teacher,
 cached logits, serialisation, and a resumed run continuing T and ψ."""
 
 import json
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import akd_tf
-from akd_tf import continuation, schedule
-from akd_tf.distiller import STUDENT_INPUTS, TEACHER_LOGITS
+from akd_tf import schedule
+from akd_tf.methods import continuation
+from akd_tf.batch_keys import STUDENT_INPUTS, TEACHER_LOGITS
 
 FEATURES, CLASSES = 5, 4
 

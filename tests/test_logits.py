@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import akd_tf
 from akd_tf import logits
-from akd_tf.distiller import TEACHER_LOGITS
+from akd_tf.batch_keys import TEACHER_LOGITS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

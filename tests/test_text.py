@@ -17,7 +17,8 @@ from akd_tf import AnnealingSchedule
 from akd_tf import run, train
 from akd_tf.config import Config
 from akd_tf.data import glue
-from akd_tf.distiller import TEACHER_INPUTS, TEACHER_LOGITS, AnnealingKD
+from akd_tf.batch_keys import TEACHER_INPUTS, TEACHER_LOGITS
+from akd_tf.methods import AnnealingKD
 from akd_tf.nets import text as text_nets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

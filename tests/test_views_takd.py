@@ -12,7 +12,7 @@ import pytest
 import akd_tf
 import cli_cases
 from akd_tf import data
-from akd_tf.distiller import STUDENT_INPUTS, TEACHER_LOGITS
+from akd_tf.batch_keys import STUDENT_INPUTS, TEACHER_LOGITS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N, K, BATCH = 48, 3, 16

@@ -8,7 +8,7 @@
   student may use different tokenizers; each gets its own features from the same raw text.
 * `Features` has the interface `akd_tf.train` fits with (``train_epochs``, ``steps_per_epoch``,
   ``validation``): epoch ``e`` is a permutation drawn from (``seed``, ``e``), so a resumed run sees the
-  same batches. Extra per-example arrays (e.g. the teacher's cached logits, `akd_tf.distiller.TEACHER_LOGITS`)
+  same batches. Extra per-example arrays (e.g. the teacher's cached logits, `akd_tf.batch_keys.TEACHER_LOGITS`)
   ride along in the inputs dict.
 """
 
@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from akd_tf.data import images as _images
 from akd_tf.data import pipeline
-from akd_tf.distiller import STUDENT_INPUTS
+from akd_tf.batch_keys import STUDENT_INPUTS
 
 _DEV = {"dev": "validation"}
 # task -> text features (one or a pair), classes (1: regression), report splits (our name -> TFDS split),

@@ -22,6 +22,7 @@ import os
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from akd_tf.batch_keys import STUDENT_INPUTS, TEACHER_LOGITS
 from akd_tf.data import pipeline
 
 # The official Annealing-KD recipe normalises every CIFAR variant with these.
@@ -80,8 +81,6 @@ class ImageSplits:
         if self.view_logits is None:
             example = lambda i, item: _train_example((i, item), key)  # noqa: E731
         else:
-            from akd_tf.distiller import STUDENT_INPUTS, TEACHER_LOGITS  # the batch layout the distillers read
-
             view = epoch % self.view_logits.shape[0]
             use_view = epoch < self.distill_epochs
             draw = tf.where(use_view, view_key(self.shuffle_seed, view), tf.cast(key, tf.int64))
@@ -126,8 +125,6 @@ class ImageSplits:
         label loss never reads. ``validation_logits`` [V, classes]: the validation batches carry them too, so
         no step runs the teacher.
         """
-        from akd_tf.distiller import STUDENT_INPUTS, TEACHER_LOGITS  # the batch layout the distillers read
-
         view_logits = tf.constant(view_logits, tf.float32)
         n = self.num_examples["train"]
         if view_logits.shape[1:] != (n, self.num_classes):

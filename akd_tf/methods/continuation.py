@@ -23,7 +23,7 @@ from keras import ops
 from keras.src.utils import io_utils  # the printer Keras callbacks use (respects absl logging)
 
 from akd_tf import losses, schedule
-from akd_tf.distiller import Distiller
+from akd_tf.methods.base import Distiller
 
 
 @keras.saving.register_keras_serializable(package="akd_tf")

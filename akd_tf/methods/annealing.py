@@ -1,0 +1,282 @@
+"""Annealing Knowledge Distillation (Jafari, Rezagholizadeh, Sharma, Ghodsi; EACL 2021, arXiv 2104.07163): the model
+(`AnnealingKD`) and the callback that drives its two phases inside one ``fit`` (`AnnealingSchedule`).
+
+Phase 1 (no labels) fits the student's logits to the annealed teacher's (`akd_tf.losses.annealing_loss`, with
+``Φ(T)`` from `akd_tf.schedule.phi`); phase 2 trains on the hard labels. The schedule of T and of the phases is
+pure Python in `akd_tf.schedule`.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+from keras.src.utils import io_utils  # the printer Keras callbacks use (respects absl logging)
+
+from akd_tf import callbacks, losses, schedule
+from akd_tf.methods.base import Distiller
+
+
+@keras.saving.register_keras_serializable(package="akd_tf")
+class AnnealingKD(Distiller):
+    """Annealing Knowledge Distillation (Jafari et al., EACL 2021, arXiv 2104.07163).
+
+    Phase 1 (``phase == 1``) fits the student's logits to the annealed teacher's, with no labels::
+
+        loss = mean over batch and classes of (z_s(x) − Φ(T) · z_t(x))²,   Φ(T) = 1 − (T − 1) / τ_max
+
+    Phase 2 (``phase == 2``) trains the student with cross-entropy on the hard labels (``regression=True``:
+    squared error against a score, e.g. STS-B, with one output); the teacher is not run. ``temperature`` is
+    a variable that the traced step reads; each ``phase`` has its own traced step (retraced when it changes).
+    The `akd_tf.AnnealingSchedule` callback sets both per epoch so that one ``fit`` runs both phases::
+
+        akd = AnnealingKD(teacher=teacher, student=student, max_temperature=10)
+        akd.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+        akd.fit(train, validation_data=val, epochs=p1 + p2, callbacks=[AnnealingSchedule(p1)])
+
+    Args:
+        teacher: a trained `keras.Model` returning logits. It is frozen in place (``trainable = False``).
+        student: a `keras.Model` returning logits of the same shape.
+        max_temperature: τ_max, a positive integer (the paper uses 10 on CIFAR, 7 on GLUE).
+        regression: phase 2 fits a score with squared error instead of classes with cross-entropy.
+        teacher_outputs: ``"logits"`` (default; a teacher ending in softmax/sigmoid is refused) or
+            ``"probabilities"``: the teacher's outputs are converted to logits with a clipped log.
+    """
+
+    def __init__(self, teacher, student, max_temperature=10, regression=False, **kwargs):
+        if isinstance(max_temperature, bool) or not isinstance(max_temperature, int) or max_temperature < 1:
+            raise ValueError(f"`max_temperature` must be a positive integer. Received: max_temperature={max_temperature!r}")
+        super().__init__(teacher, student, **kwargs)
+        self.regression = bool(regression)
+        self.max_temperature = max_temperature
+        self._temperature = self.add_weight(
+            name="temperature", shape=(), dtype="float32", trainable=False,
+            initializer=keras.initializers.Constant(max_temperature),
+        )
+        self._phase = self.add_weight(
+            name="phase", shape=(), dtype="float32", trainable=False,
+            initializer=keras.initializers.Constant(schedule.PHASE_DISTILL),
+        )
+
+    @property
+    def temperature(self) -> int:
+        """The current T in [1, τ_max]; assigning it takes effect at the next step."""
+        return int(round(float(ops.convert_to_numpy(self._temperature))))
+
+    @temperature.setter
+    def temperature(self, value):
+        schedule.annealing_factor(value, self.max_temperature)  # validates the range
+        self._temperature.assign(float(value))
+
+    @property
+    def phase(self) -> int:
+        """1 (logit matching against the annealed teacher) or 2 (hard labels)."""
+        return int(round(float(ops.convert_to_numpy(self._phase))))
+
+    @phase.setter
+    def phase(self, value):
+        if value not in (schedule.PHASE_DISTILL, schedule.PHASE_LABELS):
+            raise ValueError(f"`phase` must be 1 or 2. Received: phase={value!r}")
+        changed = value != self.phase
+        self._phase.assign(float(value))
+        if changed:
+            # Each phase has its own traced step (see `uses_teacher`); `fit` calls `self.train_function`
+            # at every step, so rebuilding it here takes effect from the next batch, also within one fit.
+            if self.train_function is not None:
+                self.make_train_function(force=True)
+            if self.test_function is not None:
+                self.make_test_function(force=True)
+
+    @property
+    def phi(self) -> float:
+        """Φ(T) for the current temperature."""
+        return schedule.annealing_factor(self.temperature, self.max_temperature)
+
+    def uses_teacher(self):
+        # A Python bool read from the phase variable when the step is traced, not a tf.cond in the step: the
+        # phase-1 step runs the teacher unconditionally (measured here: a ResNet-110 teacher inside a tf.cond
+        # made the step ~1.6x slower on CPU) and the phase-2 step has no teacher at all. The phase setter
+        # retraces when the phase changes.
+        with tf.init_scope():
+            return float(ops.convert_to_numpy(self._phase)) == schedule.PHASE_DISTILL
+
+    def per_example_loss(self, labels, student_logits, teacher_logits):
+        if self.uses_teacher():
+            return losses.annealing_loss(student_logits, teacher_logits,
+                                         schedule.phi(self._temperature, float(self.max_temperature)))
+        return (losses.regression_loss if self.regression else losses.label_loss)(labels, student_logits)
+
+    def get_config(self):
+        return {**super().get_config(), "max_temperature": self.max_temperature, "regression": self.regression}
+
+
+class AnnealingSchedule(keras.callbacks.Callback):
+    """Sets an `akd_tf.AnnealingKD` model's temperature and phase at every epoch.
+
+    * Epochs ``[0, phase1_epochs)`` are phase 1; T starts at τ_max and drops by 1 every
+      ``phase1_epochs // τ_max`` epochs (`akd_tf.schedule.temperature_at`). Later epochs are phase 2.
+    * At the end of the last phase-1 epoch: reload the best phase-1 student by ``monitor`` (when the
+      validation data provides it), switch to phase 2, and return the optimizer to its just-built state
+      (slots zeroed, ``iterations`` and so any iteration-based learning-rate schedule restarted), as the
+      official recipe does. An epoch-based `LearningRateScheduler` restarts by itself if it is given the
+      epoch within the phase (`akd_tf.schedule.learning_rate_at`).
+    * At the end of training, reload the best phase-2 student (``restore_best_weights``).
+    * Adds ``temperature``, ``phi`` and ``phase`` to each epoch's logs (History, CSV, TensorBoard).
+
+    It reads the epoch index Keras passes in, so ``fit(..., initial_epoch=k)`` lands on the right T
+    and phase.
+
+    Args:
+        phase1_epochs: number of phase-1 epochs; at least τ_max.
+        max_temperature: optional τ_max, to check the schedule when the callback is built rather than
+            when training starts; it must equal the model's.
+        monitor: the log entry that selects the best student of each phase (higher is better for
+            accuracy-like names, lower otherwise; ``mode`` overrides).
+        mode: ``"auto"``, ``"max"`` or ``"min"``.
+        restore_best_weights: reload the best student of each phase at its end.
+        reset_optimizer: restart the optimizer state for phase 2.
+        verbose: 0 silent, 1 a line per epoch.
+    """
+
+    def __init__(
+        self,
+        phase1_epochs,
+        max_temperature=None,
+        monitor="val_accuracy",
+        mode="auto",
+        restore_best_weights=True,
+        reset_optimizer=True,
+        verbose=1,
+    ):
+        super().__init__()
+        if max_temperature is not None:
+            schedule.validate_schedule(phase1_epochs, max_temperature)
+        elif isinstance(phase1_epochs, bool) or not isinstance(phase1_epochs, int) or phase1_epochs < 1:
+            raise ValueError(f"`phase1_epochs` must be a positive integer. Received: phase1_epochs={phase1_epochs!r}")
+        mode = callbacks.resolve_mode(monitor, mode)
+        self.phase1_epochs = phase1_epochs
+        self.max_temperature = max_temperature
+        self.monitor = monitor
+        self.mode = mode
+        self.restore_best_weights = restore_best_weights
+        self.reset_optimizer = reset_optimizer
+        self.verbose = verbose
+        self.best = {}  # phase -> {"epoch": int, monitor: float}
+        self._best_weights = None
+        self._warned_missing_monitor = False
+        self._pending_message = None
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _print(self, message):
+        if self.verbose:
+            io_utils.print_msg(message)
+
+    def _improved(self, value, phase):
+        return callbacks.better(value, self.best.get(phase, {}).get(self.monitor), self.mode)
+
+    def _restore_best(self, phase):
+        """Reloads the best student of ``phase``; returns what it did, for the log."""
+        if self._best_weights is None:
+            return f"no best phase-{phase} student recorded; keeping the last weights."
+        self.model.student.set_weights(self._best_weights)
+        best = self.best[phase]
+        return (
+            f"restored the best phase-{phase} student "
+            f"(epoch {best['epoch'] + 1}, {self.monitor}={best[self.monitor]:.4f})."
+        )
+
+    def _reset_optimizer(self):
+        optimizer = self.model.optimizer
+        if optimizer is None or not optimizer.built:
+            return
+        # A fresh optimizer from the same config, built on the same variables, holds exactly the
+        # just-built state of any optimizer (zero slots, iterations 0, the configured learning rate).
+        fresh = type(optimizer).from_config(optimizer.get_config())
+        fresh.build(self.model.trainable_variables)
+        if len(fresh.variables) != len(optimizer.variables):
+            raise RuntimeError(
+                f"Cannot reset {type(optimizer).__name__}: a fresh copy has {len(fresh.variables)} "
+                f"variables, the trained one {len(optimizer.variables)}."
+            )
+        for variable, initial in zip(optimizer.variables, fresh.variables):
+            variable.assign(initial.value)
+
+    def _enter_phase2(self, restore):
+        restored = self._restore_best(schedule.PHASE_DISTILL) + " " if restore else ""
+        self.model.phase = schedule.PHASE_LABELS
+        self.model.temperature = 1
+        if self.reset_optimizer:
+            self._reset_optimizer()
+        self._best_weights = None
+        # Printed when phase 2 starts, not inside the progress line of the epoch that ends phase 1.
+        self._pending_message = f"AnnealingSchedule: {restored}Phase 2 (hard labels); " + (
+            "optimizer and learning-rate schedule restarted." if self.reset_optimizer else "optimizer state kept."
+        )
+
+    # -- checkpointing (akd_tf.checkpoint.TrainingCheckpoint) ---------------------------------------
+    def get_state(self):
+        """The best-so-far record and weights, so a resumed run selects the same students."""
+        state = {"best": {str(phase): best for phase, best in self.best.items()},
+                 "warned_missing_monitor": self._warned_missing_monitor}
+        return state, list(self._best_weights or [])
+
+    def set_state(self, state, arrays):
+        self.best = {int(phase): dict(best) for phase, best in state["best"].items()}
+        self._warned_missing_monitor = bool(state["warned_missing_monitor"])
+        self._best_weights = [np.array(a) for a in arrays] or None
+
+    # -- Keras hooks ------------------------------------------------------------------------------
+    def on_train_begin(self, logs=None):
+        model = self.model
+        if not all(hasattr(model, name) for name in ("temperature", "phase", "max_temperature", "student")):
+            raise TypeError(
+                "AnnealingSchedule drives an akd_tf.AnnealingKD model (with `temperature`, `phase` and "
+                f"`max_temperature`). Received a {type(model).__name__}."
+            )
+        if self.max_temperature is not None and self.max_temperature != model.max_temperature:
+            raise ValueError(
+                f"AnnealingSchedule(max_temperature={self.max_temperature}) does not match the model's "
+                f"max_temperature={model.max_temperature}."
+            )
+        schedule.validate_schedule(self.phase1_epochs, model.max_temperature)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._pending_message:
+            self._print(self._pending_message)
+            self._pending_message = None
+        phase = schedule.phase_at(epoch, self.phase1_epochs)
+        if phase == schedule.PHASE_LABELS and self.model.phase == schedule.PHASE_DISTILL:
+            # A fit resumed past the boundary (initial_epoch >= phase1_epochs): the best phase-1
+            # student is not known to this fit, so the current weights carry on.
+            self._enter_phase2(restore=False)
+        if phase == schedule.PHASE_DISTILL:
+            self.model.phase = phase
+            self.model.temperature = schedule.temperature_at(epoch, self.phase1_epochs, self.model.max_temperature)
+            self._print(
+                f"AnnealingSchedule: epoch {epoch + 1}, phase 1, T={self.model.temperature}, "
+                f"Φ(T)={self.model.phi:.3f}"
+            )
+
+    def on_epoch_end(self, epoch, logs=None):
+        phase = self.model.phase
+        if logs is not None:
+            logs.update(temperature=float(self.model.temperature), phi=float(self.model.phi), phase=float(phase))
+        value = None if logs is None else logs.get(self.monitor)
+        if value is None:
+            if not self._warned_missing_monitor:
+                self._print(
+                    f"AnnealingSchedule: `{self.monitor}` is not in the logs (no validation data?); "
+                    "each phase keeps its last weights."
+                )
+                self._warned_missing_monitor = True
+        elif self._improved(float(value), phase):
+            self.best[phase] = {"epoch": epoch, self.monitor: float(value)}
+            if self.restore_best_weights:
+                self._best_weights = [np.array(w) for w in self.model.student.get_weights()]
+        if epoch == self.phase1_epochs - 1:
+            self._enter_phase2(restore=self.restore_best_weights)
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.model.phase == schedule.PHASE_LABELS:
+            self._print(f"AnnealingSchedule: {self._restore_best(schedule.PHASE_LABELS)}")

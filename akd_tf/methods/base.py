@@ -1,0 +1,224 @@
+"""`Distiller`: what every distillation method here shares (`akd_tf.methods.annealing`, `.hinton`, `.continuation`).
+
+Each method owns its training step (TensorFlow backend) through this base:
+
+* the teacher is frozen (``trainable = False``), runs with ``training=False`` *before* the gradient tape
+  and is never in the optimizer's variables;
+* ``call(x)`` is the student, so ``evaluate``/``predict``/``save`` of the distiller measure the student;
+* losses are reduced per replica and divided by the replica count, because the optimizer all-reduces
+  gradients with a SUM: the step on N replicas equals the step on one device with the same global batch;
+* under a mixed-precision policy both models compute in the low dtype while logits and losses are float32, and
+  with ``mixed_float16`` the loss goes through the `keras.optimizers.LossScaleOptimizer` that ``compile`` wraps
+  the optimizer in (scaled loss, unscaled gradients, a skipped step when they overflow).
+
+Inputs are either one structure that both models take, or a dict that says who gets what (`akd_tf.batch_keys`).
+
+With ``TEACHER_LOGITS`` the teacher is never run in ``fit``: the loss is the same, the cost is the
+student's alone. Exact for inputs without random augmentation (text) and for stored augmented views
+(`akd_tf.data.images.ImageSplits.with_teacher_logits`).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from akd_tf import logits as logits_lib
+from akd_tf.batch_keys import INPUT_KEYS, STUDENT_INPUTS, TEACHER_INPUTS, TEACHER_LOGITS  # noqa: F401 (re-exported)
+
+
+def split_inputs(x):
+    """``(student inputs, teacher inputs, cached teacher logits or None)`` of a batch's inputs."""
+    if isinstance(x, dict) and STUDENT_INPUTS in x:
+        unknown = sorted(set(x) - set(INPUT_KEYS))
+        if unknown:
+            raise ValueError(f"Unknown distillation input key(s) {unknown}. Allowed: {', '.join(INPUT_KEYS)}")
+        student_x = x[STUDENT_INPUTS]
+        return student_x, x.get(TEACHER_INPUTS, student_x), x.get(TEACHER_LOGITS)
+    return x, x, None
+
+
+def known_shape(model, which):
+    tensors = getattr(model, which, None)
+    if not tensors or len(tensors) != 1 or not hasattr(tensors[0], "shape"):
+        return None
+    return tuple(tensors[0].shape[1:])
+
+
+def check_compatible(teacher, student):
+    """Raises `ValueError` when teacher and student disagree on class count or input shape."""
+    for name, model in (("teacher", teacher), ("student", student)):
+        if not isinstance(model, keras.Model):
+            raise TypeError(f"`{name}` must be a keras.Model. Received: {name}={model!r}")
+    t_out, s_out = known_shape(teacher, "outputs"), known_shape(student, "outputs")
+    if t_out is not None and s_out is not None and t_out[-1:] != s_out[-1:]:
+        raise ValueError(
+            "Teacher and student must predict the same number of classes. "
+            f"Received: teacher outputs {t_out[-1]}, student outputs {s_out[-1]}"
+        )
+    t_in, s_in = known_shape(teacher, "inputs"), known_shape(student, "inputs")
+    if t_in is not None and s_in is not None and t_in != s_in:
+        raise ValueError(
+            f"Teacher and student must take the same input shape. Received: teacher {t_in}, student {s_in}"
+        )
+
+
+class Distiller(keras.Model):
+    """A frozen teacher, a trainable student, and a per-example loss defined by the subclass.
+
+    Both models must return logits. A student or teacher whose output layer applies softmax/sigmoid is refused
+    (`akd_tf.logits.check_logits`), unless ``teacher_outputs="probabilities"`` says the teacher returns
+    probabilities: they are then turned into logits (`akd_tf.logits.probabilities_to_logits`) before any loss.
+    Cached ``TEACHER_LOGITS`` are logits in either case (`akd_tf.logits.outputs_as_logits` makes them).
+    """
+
+    def __init__(self, teacher, student, teacher_outputs="logits", **kwargs):
+        if teacher_outputs not in logits_lib.OUTPUTS:
+            raise ValueError(f"`teacher_outputs` must be one of {', '.join(logits_lib.OUTPUTS)}. "
+                             f"Received: teacher_outputs={teacher_outputs!r}")
+        super().__init__(**kwargs)
+        check_compatible(teacher, student)
+        logits_lib.check_logits(student, "student")
+        if teacher_outputs == "logits":
+            logits_lib.check_logits(teacher, "teacher")
+        self.teacher_outputs = teacher_outputs
+        # Read once: the function the teacher applies decides how its probabilities become logits.
+        self._teacher_function = (logits_lib.probability_function(teacher) if teacher_outputs == "probabilities"
+                                  else None)
+        # Without this, Keras would count the teacher's weights as trainable and update them.
+        teacher.trainable = False
+        self.teacher = teacher
+        self.student = student
+        self._teacher_output_tail = None
+        # fit() calls the student, never this model, so mark it built when both parts are.
+        if teacher.built and student.built:
+            self.built = True
+
+    def build(self, input_shape):
+        for model in (self.teacher, self.student):
+            if not model.built:
+                model.build(input_shape)
+        self.built = True
+
+    def call(self, inputs, training=False):
+        return self.student(split_inputs(inputs)[0], training=training)
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
+        """Like `keras.Model.compile`, without ``loss``: the method defines its loss.
+
+        ``metrics`` are computed on the labels against the student's logits; by default the top-1
+        accuracy (``"accuracy"``).
+        """
+        if loss is not None:
+            raise ValueError(
+                f"{type(self).__name__} defines its own loss; do not pass `loss` to compile(). Received: loss={loss!r}"
+            )
+        if metrics is None:
+            metrics = [keras.metrics.MeanSquaredError(name="mse") if getattr(self, "regression", False)
+                       else keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+        # Built now rather than by the first traced step: variables created while tf.function traces make it trace
+        # the whole step twice. (A loaded model needs it too, for its saved optimizer state.)
+        if self.built and self.optimizer is not None:
+            self.optimizer.build(self.trainable_variables)
+
+    def compile_from_config(self, config):
+        # Keras skips this for models with a custom compile(); ours takes the same arguments.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+
+    # -- what subclasses define -------------------------------------------------------------------
+    def uses_teacher(self) -> bool:
+        """Does the step being traced need the teacher's logits? Read when the step is traced."""
+        return True
+
+    def per_example_loss(self, labels, student_logits, teacher_logits):
+        raise NotImplementedError
+
+    # -- the step ---------------------------------------------------------------------------------
+    def _teacher_output_shape(self, x):
+        if self._teacher_output_tail is None:
+            spec = tf.nest.map_structure(
+                lambda t: keras.KerasTensor(t.shape, keras.backend.standardize_dtype(t.dtype)), x
+            )
+            self._teacher_output_tail = tuple(self.teacher.compute_output_spec(spec).shape[1:])
+        batch = tf.shape(tf.nest.flatten(x)[0])[0]
+        return tf.stack([batch, *self._teacher_output_tail])
+
+    def teacher_logits(self, x):
+        """The teacher's logits in inference mode (the cached ones when ``x`` carries them), or zeros
+        when the traced step does not need them (phase 2 of AKD never runs the teacher)."""
+        _, x, cached = split_inputs(x)
+        if cached is not None:
+            return tf.stop_gradient(ops.cast(cached, "float32"))
+        if not self.uses_teacher():
+            return tf.zeros(self._teacher_output_shape(x), "float32")
+        outputs = self.teacher(x, training=False)
+        if self._teacher_function is not None:
+            outputs = logits_lib.probabilities_to_logits(outputs, self._teacher_function)
+        return tf.stop_gradient(ops.cast(outputs, "float32"))
+
+    def _replica_loss(self, y, student_logits, teacher_logits, sample_weight):
+        per_example = ops.cast(self.per_example_loss(y, student_logits, teacher_logits), "float32")
+        if sample_weight is not None:
+            per_example = per_example * ops.cast(sample_weight, "float32")
+        loss = ops.mean(per_example)
+        # Regularisation of the student only: the frozen teacher's terms are constants.
+        if self.student.losses:
+            loss = loss + ops.cast(ops.sum(self.student.losses), "float32")
+        return loss
+
+    @staticmethod
+    def _unpack(data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            raise ValueError(
+                "Distillation needs (inputs, labels) batches: the label phase and the accuracy metric use "
+                "the labels. Received batches with inputs only."
+            )
+        return x, y, sample_weight
+
+    def _log(self, x, y, student_logits, loss, sample_weight):
+        # `loss` is this replica's mean over its own examples; weighting it by the replica's batch size
+        # makes the (SUM-synchronised) tracker report the mean over the global batch.
+        x = split_inputs(x)[0]
+        self._loss_tracker.update_state(loss, sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
+        return self.compute_metrics(x, y, student_logits, sample_weight=sample_weight)
+
+    def train_step(self, data):
+        x, y, sample_weight = self._unpack(data)
+        teacher_logits = self.teacher_logits(x)  # outside the tape: nothing of the teacher is recorded
+        with tf.GradientTape() as tape:
+            student_logits = ops.cast(self.student(split_inputs(x)[0], training=True), "float32")
+            loss = self._replica_loss(y, student_logits, teacher_logits, sample_weight)
+            # The optimizer SUMs gradients over replicas, so each contributes 1/N of its mean.
+            scaled_loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
+            scaled_loss = self.optimizer.scale_loss(scaled_loss)
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled_loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return self._log(x, y, student_logits, loss, sample_weight)
+
+    def test_step(self, data):
+        x, y, sample_weight = self._unpack(data)
+        student_logits = ops.cast(self.student(split_inputs(x)[0], training=False), "float32")
+        loss = self._replica_loss(y, student_logits, self.teacher_logits(x), sample_weight)
+        return self._log(x, y, student_logits, loss, sample_weight)
+
+    # -- serialisation ----------------------------------------------------------------------------
+    def get_config(self):
+        def serialize(model):
+            config = keras.saving.serialize_keras_object(model)
+            # Their own compile state (e.g. the optimizer the teacher was trained with) is not ours.
+            config.pop("compile_config", None)
+            return config
+
+        return {"name": self.name, "teacher": serialize(self.teacher), "student": serialize(self.student),
+                "teacher_outputs": self.teacher_outputs}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("teacher", "student"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
