@@ -15,7 +15,6 @@ and a ``.png`` bar chart. Weights are random: speed does not depend on them.
 
 import json
 import os
-import platform
 
 from absl import app, flags
 
@@ -138,8 +137,9 @@ def main(argv):
     report = {
         "command": command_line("benchmarks.precision", [FLAGS[k].serialize() for k in (
             "images", "batch_size", "repeats", "precisions", "teacher_net", "student_net")]),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+        "machine": {**speed.machine(),
                     "bf16_units": sorted(f for f in cpu_flags if f in ("avx512_bf16", "amx_bf16", "amx_tile"))},
+        "two_speeds": {k: {p: speed.two_speeds(t) for p, t in d.items()} for k, d in seconds.items()},
         "images_per_second": medians, "fastest_images_per_second": fastest,
         "epoch_seconds": {k: {p: [float(t) for t in v] for p, v in d.items()} for k, d in seconds.items()},
         "speedup_over_" + base: speedups, "goal": goal,
@@ -162,6 +162,10 @@ def main(argv):
         "",
         *(f"Goal: (c) in {p} >= {FLAGS.goal:.1f}x {base}: {'met' if g['met'] else 'not met'} "
           f"({g['median']:.2f}x)." for p, g in goal.items()),
+        "",
+        "Two speeds (rounds in a fast and a slow cluster, benchmarks.speed.two_speeds): "
+        + (", ".join(f"{names[k]} in {p}" for k, d in report["two_speeds"].items() for p, flagged in d.items()
+                     if flagged) or "none") + ".",
         "",
         f"Command: `{report['command']}`",
     ]

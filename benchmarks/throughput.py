@@ -14,7 +14,6 @@ Weights are random: speed does not depend on them.
 
 import json
 import os
-import platform
 
 from absl import app, flags
 
@@ -107,8 +106,8 @@ def main(argv):
         "akd_phase1_views": lambda: akd_views.fit(views_epoch, epochs=1, verbose=0),
         "keras_io_kd": lambda: kd.fit(splits.train, epochs=1, verbose=0),
     }
-    # Interleaved rounds: this VM's speed drifts (seen: identical epochs 1.8x apart), so (a), (b) and (c)
-    # are timed back to back in every round and the ratios are taken within a round.
+    # Interleaved rounds: (a), (b) and (c) are timed back to back in every round and the ratios are taken within a
+    # round, so a change of the machine's speed during the benchmark moves numerator and denominator alike.
     seconds = {name: [] for name in steps}
     for round_ in range(FLAGS.repeats + 1):
         for name, run in steps.items():
@@ -142,9 +141,11 @@ def main(argv):
     report = {
         "command": command_line("benchmarks.throughput", [FLAGS[k].serialize() for k in (
             "images", "batch_size", "repeats", "teacher_net", "student_net")]),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": speed.machine(),
         "images_per_second": medians,
         "epoch_seconds": {k: [float(t) for t in v] for k, v in seconds.items()},
+        # A step whose rounds fall into a fast and a slow cluster ran at two speeds (benchmarks.speed.two_speeds).
+        "two_speeds": {k: speed.two_speeds(v) for k, v in seconds.items()},
         "bound_images_per_second": float(np.median(bound(rates))),
         "fastest_images_per_second": fastest,
         "fastest_bound_images_per_second": float(bound(fastest)),
@@ -158,19 +159,25 @@ def main(argv):
         f"Throughput, CIFAR-10, batch {FLAGS.batch_size}, {n} images, median of {FLAGS.repeats} interleaved rounds, "
         f"{os.cpu_count()} CPU cores",
         "",
-        "| step | images/s, median | images/s, fastest epoch |",
-        "|---|---|---|",
-        *(f"| {names[k]} | {medians[k]:.0f} | {fastest[k]:.0f} |" for k in STEPS),
-        f"| bound 1/(1/a + 1/b) | {report['bound_images_per_second']:.0f} | {report['fastest_bound_images_per_second']:.0f} |",
+        "| step | images/s, median | images/s, fastest epoch | median / fastest | epoch seconds | two speeds |",
+        "|---|---|---|---|---|---|",
+        *(f"| {names[k]} | {medians[k]:.0f} | {fastest[k]:.0f} | {medians[k] / fastest[k]:.2f} | "
+          f"{', '.join(f'{t:.2f}' for t in seconds[k])} | {'**yes**' if report['two_speeds'][k] else 'no'} |"
+          for k in STEPS),
+        f"| bound 1/(1/a + 1/b) | {report['bound_images_per_second']:.0f} | "
+        f"{report['fastest_bound_images_per_second']:.0f} | | | |",
         "",
         "| ratio | median of rounds | fastest epochs | goal | met |",
         "|---|---|---|---|---|",
         *(f"| {r['label']} | {r['median']:.2f} | {r['fastest']:.2f} | >= {r['target']:.1f} | "
           f"{'yes' if r['met'] else 'no'} |" for r in report_ratios.values()),
         "",
-        "Medians: of the per-round figures and ratios. This VM switches between two speeds about 1.8x apart",
-        "within seconds; the fastest epoch of each step is the least disturbed estimate. (e) freezes the teacher",
-        "(the keras.io example does not, and would also train it).",
+        "Medians: of the per-round figures and ratios. two speeds: the step's rounds split into a fast and a slow",
+        f"cluster (slowest / fastest > {speed.TWO_SPEEDS_RATIO} with a gap; benchmarks.speed.two_speeds). (e) freezes",
+        "the teacher (the keras.io example does not, and would also train it).",
+        "",
+        f"Machine: {report['machine']['cpu']} ({', '.join(report['machine']['cpu_units'])}), "
+        f"{report['machine']['cores']} cores, TensorFlow {report['machine']['tensorflow']}, {report['machine']['date']}.",
         "",
         f"Command: `{report['command']}`",
     ]
