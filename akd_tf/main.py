@@ -26,7 +26,7 @@ flags.DEFINE_string("workdir", None, "Directory for models, metrics, logs and pl
 flags.DEFINE_bool("overwrite", False, "Replace a finished (or differently configured) run in --workdir.")
 
 
-def _define_config_flags():
+def define_config_flags(flag_values=FLAGS):
     """One flag per `Config` field, with the field's default, help and allowed values: each setting is written once,
     in `akd_tf.config`."""
     types = typing.get_type_hints(config_lib.Config)
@@ -35,18 +35,18 @@ def _define_config_flags():
         name, kind = meta["flag"] or field.name, types[field.name]
         base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)  # int | None -> int
         if meta["choices"] is not None:
-            flags.DEFINE_enum(name, field.default, list(meta["choices"]), meta["help"])
+            flags.DEFINE_enum(name, field.default, list(meta["choices"]), meta["help"], flag_values=flag_values)
         elif base is bool:
-            flags.DEFINE_bool(name, field.default, meta["help"])
+            flags.DEFINE_bool(name, field.default, meta["help"], flag_values=flag_values)
         elif base is int:
-            flags.DEFINE_integer(name, field.default, meta["help"])
+            flags.DEFINE_integer(name, field.default, meta["help"], flag_values=flag_values)
         elif base is float:
-            flags.DEFINE_float(name, field.default, meta["help"])
+            flags.DEFINE_float(name, field.default, meta["help"], flag_values=flag_values)
         else:
-            flags.DEFINE_string(name, field.default, meta["help"])
+            flags.DEFINE_string(name, field.default, meta["help"], flag_values=flag_values)
 
 
-_define_config_flags()
+define_config_flags()
 
 
 PROG = "akd_tf.main"
@@ -66,8 +66,8 @@ def parse_flags(argv):
         _error(message.removeprefix("ERROR:: "), 2)
 
 
-def config_from_flags() -> config_lib.Config:
-    values = {field.name: FLAGS[field.metadata["flag"] or field.name].value
+def config_from_flags(flag_values=FLAGS) -> config_lib.Config:
+    values = {field.name: flag_values[field.metadata["flag"] or field.name].value
               for field in dataclasses.fields(config_lib.Config)}
     if values.get("verbose") == 1 and not sys.stdout.isatty():
         # Keras draws its progress bars with terminal colour codes whatever stdout is; a log file gets lines.
