@@ -114,7 +114,7 @@ def test_a_teacher_pass_killed_between_views_resumes_at_the_view_it_was_in(split
     from types import SimpleNamespace
 
     from akd_tf.config import Config
-    from akd_tf.train import _make_views, teacher_view_logits, views_path
+    from akd_tf.teacher_views import _make_views, teacher_view_logits, views_path
 
     teacher = _net(1)
     run = SimpleNamespace(config=Config(dataset="cifar10", teacher_views=K, batch_size=BATCH, verbose=2), chief=True,
