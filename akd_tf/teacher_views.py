@@ -18,7 +18,8 @@ from absl import logging
 from akd_tf import files
 from akd_tf.callbacks import PredictionLines
 from akd_tf.logits import outputs_as_logits
-from akd_tf.run import evaluate_classifier, weights_digest
+from akd_tf.model_files import weights_digest
+from akd_tf.run import evaluate_classifier
 
 
 # Bump when the views of an image change (augmentation, normalisation): cached views of older code are not reused.

@@ -34,9 +34,10 @@ from akd_tf import files, nets, precision, schedule, teacher_views
 from akd_tf.callbacks import KeepBest
 from akd_tf.config import LABELS_ONLY, Config
 from akd_tf.methods import AnnealingKD, AnnealingSchedule, ContinuationKD, HintonKD
-from akd_tf.run import (compile_classifier, continuation_schedule, continuation_summary, count_params,
-                        evaluate_classifier, finish, in_run_precision, load_model, make_optimizer, phase_summary,
-                        read_history, save_model, start, teacher_summary)
+from akd_tf.model_files import count_params, in_run_precision, load_model, save_model
+from akd_tf.run import (compile_classifier, continuation_schedule, continuation_summary, evaluate_classifier, finish,
+                        make_optimizer, phase_summary, start, teacher_summary)
+from akd_tf.workdir import read_history
 
 
 def _teacher(run, data):

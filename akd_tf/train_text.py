@@ -34,9 +34,10 @@ from akd_tf.batch_keys import TEACHER_INPUTS, TEACHER_LOGITS
 from akd_tf.methods import AnnealingKD, AnnealingSchedule, ContinuationKD, HintonKD
 from akd_tf.logits import outputs_as_logits
 from akd_tf.nets import text as text_nets
-from akd_tf.run import (best_epoch, continuation_schedule, continuation_summary, count_params, finish,
-                        in_run_precision, load_model, make_optimizer, phase_summary, read_history, save_model,
-                        teacher_summary, weights_digest)
+from akd_tf.model_files import count_params, in_run_precision, load_model, save_model, weights_digest
+from akd_tf.run import (best_epoch, continuation_schedule, continuation_summary, finish, make_optimizer, phase_summary,
+                        teacher_summary)
+from akd_tf.workdir import read_history
 
 PRESET_DIR = "preset"
 

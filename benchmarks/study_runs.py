@@ -16,7 +16,7 @@ import sys
 import time
 
 from akd_tf import files
-from akd_tf.run import read_history
+from akd_tf.workdir import read_history
 from benchmarks import speed
 
 

@@ -19,7 +19,7 @@ import os
 from absl import app, flags
 
 from akd_tf.command import command_line
-from akd_tf.run import read_history
+from akd_tf.workdir import read_history
 from benchmarks.study_runs import read_flags
 
 FLAGS = flags.FLAGS

@@ -62,7 +62,7 @@ def load(source, dataset: str | None = None) -> Student:
     if not os.path.exists(path):
         raise FileNotFoundError(f"--model path does not exist. Received: {path!r}; expected {EXPECTED}.")
     if os.path.isfile(path):
-        from akd_tf.run import load_model
+        from akd_tf.model_files import load_model
 
         model = load_model(path, "--model")  # one-line errors for wrong formats, corrupt or unsafe files
         sibling = os.path.splitext(path)[0]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from akd_tf import files, run
+from akd_tf import files, model_files, preflight, run, workdir
 from akd_tf.config import BadInput, Config
 from akd_tf.callbacks import KeepBest, StopOnDivergence, TrainingDiverged
 from akd_tf.methods import AnnealingSchedule
@@ -171,27 +171,27 @@ def test_divergence_stops_at_the_first_bad_batch_and_keeps_the_last_good_checkpo
 
 def test_workdir_rules(tmp_path):
     config = Config(train_size=64)
-    run.prepare_workdir(config, str(tmp_path))  # empty: fine
+    workdir.prepare_workdir(config, str(tmp_path))  # empty: fine
     files.write_json(tmp_path / "config.json", __import__("dataclasses").asdict(config))
-    run.prepare_workdir(Config(train_size=64, verbose=0), str(tmp_path))  # verbosity may change on resume
+    workdir.prepare_workdir(Config(train_size=64, verbose=0), str(tmp_path))  # verbosity may change on resume
     # A run written before a field existed resumes when the field keeps its default, and not otherwise.
     saved = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({k: v for k, v in saved.items() if k != "teacher_outputs"}))
-    run.prepare_workdir(Config(train_size=64), str(tmp_path))
+    workdir.prepare_workdir(Config(train_size=64), str(tmp_path))
     with pytest.raises(BadInput, match=r"other settings: teacher_outputs \(saved 'logits', now 'probabilities'\)"):
-        run.prepare_workdir(Config(train_size=64, teacher_outputs="probabilities"), str(tmp_path))
+        workdir.prepare_workdir(Config(train_size=64, teacher_outputs="probabilities"), str(tmp_path))
     with pytest.raises(BadInput, match=r"other settings: train_size \(saved 64, now 128\)"):
-        run.prepare_workdir(Config(train_size=128), str(tmp_path))
+        workdir.prepare_workdir(Config(train_size=128), str(tmp_path))
     (tmp_path / "metrics.json").write_text("{}")
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / "student").mkdir()
     with pytest.raises(BadInput, match="holds a finished run"):
-        run.prepare_workdir(config, str(tmp_path))
+        workdir.prepare_workdir(config, str(tmp_path))
     (tmp_path / "teacher.keras").write_text("")
     with pytest.raises(BadInput, match="would delete"):
-        run.prepare_workdir(Config(teacher_path=str(tmp_path / "teacher.keras")), str(tmp_path), True)
-    run.prepare_workdir(config, str(tmp_path), overwrite=True)
-    run.clear_outputs(str(tmp_path))
+        workdir.prepare_workdir(Config(teacher_path=str(tmp_path / "teacher.keras")), str(tmp_path), True)
+    workdir.prepare_workdir(config, str(tmp_path), overwrite=True)
+    workdir.clear_outputs(str(tmp_path))
     assert os.listdir(tmp_path) == ["notes.txt"]  # only this tool's outputs are removed
 
 
@@ -211,7 +211,7 @@ def test_a_stage_traces_its_training_step_once(tmp_path):
 
 
 def test_a_saved_model_keeps_no_optimizer_state_and_stays_compiled_in_memory(tmp_path):
-    """run.save_model writes the weights only (SGD momentum doubled the file, Adam's moments tripled it); the file
+    """model_files.save_model writes the weights only (SGD momentum doubled the file, Adam's moments tripled it); the file
     loads without warnings and predicts as the model does; the model in memory goes on training with its
     optimizer."""
     import io
@@ -224,7 +224,7 @@ def test_a_saved_model_keeps_no_optimizer_state_and_stays_compiled_in_memory(tmp
     run.compile_classifier(model, keras.optimizers.Adam(1e-3))
     x, y = np.random.default_rng(0).normal(size=(8, 16)).astype("float32"), np.zeros(8, "int32")
     model.fit(x, y, verbose=0)
-    run.save_model(model, str(tmp_path / "model.keras"))
+    model_files.save_model(model, str(tmp_path / "model.keras"))
     model.save(tmp_path / "as_keras_saves_it.keras")
     with zipfile.ZipFile(tmp_path / "model.keras") as archive:
         names = []
@@ -246,20 +246,20 @@ def test_a_saved_model_keeps_no_optimizer_state_and_stays_compiled_in_memory(tmp
 def test_a_model_the_preflight_checked_is_taken_once_by_the_next_load_of_its_file(tmp_path):
     path = str(tmp_path / "teacher.keras")
     keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]).save(path)
-    checked = run.load_model(path, keep=True)
-    assert run.load_model(path) is checked  # the stage takes it
-    again = run.load_model(path)
+    checked = model_files.load_model(path, keep=True)
+    assert model_files.load_model(path) is checked  # the stage takes it
+    again = model_files.load_model(path)
     assert again is not checked  # once only: two consumers never share one model
     # Not taken: inside a distribution strategy's scope (its variables must be created there), or the file changed.
-    checked = run.load_model(path, keep=True)
+    checked = model_files.load_model(path, keep=True)
     with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
-        assert run.load_model(path) is not checked
-    checked = run.load_model(path, keep=True)
+        assert model_files.load_model(path) is not checked
+    checked = model_files.load_model(path, keep=True)
     os.utime(path, ns=(0, 0))
-    assert run.load_model(path) is not checked
+    assert model_files.load_model(path) is not checked
     # A later run's preflight forgets what an earlier one kept.
-    checked = run.load_model(path, keep=True)
+    checked = model_files.load_model(path, keep=True)
     config = Config(dataset="cifar10", data_dir=str(tmp_path / "no_data"))
     with pytest.raises(BadInput):
-        run.preflight(config, str(tmp_path / "run"))
-    assert run.load_model(path) is not checked
+        preflight.preflight(config, str(tmp_path / "run"))
+    assert model_files.load_model(path) is not checked

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from akd_tf import run
+from akd_tf import model_files
 from akd_tf.config import Config
 from akd_tf.nets import text as text_nets
 
@@ -103,5 +103,5 @@ def test_minilm_teacher_to_truncated_student_through_the_cli(tmp_path):
     assert metrics["student"]["net"] == "all_minilm_l6_v2_first1" and metrics["student"]["params"] == 13_841_666
     assert 0.0 <= metrics["student"]["dev"]["dev"]["accuracy"] <= 1.0
     assert json.load(open(workdir / "student" / "akd_tf.json"))["net"] == "truncate:1"
-    student = run.load_model(str(workdir / "student.keras"), "student")  # raw sentence pairs in, logits out
+    student = model_files.load_model(str(workdir / "student.keras"), "student")  # raw sentence pairs in, logits out
     assert student.predict((np.array(["A man sleeps."]), np.array(["Someone is asleep."])), verbose=0).shape == (1, 2)

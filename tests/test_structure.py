@@ -59,7 +59,8 @@ def test_the_graph_is_read():
     """Guards the test itself: it sees the edges it is about."""
     assert "akd_tf.run" in {target for target, _, _ in GRAPH["akd_tf.train"][0]}
     assert "akd_tf.train_text" in {target for target, _, _ in GRAPH["akd_tf.train"][0]}
-    assert "akd_tf.methods.base" in {target for target, _, _ in GRAPH["akd_tf.run"][0]}
+    assert "akd_tf.preflight" in {target for target, _, _ in GRAPH["akd_tf.run"][0]}
+    assert "akd_tf.methods.base" in {target for target, _, _ in GRAPH["akd_tf.model_files"][0]}
 
 
 def test_no_import_cycles():

@@ -14,7 +14,7 @@ import tensorflow_datasets as tfds
 
 import cli_cases
 from akd_tf import AnnealingSchedule
-from akd_tf import run, train
+from akd_tf import model_files, train
 from akd_tf.config import Config
 from akd_tf.data import glue
 from akd_tf.batch_keys import TEACHER_INPUTS, TEACHER_LOGITS
@@ -228,7 +228,7 @@ def test_cli_glue_run_writes_metrics_models_and_a_loadable_student(sst2_workdir)
     for who in ("teacher", "student"):
         assert 0.0 <= metrics[who]["dev"]["dev"]["accuracy"] <= 1.0
     # The .keras student carries its tokenizer: it classifies raw strings, as the metrics were computed.
-    student = run.load_model(os.path.join(sst2_workdir, "student.keras"), "student")
+    student = model_files.load_model(os.path.join(sst2_workdir, "student.keras"), "student")
     logits = student.predict(np.array(["a gorgeous , witty , seductive movie .", "dull and lifeless ."]), verbose=0)
     assert logits.shape == (2, 2)
     # The preset beside the SavedModel loads with keras-nlp's own from_preset, offline.

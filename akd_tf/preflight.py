@@ -1,0 +1,42 @@
+"""The checks of a run that need no training, before anything long starts: configuration, workdir, prepared dataset,
+and the teacher, assistant and initial-student files. Each failure is `BadInput` in one line."""
+
+from __future__ import annotations
+
+from akd_tf import data as data_lib
+from akd_tf import model_files, nets, workdir
+from akd_tf.config import BadInput, Config
+from akd_tf.data import glue
+
+
+def validate_config(config):
+    try:
+        config.validate()
+    except (ValueError, OSError) as error:
+        raise BadInput(str(error)) from None
+
+
+def preflight(config: Config, run_dir: str, overwrite: bool = False):
+    """Every check that needs no training: configuration, workdir, prepared dataset, teacher file.
+
+    Raises `BadInput` with a one-line message naming what was received and what is allowed.
+    """
+    validate_config(config)
+    model_files.forget_checked()  # what an earlier run of this process kept and did not use
+    workdir.prepare_workdir(config, run_dir, overwrite)
+    try:
+        data_lib.images.builder(config.dataset, config.data_dir, config.download)
+    except FileNotFoundError as error:
+        raise BadInput(str(error)) from None
+    spec = {**data_lib.DATASETS, **glue.DATASETS}[config.dataset]
+    for flag, path in (("--teacher", config.teacher_path), ("--assistant", config.assistant_path)):
+        if path:
+            model_files.check_fits_data(model_files.load_model(path, flag, keep=True), path, spec, flag,
+                                        config.teacher_outputs if flag == "--teacher" else "logits")
+    if config.student_init_file:  # truncate:K is checked when the student is built from the teacher
+        init = model_files.load_model(config.student_init_file, "--student_init", keep=True)
+        model_files.check_fits_data(init, config.student_init_file, spec, "--student_init")
+        net = nets.build(config.student_net, spec["num_classes"], spec["input_shape"])
+        model_files.check_same_network(init, net, config.student_init_file, config.student_net)
+    if overwrite:  # last: a bad flag must not cost the user the run it would replace
+        workdir.clear_outputs(run_dir)
