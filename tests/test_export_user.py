@@ -186,4 +186,3 @@ def test_cli_bad_input_is_one_line_and_leaves_earlier_output(cli_results, name, 
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
     assert os.listdir(target) == ["earlier.txt"] and (target / "earlier.txt").read_text() == "keep me"
-    print(f"{name}: {errors[0]}")

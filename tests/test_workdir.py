@@ -1,0 +1,36 @@
+"""akd_tf.workdir: which runs a workdir takes (new, the same unfinished run to resume, a finished one only with
+overwrite), and what overwrite removes."""
+
+import json
+import os
+
+import pytest
+
+from akd_tf import files, workdir
+from akd_tf.config import BadInput, Config
+
+
+def test_workdir_rules(tmp_path):
+    config = Config(train_size=64)
+    workdir.prepare_workdir(config, str(tmp_path))  # empty: fine
+    files.write_json(tmp_path / "config.json", __import__("dataclasses").asdict(config))
+    workdir.prepare_workdir(Config(train_size=64, verbose=0), str(tmp_path))  # verbosity may change on resume
+    # A run written before a field existed resumes when the field keeps its default, and not otherwise.
+    saved = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({k: v for k, v in saved.items() if k != "teacher_outputs"}))
+    workdir.prepare_workdir(Config(train_size=64), str(tmp_path))
+    with pytest.raises(BadInput, match=r"other settings: teacher_outputs \(saved 'logits', now 'probabilities'\)"):
+        workdir.prepare_workdir(Config(train_size=64, teacher_outputs="probabilities"), str(tmp_path))
+    with pytest.raises(BadInput, match=r"other settings: train_size \(saved 64, now 128\)"):
+        workdir.prepare_workdir(Config(train_size=128), str(tmp_path))
+    (tmp_path / "metrics.json").write_text("{}")
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "student").mkdir()
+    with pytest.raises(BadInput, match="holds a finished run"):
+        workdir.prepare_workdir(config, str(tmp_path))
+    (tmp_path / "teacher.keras").write_text("")
+    with pytest.raises(BadInput, match="would delete"):
+        workdir.prepare_workdir(Config(teacher_path=str(tmp_path / "teacher.keras")), str(tmp_path), True)
+    workdir.prepare_workdir(config, str(tmp_path), overwrite=True)
+    workdir.clear_outputs(str(tmp_path))
+    assert os.listdir(tmp_path) == ["notes.txt"]  # only this tool's outputs are removed
