@@ -15,11 +15,11 @@ from keras import ops
 from keras.src.utils import io_utils  # the printer Keras callbacks use (respects absl logging)
 
 from akd_tf import callbacks, losses, schedule
-from akd_tf.methods.base import Distiller
+from akd_tf.methods.base import AnnealedDistiller
 
 
 @keras.saving.register_keras_serializable(package="akd_tf")
-class AnnealingKD(Distiller):
+class AnnealingKD(AnnealedDistiller):
     """Annealing Knowledge Distillation (Jafari et al., EACL 2021, arXiv 2104.07163).
 
     Phase 1 (``phase == 1``) fits the student's logits to the annealed teacher's, with no labels::
@@ -45,29 +45,12 @@ class AnnealingKD(Distiller):
     """
 
     def __init__(self, teacher, student, max_temperature=10, regression=False, **kwargs):
-        if isinstance(max_temperature, bool) or not isinstance(max_temperature, int) or max_temperature < 1:
-            raise ValueError(f"`max_temperature` must be a positive integer. Received: max_temperature={max_temperature!r}")
-        super().__init__(teacher, student, **kwargs)
+        super().__init__(teacher, student, max_temperature, **kwargs)
         self.regression = bool(regression)
-        self.max_temperature = max_temperature
-        self._temperature = self.add_weight(
-            name="temperature", shape=(), dtype="float32", trainable=False,
-            initializer=keras.initializers.Constant(max_temperature),
-        )
         self._phase = self.add_weight(
             name="phase", shape=(), dtype="float32", trainable=False,
             initializer=keras.initializers.Constant(schedule.PHASE_DISTILL),
         )
-
-    @property
-    def temperature(self) -> int:
-        """The current T in [1, τ_max]; assigning it takes effect at the next step."""
-        return int(round(float(ops.convert_to_numpy(self._temperature))))
-
-    @temperature.setter
-    def temperature(self, value):
-        schedule.annealing_factor(value, self.max_temperature)  # validates the range
-        self._temperature.assign(float(value))
 
     @property
     def phase(self) -> int:
@@ -80,18 +63,8 @@ class AnnealingKD(Distiller):
             raise ValueError(f"`phase` must be 1 or 2. Received: phase={value!r}")
         changed = value != self.phase
         self._phase.assign(float(value))
-        if changed:
-            # Each phase has its own traced step (see `uses_teacher`); `fit` calls `self.train_function`
-            # at every step, so rebuilding it here takes effect from the next batch, also within one fit.
-            if self.train_function is not None:
-                self.make_train_function(force=True)
-            if self.test_function is not None:
-                self.make_test_function(force=True)
-
-    @property
-    def phi(self) -> float:
-        """Φ(T) for the current temperature."""
-        return schedule.annealing_factor(self.temperature, self.max_temperature)
+        if changed:  # each phase has its own traced step (see `uses_teacher`)
+            self.retrace_steps()
 
     def uses_teacher(self):
         # A Python bool read from the phase variable when the step is traced, not a tf.cond in the step: the
@@ -104,11 +77,11 @@ class AnnealingKD(Distiller):
     def per_example_loss(self, labels, student_logits, teacher_logits):
         if self.uses_teacher():
             return losses.annealing_loss(student_logits, teacher_logits,
-                                         schedule.phi(self._temperature, float(self.max_temperature)))
+                                         self.annealed_phi())
         return (losses.regression_loss if self.regression else losses.label_loss)(labels, student_logits)
 
     def get_config(self):
-        return {**super().get_config(), "max_temperature": self.max_temperature, "regression": self.regression}
+        return {**super().get_config(), "regression": self.regression}
 
 
 class AnnealingSchedule(keras.callbacks.Callback):

@@ -25,6 +25,7 @@ import tensorflow as tf
 from keras import ops
 
 from akd_tf import logits as logits_lib
+from akd_tf import schedule
 from akd_tf.batch_keys import INPUT_KEYS, STUDENT_INPUTS, TEACHER_INPUTS, TEACHER_LOGITS  # noqa: F401 (re-exported)
 
 
@@ -127,6 +128,14 @@ class Distiller(keras.Model):
         # Keras skips this for models with a custom compile(); ours takes the same arguments.
         self.compile(**keras.saving.deserialize_keras_object(config))
 
+    def retrace_steps(self):
+        """Rebuilds the traced training and test steps, for a subclass whose `uses_teacher` has changed: `fit` calls
+        ``self.train_function`` at every step, so the new step runs from the next batch, also within one fit."""
+        if self.train_function is not None:
+            self.make_train_function(force=True)
+        if self.test_function is not None:
+            self.make_test_function(force=True)
+
     # -- what subclasses define -------------------------------------------------------------------
     def uses_teacher(self) -> bool:
         """Does the step being traced need the teacher's logits? Read when the step is traced."""
@@ -222,3 +231,41 @@ class Distiller(keras.Model):
         for key in ("teacher", "student"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+class AnnealedDistiller(Distiller):
+    """A `Distiller` whose teacher is annealed: τ_max, the temperature T as a variable that the traced step reads
+    (assigning it takes effect at the next step, without retracing), and Φ(T) (`akd_tf.schedule.phi`). What
+    Annealing-KD and Continuation-KD share."""
+
+    def __init__(self, teacher, student, max_temperature=10, **kwargs):
+        if isinstance(max_temperature, bool) or not isinstance(max_temperature, int) or max_temperature < 1:
+            raise ValueError(f"`max_temperature` must be a positive integer. Received: max_temperature={max_temperature!r}")
+        super().__init__(teacher, student, **kwargs)
+        self.max_temperature = max_temperature
+        self._temperature = self.add_weight(
+            name="temperature", shape=(), dtype="float32", trainable=False,
+            initializer=keras.initializers.Constant(max_temperature),
+        )
+
+    @property
+    def temperature(self) -> int:
+        """The current T in [1, τ_max]; assigning it takes effect at the next step."""
+        return int(round(float(ops.convert_to_numpy(self._temperature))))
+
+    @temperature.setter
+    def temperature(self, value):
+        schedule.annealing_factor(value, self.max_temperature)  # validates the range
+        self._temperature.assign(float(value))
+
+    @property
+    def phi(self) -> float:
+        """Φ(T) for the current temperature."""
+        return schedule.annealing_factor(self.temperature, self.max_temperature)
+
+    def annealed_phi(self):
+        """Φ(T) as the traced step computes it, from the temperature variable."""
+        return schedule.phi(self._temperature, float(self.max_temperature))
+
+    def get_config(self):
+        return {**super().get_config(), "max_temperature": self.max_temperature}

@@ -23,11 +23,11 @@ from keras import ops
 from keras.src.utils import io_utils  # the printer Keras callbacks use (respects absl logging)
 
 from akd_tf import losses, schedule
-from akd_tf.methods.base import Distiller
+from akd_tf.methods.base import AnnealedDistiller
 
 
 @keras.saving.register_keras_serializable(package="akd_tf")
-class ContinuationKD(Distiller):
+class ContinuationKD(AnnealedDistiller):
     """Continuation Knowledge Distillation: one loss that moves from the annealed teacher to the labels.
 
     ``temperature`` (T) and ``label_weight`` (ψ) are variables that the traced step reads; the
@@ -52,37 +52,15 @@ class ContinuationKD(Distiller):
     """
 
     def __init__(self, teacher, student, max_temperature=10, margin=0.0, regression=False, **kwargs):
-        if isinstance(max_temperature, bool) or not isinstance(max_temperature, int) or max_temperature < 1:
-            raise ValueError(f"`max_temperature` must be a positive integer. Received: max_temperature={max_temperature!r}")
         if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin >= 0:
             raise ValueError(f"`margin` must be a number >= 0. Received: margin={margin!r}")
-        super().__init__(teacher, student, **kwargs)
-        self.max_temperature = max_temperature
+        super().__init__(teacher, student, max_temperature, **kwargs)
         self.margin = float(margin)
         self.regression = bool(regression)
-        self._temperature = self.add_weight(
-            name="temperature", shape=(), dtype="float32", trainable=False,
-            initializer=keras.initializers.Constant(max_temperature),
-        )
         self._label_weight = self.add_weight(
             name="label_weight", shape=(), dtype="float32", trainable=False,
             initializer=keras.initializers.Constant(0.0),
         )
-
-    @property
-    def temperature(self) -> int:
-        """The current T in [1, τ_max]; assigning it takes effect at the next step."""
-        return int(round(float(ops.convert_to_numpy(self._temperature))))
-
-    @temperature.setter
-    def temperature(self, value):
-        schedule.annealing_factor(value, self.max_temperature)  # validates the range
-        self._temperature.assign(float(value))
-
-    @property
-    def phi(self) -> float:
-        """Φ(T) for the current temperature."""
-        return schedule.annealing_factor(self.temperature, self.max_temperature)
 
     @property
     def label_weight(self) -> float:
@@ -95,13 +73,8 @@ class ContinuationKD(Distiller):
             raise ValueError(f"`label_weight` must lie in [0, 1]. Received: label_weight={value!r}")
         was_using_teacher = self.uses_teacher()
         self._label_weight.assign(float(value))
-        if self.uses_teacher() != was_using_teacher:
-            # The step with the teacher and the step without it are traced apart (see `uses_teacher`); `fit` calls
-            # `self.train_function` at every step, so rebuilding it takes effect from the next batch.
-            if self.train_function is not None:
-                self.make_train_function(force=True)
-            if self.test_function is not None:
-                self.make_test_function(force=True)
+        if self.uses_teacher() != was_using_teacher:  # the steps with and without the teacher are traced apart
+            self.retrace_steps()
 
     def uses_teacher(self):
         # A Python bool read when the step is traced (as AnnealingKD's phase): while ψ < 1 the step runs the teacher
@@ -113,12 +86,11 @@ class ContinuationKD(Distiller):
         if not self.uses_teacher():
             return (losses.regression_loss if self.regression else losses.label_loss)(labels, student_logits)
         return losses.continuation_loss(
-            labels, student_logits, teacher_logits, schedule.phi(self._temperature, float(self.max_temperature)),
+            labels, student_logits, teacher_logits, self.annealed_phi(),
             self._label_weight, self.margin, self.regression)
 
     def get_config(self):
-        return {**super().get_config(), "max_temperature": self.max_temperature, "margin": self.margin,
-                "regression": self.regression}
+        return {**super().get_config(), "margin": self.margin, "regression": self.regression}
 
 
 class ContinuationSchedule(keras.callbacks.Callback):
