@@ -162,7 +162,7 @@ def plot(rows, path):
     ax.set_xlabel("student epochs (AKD: phase 1 + phase 2; CKD: one phase)")
     ax.set_ylabel("test top-1 difference (points)")
     ax.set_title(("Annealing-KD and Continuation-KD" if any(r.get("ckd_minus") for r in rows) else "Annealing-KD")
-                 + " against the baselines, by student budget (mean ± std over seeds)", fontsize=10)
+                 + " against the baselines, by student budget\n(mean ± std over seeds, paired by seed)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
