@@ -1,4 +1,5 @@
-"""`Distiller`: what every distillation method here shares (`akd_tf.methods.annealing`, `.hinton`, `.continuation`).
+"""`Distiller`: what every distillation method here shares (`akd_tf.methods.annealing`, `.hinton`, `.continuation`);
+`AnnealedDistiller`: the annealed teacher (T, Φ(T)) that Annealing-KD and Continuation-KD add to it.
 
 Each method owns its training step (TensorFlow backend) through this base:
 
