@@ -34,7 +34,7 @@ flags.DEFINE_string("config", "configs/glue_minilm_{task}.flags", "Each task's f
 flags.DEFINE_integer("teacher_seed", 0, "Seed of the teacher's fine-tuning run.")
 flags.DEFINE_string("output", "benchmarks/results/glue_minilm", "Output path prefix (.md, .json, .png).")
 
-NAMES = {"finetune": "fine-tuned student", "kd": "Hinton KD", "akd": "Annealing-KD"}
+NAMES = {"finetune": "fine-tuned student", "kd": "Hinton KD", "akd": "Annealing-KD", "ckd": "Continuation-KD"}
 # Set per run here, so not passed on from this command line.
 _OWN = ("workdir", "overwrite", "method", "seed", "teacher", "flagfile", "teacher_logits_cache")
 # Ablations of the students' schedule leave the teacher's fine-tuning as it is.
@@ -208,7 +208,7 @@ def _plot(tasks, output):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    colors = {"teacher": "tab:gray", "finetune": "tab:blue", "kd": "tab:green", "akd": "tab:red"}
+    colors = {"teacher": "tab:gray", "finetune": "tab:blue", "kd": "tab:green", "akd": "tab:red", "ckd": "tab:purple"}
     fig, ax = plt.subplots(figsize=(max(6.5, 2.2 + 2.2 * len(tasks)), 4.5))
     width = 0.8 / (1 + len(FLAGS.methods))
     floor_labelled = False
