@@ -5,7 +5,7 @@ the process.
 
     python tests/cli_cases.py akd_tf.main cases.json results.json      # cases: {name: [argv...]}
     python tests/cli_cases.py export.tflite cases.json results.json
-    python tests/cli_cases.py benchmarks.study_progress cases.json results.json
+    python tests/cli_cases.py benchmarks.budget_curve cases.json results.json
 
 One CLI per process: the two define some flags of the same name.
 """

@@ -205,9 +205,9 @@ def test_study_runner_end_to_end(tmp_path):
         assert (tmp_path / png).stat().st_size > 10_000
 
 
-def test_study_lanes_share_out_the_runs_of_a_given_teacher(tmp_path, smoke_workdir):
+def test_two_processes_of_one_study_share_out_the_runs_of_a_given_teacher(tmp_path, smoke_workdir):
     """A study given a teacher and an assistant (as the shipped teacher is given), with the phase-2 restart
-    ablation and no TAKD run, started twice at once (the two lanes of benchmarks/budget_study.sh): each run is
+    ablation and no TAKD run, started twice at once (two processes of the same study): each run is
     trained by one of them, nothing is trained again, the assistant reaches no run and the table names none, the
     restart reaches every student, and a labels-only run (scratch) is run without teacher views. (A finished run
     reused when a study starts again, and a run left to another process: tests/test_study_runs.py.)"""
