@@ -5,6 +5,7 @@ import json
 import os
 
 import keras
+from call_counter import CallCounter
 import numpy as np
 import pytest
 
@@ -67,16 +68,8 @@ def test_one_training_step_equals_the_hand_computation(margin):
 
 
 def test_label_weight_one_is_plain_cross_entropy_training_without_the_teacher():
-    class Counter(keras.layers.Layer):
-        def build(self, input_shape):
-            self.calls = self.add_weight(shape=(), initializer="zeros", trainable=False, name="calls")
-
-        def call(self, x):
-            self.calls.assign_add(1.0)
-            return x
-
     x, y = _data(n=32)
-    counter = Counter()
+    counter = CallCounter()
     teacher = keras.Sequential([keras.Input((FEATURES,)), counter, keras.layers.Dense(CLASSES)])
     ckd = akd_tf.ContinuationKD(teacher=teacher, student=_linear("student", 2), max_temperature=4)
     ckd.compile(optimizer=keras.optimizers.SGD(0.1))

@@ -1,6 +1,7 @@
 """AnnealingKD / HintonKD: the step's math, the frozen teacher, the variables, serialisation."""
 
 import keras
+from call_counter import CallCounter
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -66,15 +67,7 @@ def test_phase2_loss_is_cross_entropy_and_skips_the_teacher():
     assert result["accuracy"] == pytest.approx(np.mean(z_s.argmax(-1) == y))
 
     # A teacher that counts its calls: phase 2 must never run it.
-    class Counter(keras.layers.Layer):
-        def build(self, input_shape):
-            self.calls = self.add_weight(shape=(), initializer="zeros", trainable=False, name="calls")
-
-        def call(self, x):
-            self.calls.assign_add(1.0)
-            return x
-
-    counter = Counter()
+    counter = CallCounter()
     teacher = keras.Sequential([keras.Input((6,)), counter, keras.layers.Dense(3)])
     akd2 = akd_tf.AnnealingKD(teacher=teacher, student=_mlp("student"), max_temperature=2)
     akd2.compile(optimizer="sgd")
