@@ -134,10 +134,10 @@ class Config:
     mixed_precision: str = setting("none", choices=tuple(precision.POLICIES), help=(
         'Keras mixed precision: teacher and student compute in bfloat16 or float16 with float32 variables, '
         'logits and losses; float16 adds dynamic loss scaling. bfloat16 pays off on CPUs with AMX and on '
-        "TPUs/recent GPUs; see the README's measurements before using it on a CPU without AMX."))
+        "TPUs/recent GPUs; see docs/scaling.md before using it on a CPU without AMX."))
     jit_compile: bool = setting(False, help=(
         'Compile the training steps with XLA (GPUs; 0.70-0.97x the speed of plain TensorFlow on the CPU '
-        'measured here, see the README). May change when a run is resumed.'))
+        'measured, docs/scaling.md). May change when a run is resumed.'))
     sync_batchnorm: bool = setting(False, help=(
         "BatchNorm statistics over the global batch instead of each replica's share, under a multi-replica "
         '--strategy (mirrored, multi_worker); no effect on one device.'))
