@@ -275,29 +275,38 @@ def _phase(history, start, stop, num_train, monitor):
 
 
 def save_serving_model(student, preprocessor, directory, raw, config):
-    """``student/``: a SavedModel whose ``serve`` takes fixed-length token features (int32 ``token_ids``,
-    ``segment_ids``, ``padding_mask`` of shape [batch, sequence_length]) and returns logits; the student
-    with the preprocessor that makes those from text as a keras-nlp preset (``TextClassifier.from_preset``
-    loads it; so does ``--teacher_preset``/``--student_preset``); and ``akd_tf.json``."""
+    """``student/`` of a run (`write_serving_model`), described by the run's dataset, task and method."""
+    write_serving_model(student, preprocessor, directory, config.sequence_length, {
+        "dataset": config.dataset, "task": raw.task, "num_classes": raw.num_classes,
+        "net": config.student_preset or config.student_init or config.student_net, "method": config.method})
+
+
+def write_serving_model(student, preprocessor, directory, sequence_length, description):
+    """A SavedModel in ``directory`` whose ``serve`` takes fixed-length token features (int32 ``token_ids``,
+    ``segment_ids``, ``padding_mask`` of shape [batch, sequence_length]) and returns logits; the student with the
+    preprocessor that makes those from text as a keras-hub preset (``TextClassifier.from_preset`` loads it; so does
+    ``--teacher_preset``/``--student_preset``); and ``akd_tf.json``: ``description`` (dataset, task, num_classes,
+    net, method) with the input's shape."""
     import tensorflow as tf
 
-    length = config.sequence_length
+    length = sequence_length
     names = [name for name in ("token_ids", "segment_ids", "padding_mask") if name in student.input]
     signature = [{name: tf.TensorSpec([None, length], tf.int32, name=name) for name in names}]
     with files.atomic_path(directory) as tmp, precision.computing_in(student, "float32"):  # as in train.save_serving_model
-        student.export(tmp, format="tf_saved_model", input_signature=signature, verbose=False)
+        with text_nets.attached(student, None):  # the SavedModel serves token features: no tokenizer in it
+            student.export(tmp, format="tf_saved_model", input_signature=signature, verbose=False)
         with text_nets.attached(student, preprocessor):
             student.save_to_preset(os.path.join(tmp, PRESET_DIR))
         files.write_json(os.path.join(tmp, "akd_tf.json"), {
-            "dataset": config.dataset,
+            "dataset": description.get("dataset"),
             "modality": "text",
-            "task": raw.task,
-            "num_classes": raw.num_classes,
+            "task": description.get("task"),
+            "num_classes": description["num_classes"],
             "sequence_length": length,
             "inputs": {name: f"int32 [batch, {length}]" for name in names},
             "preset": PRESET_DIR,
-            "net": config.student_preset or config.student_init or config.student_net,
-            "method": config.method,
+            "net": description.get("net"),
+            "method": description.get("method"),
         })
 
 

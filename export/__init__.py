@@ -11,17 +11,25 @@ on labelled examples and benchmarked with LiteRT.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+
+import numpy as np
+from absl import logging
+
 from export.pipeline import ALL_MODES, QAT
 
-DEFAULT_MODES = ("fp32", "dynamic", "float16", "int8", "int16x8")
-NEEDS_CALIBRATION = ("int8", "int16x8", QAT)
-# int16x8 cannot calibrate the int32 token inputs (the converter fails on them); QAT rebuilds the image nets only.
-TEXT_UNSUPPORTED = ("int16x8", QAT)
+DEFAULT_MODES = ("fp32", "dynamic", "float16", "int8", "int16x8", "uint8")
+NEEDS_CALIBRATION = ("int8", "int16x8", "uint8", "int4", QAT)  # int4: a text student's embedding tables
+# int16x8 cannot calibrate the int32 token inputs (the converter fails on them); QAT rebuilds the image nets only;
+# uint8 is an image's pixels.
+TEXT_UNSUPPORTED = ("int16x8", "uint8", QAT)
 
 
 def export_student(model_or_path, modes=None, *, representative=None, test=None, dataset=None, data_dir=None,
                    representative_examples=300, test_size=None, int8_io=False, benchmark=True, invokes=200,
-                   qat_options=None, output=None, command=None):
+                   qat_options=None, labels=None, normalization=None, info=None, mediapipe=True, output=None,
+                   command=None):
     """Converts the student to TFLite in each of ``modes``, checks every file against the float student, times it.
 
     Args:
@@ -34,7 +42,19 @@ def export_student(model_or_path, modes=None, *, representative=None, test=None,
         test: labelled examples the files are checked on: ``(x, y)`` or a `tf.data.Dataset` of ``(x, y)``; at
             most ``test_size``. Default: the test split of the student's TFDS dataset.
         dataset: the TFDS dataset for the defaults, when the student's ``akd_tf.json`` names none.
+        labels: the class names, in class-id order: a list, or a text file with one per line. Default: the
+            names of the TFDS dataset's ``label`` feature, else the class ids.
+        normalization: ``{"mean": [...], "std": [...], "scale": s}``: how the student's inputs were made from RGB
+            pixels ``p`` (``(p * s - mean) / std``); the TFDS examples are prepared with it too. Default: its
+            ``akd_tf.json``'s; without one, `akd_tf.data.images`' standardisation when a TFDS dataset is named,
+            else none (the inputs are taken as pixels).
+        info: an `export.metadata.ModelInfo` (name, description, version, author, licence) for the metadata, or a
+            dict that overrides some of the defaults (e.g. ``{"license": "CC-BY-4.0"}``).
+        mediapipe: also run every image file with MediaPipe's ``ImageClassifier``.
         output: a directory to write the files and ``export_report.{json,md,png}`` into (atomically).
+
+    Image files take RGB pixels, the normalisation inside (`export.image_input`), and carry metadata (name,
+    labels, input) that MediaPipe Tasks and the TFLite Support library read (`export.metadata`).
 
     Inputs are used as given: prepare them as the model was trained on them. Raises `ValueError` or
     `FileNotFoundError` (one line) for unusable input before anything is converted or written.
@@ -42,7 +62,7 @@ def export_student(model_or_path, modes=None, *, representative=None, test=None,
     Returns:
         ``(files, report)``: file name -> TFLite bytes, and the report that ``export_report.json`` holds.
     """
-    from export import pipeline, report as report_lib
+    from export import image_input, metadata, pipeline, report as report_lib
     from export import student as student_lib
     from export import user_data
 
@@ -58,12 +78,11 @@ def export_student(model_or_path, modes=None, *, representative=None, test=None,
             raise ValueError(f"mode(s) {unsupported} do not support text students. Allowed for text: "
                              f"{', '.join(m for m in ALL_MODES if m not in TEXT_UNSUPPORTED)}.")
         modes = [m for m in modes if m not in TEXT_UNSUPPORTED]
-        if student.num_classes == 1:
-            raise ValueError("the export checks compare class predictions; regression students (STS-B) are not "
-                             "supported yet.")
-        if representative is not None or test is not None:
-            raise ValueError("text students read their examples from their GLUE dataset through the tokenizer saved "
-                             "with them; representative/test data is for image-like students.")
+    else:
+        normalization = image_input.Normalization.of(normalization or student_lib.preprocessing(student),
+                                                     student.input_shape[-1])
+    labels = None if student.num_classes == 1 else _labels(labels, student, data_dir)
+    info = info if isinstance(info, metadata.ModelInfo) else dataclasses.replace(_model_info(student), **(info or {}))
     if QAT in modes:
         from akd_tf import nets
 
@@ -71,21 +90,112 @@ def export_student(model_or_path, modes=None, *, representative=None, test=None,
             raise ValueError(f"mode 'qat' rebuilds an akd_tf.nets student ({', '.join(nets.NETS)}) and fine-tunes it "
                              f"on its TFDS dataset; --model {student.source} names net "
                              f"{student.metadata.get('net')!r} and dataset {student.metadata.get('dataset')!r}.")
-    if representative is not None:
-        representative, _ = user_data.examples(representative, student.input_shape, "representative data",
-                                               labels=False, limit=representative_examples)
-    elif any(m in NEEDS_CALIBRATION for m in modes):
-        representative, _ = student_lib.examples(student, "train", representative_examples, data_dir)
-    if test is not None:
-        test_inputs, test_labels = user_data.examples(test, student.input_shape, "test data",
-                                                      num_classes=student.num_classes, limit=test_size)
+    test_texts = None
+    if student.text:
+        representative, (test_inputs, test_labels, test_texts) = _text_examples(
+            student, representative, test, modes, representative_examples, test_size, data_dir)
     else:
-        test_inputs, test_labels = student_lib.examples(student, "test", test_size, data_dir)
+        if representative is not None:
+            representative, _ = user_data.examples(representative, student.input_shape, "representative data",
+                                                   labels=False, limit=representative_examples)
+        elif any(m in NEEDS_CALIBRATION for m in modes):
+            representative, _ = student_lib.examples(student, "train", representative_examples, data_dir, normalization)
+        if test is not None:
+            test_inputs, test_labels = user_data.examples(test, student.input_shape, "test data",
+                                                          num_classes=student.num_classes, limit=test_size)
+        else:
+            test_inputs, test_labels = student_lib.examples(student, "test", test_size, data_dir, normalization)
+    if "uint8" in modes and image_input.uint8_images(normalization.to_pixels(test_inputs)) is None:
+        if explicit:
+            raise ValueError("mode 'uint8' takes 8-bit pixels, and this student's test inputs are not 0-255 whole "
+                             "numbers once un-normalised: give the normalisation its inputs were made with "
+                             "(normalization=, --input_mean/--input_std), or leave out uint8.")
+        modes.remove("uint8")
+        logging.warning("uint8 left out: the inputs are not 8-bit pixels once un-normalised (no normalisation known)")
     qat_options = {"data_dir": data_dir, **(qat_options or {}), "representative": representative}
     files, report = pipeline.export_modes(student, modes, representative, test_inputs, test_labels, int8_io=int8_io,
-                                          benchmark=benchmark, invokes=invokes, qat_options=qat_options)
+                                          benchmark=benchmark, invokes=invokes, qat_options=qat_options,
+                                          labels=labels, info=info, normalization=normalization, mediapipe=mediapipe,
+                                          test_texts=test_texts)
     if command:
         report["command"] = command
     if output:
         report_lib.write(output, files, report)
     return files, report
+
+
+def _text_examples(student, representative, test, modes, representative_examples, test_size, data_dir):
+    """A text student's calibration features, and its test ``(features, labels, texts)``: from the given strings
+    (``test``: ``(texts, labels)``; texts an array of strings, or a tuple of two for sentence pairs), else from its
+    GLUE task (the dev split for test), tokenized by the tokenizer saved with it."""
+    from export import student as student_lib
+    from export import text_input
+
+    if representative is not None:
+        texts = text_input.as_texts(representative, "representative data")
+        representative = text_input.tokenize(student, tuple(t[:representative_examples] for t in texts))
+    elif any(m in NEEDS_CALIBRATION for m in modes):
+        _need_dataset(student, "train")
+        texts, _ = student_lib.text_examples(student, "train", representative_examples, data_dir)
+        representative = text_input.tokenize(student, texts)
+    if test is not None:
+        if not (isinstance(test, (tuple, list)) and len(test) == 2):
+            raise ValueError("test data of a text student is a pair (texts, labels): texts an array of strings (or a "
+                             "tuple of two for sentence pairs), labels their class ids (scores for regression).")
+        texts = text_input.as_texts(test[0], "test data")
+        labels = np.asarray(test[1])
+        if labels.shape != (len(texts[0]),) or labels.dtype.kind not in ("iu" if student.num_classes > 1 else "iuf"):
+            raise ValueError(f"test data labels must be {len(texts[0])} " + (
+                "integer class ids" if student.num_classes > 1 else "scores") + f", shape ({len(texts[0])},). "
+                f"Received dtype {labels.dtype}, shape {labels.shape}.")
+        if student.num_classes > 1 and (labels.min() < 0 or labels.max() >= student.num_classes):
+            raise ValueError(f"test data labels must lie in [0, {student.num_classes}). Received labels from "
+                             f"{labels.min()} to {labels.max()}.")
+        if test_size is not None:
+            texts, labels = tuple(t[:test_size] for t in texts), labels[:test_size]
+    else:
+        _need_dataset(student, "test")
+        texts, labels = student_lib.text_examples(student, "test", test_size, data_dir)
+    return representative, (text_input.tokenize(student, texts), labels, texts)
+
+
+def _need_dataset(student, split):
+    if not student.metadata.get("dataset"):
+        raise ValueError(f"{student.source} names no GLUE dataset to read {split} examples from: pass dataset= "
+                         "(e.g. 'glue/sst2'), or your own texts (test=(texts, labels), representative=texts).")
+
+
+def _labels(labels, student, data_dir):
+    """The class names: ``labels`` (a list or a file), else the TFDS dataset's, else the class ids."""
+    from export import metadata
+
+    if isinstance(labels, (str, os.PathLike)):
+        return metadata.read_labels(os.fspath(labels), student.num_classes)
+    if labels is not None:
+        labels = [str(name) for name in labels]
+        if len(labels) != student.num_classes or not all(labels):
+            raise ValueError(f"labels: {len(labels)} name(s) for a {student.num_classes}-class student; expected one "
+                             "non-empty name per class, in class-id order.")
+        return labels
+    dataset = student.metadata.get("dataset")
+    names = metadata.dataset_labels(dataset, data_dir) if dataset else None
+    if names is not None and len(names) == student.num_classes:
+        return names
+    return [str(i) for i in range(student.num_classes)]
+
+
+def _model_info(student):
+    import akd_tf
+    from export import metadata
+
+    meta = student.metadata
+    net, dataset, method = meta.get("net", "student"), meta.get("dataset", "user data"), meta.get("method")
+    how = {"akd": "Annealing-KD", "ckd": "Continuation-KD", "kd": "Hinton KD", "takd": "TAKD",
+           "scratch": "training from scratch"}.get(method, method)
+    what = "text classifier" if student.text else "image classifier"
+    given = "text (WordPiece tokens)" if student.text else "RGB pixels 0-255"
+    return metadata.ModelInfo(
+        name=f"{net} {dataset} classifier",
+        description=f"{student.num_classes}-class {dataset} {what} ({net})"
+        + (f", trained by {how}" if how else "") + f" with akd_tf; input: {given}.",
+        version=f"akd_tf {akd_tf.__version__}")

@@ -8,6 +8,11 @@ Modes (TFLite post-training quantization):
 * ``int8``     full integer: int8 weights and activations, calibrated on a representative dataset; the
                input/output tensors are float32 (quantize/dequantize inside) unless ``int8_io=True``.
 * ``int16x8``  int16 activations, int8 weights (more accurate than int8, slower on most CPUs).
+* ``uint8``    full integer like ``int8``, with a uint8 input tensor: for a SavedModel of `export.image_input`
+               (pixels in, fixed to scale 1 / zero point 0), the raw pixels; float32 logits out.
+* ``int4``     4-bit weights (per output channel) of the dense, convolution and embedding ops, float
+               activations: the fp32 file quantized by Google's ai-edge-quantizer (weight-only: weights are
+               dequantized at load, so the file is small and the arithmetic float).
 
 Conversion goes through ``TFLiteConverter.from_saved_model`` (``from_concrete_functions`` left variable ops
 and NaN outputs here).
@@ -18,11 +23,12 @@ from __future__ import annotations
 import warnings
 from typing import Callable, Iterable
 
+import flatbuffers
 import numpy as np
 import tensorflow as tf
 
-MODES = ("fp32", "dynamic", "float16", "int8", "int16x8")
-NEEDS_DATA = ("int8", "int16x8")
+MODES = ("fp32", "dynamic", "float16", "int8", "int16x8", "uint8", "int4")
+NEEDS_DATA = ("int8", "int16x8", "uint8")
 
 
 def convert(
@@ -40,6 +46,8 @@ def convert(
         raise ValueError(f"Unknown quantization mode {mode!r}. Allowed: {', '.join(MODES)}")
     if mode in NEEDS_DATA and (representative_images is None or len(representative_images) == 0):
         raise ValueError(f"Mode {mode!r} needs representative images to calibrate activations; received none.")
+    if mode == "int4":
+        return int4_weights(convert(saved_model_dir, "fp32"), representative_images)
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     if mode != "fp32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -47,8 +55,11 @@ def convert(
         converter.target_spec.supported_types = [tf.float16]
     if mode in NEEDS_DATA:
         converter.representative_dataset = representative_dataset(representative_images)
-    if mode == "int8":
+    if mode in ("int8", "uint8"):
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if mode == "uint8":
+        converter.inference_input_type = tf.uint8
+    if mode == "int8":
         if int8_io:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
@@ -57,6 +68,45 @@ def convert(
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         ]
     return run(converter)
+
+
+def int4_weights(fp32_model: bytes, representative=None, calibration_examples: int = 32) -> bytes:
+    """``fp32_model`` with 4-bit weights, per output channel, and float arithmetic, by Google's ai-edge-quantizer.
+
+    Dense, batched-matmul and convolution weights take its weight-only recipe (dequantized once, when the
+    interpreter is prepared). Embedding tables are read by GATHER ops, which the weight-only recipe does not
+    cover; they take its static recipe instead (4-bit table, GATHER output on the table's own scale, hence the
+    same values), which needs ``representative`` examples (a dict of token feature arrays) to calibrate. Without
+    them (an image model has no tables), they stay float."""
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer import qtyping, quantizer, recipe_manager
+
+    recipe = recipe_manager.RecipeManager()
+    recipe.add_weight_only_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=4)
+    gathers = "GATHER" in _operators(fp32_model) and isinstance(representative, dict)
+    if gathers:
+        recipe.add_static_config(regex=".*", operation_name=qtyping.TFLOperationName.GATHER, activation_num_bits=8,
+                                 weight_num_bits=4)
+    engine = quantizer.Quantizer(bytearray(fp32_model))
+    engine.load_quantization_recipe(recipe.get_quantization_recipe())
+    calibration = None
+    if gathers:
+        signature = next(iter(Interpreter(model_content=fp32_model).get_signature_list()))
+        count = min(calibration_examples, len(next(iter(representative.values()))))
+        examples = [{name: array[i:i + 1].astype(np.int32) for name, array in representative.items()}
+                    for i in range(count)]
+        with warnings.catch_warnings():  # its calibrating interpreter keeps every tensor, on purpose
+            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors", category=UserWarning)
+            calibration = engine.calibrate({signature: examples})
+    return bytes(engine.quantize(calibration, enable_progress_report=False).quantized_model)
+
+
+def _operators(model: bytes) -> set[str]:
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    names = {value: key for key, value in vars(schema.BuiltinOperator).items() if not key.startswith("_")}
+    root = schema.Model.GetRootAsModel(model, 0)
+    return {names.get(root.OperatorCodes(i).BuiltinCode(), "?") for i in range(root.OperatorCodesLength())}
 
 
 def run(converter: tf.lite.TFLiteConverter) -> bytes:
@@ -84,11 +134,32 @@ def representative_dataset(examples) -> Callable[[], Iterable]:
 
 
 def tensor_dtypes(model: bytes) -> dict[str, int]:
-    """How many tensors of each dtype the model holds (e.g. ``{"int8": 40, "int32": 9, "float32": 2}``)."""
-    from ai_edge_litert.interpreter import Interpreter
+    """How many tensors of each type the model's graphs hold (e.g. ``{"int8": 40, "int32": 9, "float32": 2}``), read
+    from the flatbuffer: the interpreter shows 4-bit tensors as int8, the file says int4."""
+    from tensorflow.lite.python import schema_py_generated as schema
 
+    names = {value: key.lower() for key, value in vars(schema.TensorType).items() if not key.startswith("_")}
+    root = schema.Model.GetRootAsModel(model, 0)
     counts: dict[str, int] = {}
-    for detail in Interpreter(model_content=model).get_tensor_details():
-        name = np.dtype(detail["dtype"]).name
-        counts[name] = counts.get(name, 0) + 1
+    for g in range(root.SubgraphsLength()):
+        subgraph = root.Subgraphs(g)
+        for t in range(subgraph.TensorsLength()):
+            name = names.get(subgraph.Tensors(t).Type(), "unknown")
+            counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+def name_io_tensors(model: bytes) -> bytes:
+    """``model`` with its input and output tensors named as its signature names them (``token_ids``, ``image``,
+    ``logits``) instead of the converter's ``serving_default_token_ids:0`` and ``StatefulPartitionedCall:0``: the
+    names an app and the metadata see."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    root = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
+    for signature in root.signatureDefs or ():
+        subgraph = root.subgraphs[signature.subgraphIndex]
+        for entry in (signature.inputs or []) + (signature.outputs or []):
+            subgraph.tensors[entry.tensorIndex].name = entry.name
+    builder = flatbuffers.Builder(len(model) + 1024)
+    builder.Finish(root.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

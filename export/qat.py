@@ -4,8 +4,8 @@ tfmot supports only tf_keras (Keras 2) models, and importing it sets ``TF_USE_LE
 becomes Keras 2), so it is imported here and nowhere else. The student's architecture is rebuilt in tf_keras
 from its ``akd_tf.json`` (``net``: any `akd_tf.nets` name: the CIFAR ResNets and TAKD plain CNNs), its
 weights are copied by name from the SavedModel, the copy is checked against the SavedModel, fine-tuned with
-fake quantization on the hard labels (BatchNorm frozen), and converted through a SavedModel to full-integer
-TFLite.
+fake quantization on the hard labels (BatchNorm frozen), and converted through a SavedModel (pixels in,
+`export.image_input`) to full-integer TFLite.
 """
 
 from __future__ import annotations
@@ -41,8 +41,11 @@ def _tf_keras_copy(student):
 
 
 def quantization_aware_int8(student, epochs=2, train_size=10000, learning_rate=1e-3, data_dir=None,
-                            representative=None, batch_size=128):
-    """Returns ``(int8 TFLite bytes, info)`` after ``epochs`` of QAT fine-tuning on ``train_size`` images."""
+                            representative=None, batch_size=128, normalization=None):
+    """Returns ``(int8 TFLite bytes, info)`` after ``epochs`` of QAT fine-tuning on ``train_size`` images. The file
+    takes pixels like every image export (`export.image_input`, ``normalization``; ``representative``: pixels)."""
+    from export import image_input
+
     import tensorflow_model_optimization as tfmot  # noqa: F401  (sets TF_USE_LEGACY_KERAS)
     import tf_keras
 
@@ -68,7 +71,9 @@ def quantization_aware_int8(student, epochs=2, train_size=10000, learning_rate=1
     history = qat_model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=2)
     with tempfile.TemporaryDirectory() as directory:
         saved = os.path.join(directory, "qat_savedmodel")
-        tf.saved_model.save(qat_model, saved)
+        normalization = normalization or image_input.Normalization.of(None, student.input_shape[-1])
+        image_input.saved_model(lambda x: qat_model(x, training=False), student.input_shape, normalization, saved,
+                                keep=qat_model)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if representative is not None:

@@ -13,43 +13,116 @@ import matplotlib.ticker  # noqa: E402,F401
 
 
 def markdown(report: dict) -> str:
+    """The report as a model card: what the model is, what its files take and return, and how each file did."""
     threads_all = report["threads_all"]
-    lines = [
-        f"Export of `{report['model']}` ({report['dataset']}); latency at batch 1, LiteRT Interpreter (XNNPACK), "
-        "median / p90 / p99 in µs.",
-        "",
-        f"| mode | size (bytes) | fp32/size | top-1 | Keras top-1 | agreement | max abs logit diff "
-        f"| 1 thread | {threads_all} threads |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    info = report.get("model_info") or {}
+    lines = [f"# {info.get('name', 'Exported student')}", ""]
+    if info:
+        lines += [info["description"], "",
+                  f"Version {info['version']} · licence {info['license']} · author {info['author']}", ""]
+    lines += [f"Exported from `{report['model']}` ({report['dataset']})"
+              + (f" by `{report['command']}`." if report.get("command") else "."), "", "## Input and output", ""]
+    lines += _inputs(report)
+    if report.get("labels"):
+        lines += ["", "Output: one score (logit) per class; the highest names the class. Labels, in class-id order "
+                  "(also inside each file, as its metadata's label file): "
+                  + ", ".join(f"{i} {name}" for i, name in enumerate(report["labels"])) + "."]
+    metric = report.get("metric", "top1")
+    name = NAMES.get(metric, metric)
+    regression = any("pearson_with_keras" in r for r in report["results"])
+    ran = [r for r in report["results"] if "metrics" in r.get("mediapipe", {})]
+    text = report.get("normalization") is None
+    lines += ["", "## Files", "",
+              f"Checked on {report['results'][0]['test_examples']:,} test examples against the float Keras student; "
+              "latency at batch 1 with the LiteRT interpreter (XNNPACK), p50 / p90 in µs"
+              + (f"; MediaPipe: its {'TextClassifier' if text else 'ImageClassifier'} on the file as it is, fed the "
+                 f"test {'sentences as raw text' if text else 'images as 8-bit RGB'}, and how often its top class "
+                 "equals the LiteRT interpreter's" + (" and the Keras student's" if text else "") if ran else "")
+              + ".", ""]
+    header = ["mode", "size (bytes)", "fp32/size", "input", name, f"Keras {name}",
+              "Pearson with Keras" if regression else "agreement", "max abs logit diff"]
+    if ran:
+        header += [f"MediaPipe {name}", "MediaPipe = LiteRT"] + (["MediaPipe = Keras"] if text else [])
+    header += ["1 thread", f"{threads_all} threads"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in report["results"]:
         def lat(key):
             value = r.get(key)
-            return "—" if not value else f"{value['median_us']:.0f} / {value['p90_us']:.0f} / {value['p99_us']:.0f}"
+            return "—" if not value else f"{value['median_us']:.0f} / {value['p90_us']:.0f}"
 
-        lines.append(
-            f"| {r['mode']} | {r['size_bytes']:,} | "
-            + (f"{r['fp32_size_over_this']:.2f}×" if "fp32_size_over_this" in r else "—") + " "
-            f"| {r['top1']:.4f} | {r['keras_top1']:.4f} | {r['agreement']:.4f} | {r['max_abs_logit_diff']:.2e} "
-            f"| {lat('latency_1_threads')} | {lat(f'latency_{threads_all}_threads')} |"
-        )
-    return "\n".join(lines) + "\n"
+        cells = [r["mode"], f"{r['size_bytes']:,}",
+                 f"{r['fp32_size_over_this']:.2f}×" if "fp32_size_over_this" in r else "—",
+                 _dtypes(r.get("input", {})), f"{r['metrics'][metric]:.4f}", f"{r['keras_metrics'][metric]:.4f}",
+                 f"{r.get('pearson_with_keras', r.get('agreement')):.4f}", f"{r['max_abs_logit_diff']:.2e}"]
+        if ran:
+            mp = r.get("mediapipe", {})
+            cells += ([f"{mp['metrics'][metric]:.4f}", f"{mp['agreement_with_litert']:.4f}"]
+                      + ([f"{mp['agreement_with_keras']:.4f}"] if text else [])) if "metrics" in mp else (
+                ["—"] * (3 if text else 2))
+        cells += [lat("latency_1_threads"), lat(f"latency_{threads_all}_threads")]
+        lines.append("| " + " | ".join(cells) + " |")
+    skipped = {r["mediapipe"]["skipped"]: [] for r in report["results"] if "skipped" in r.get("mediapipe", {})}
+    for r in report["results"]:
+        if "skipped" in r.get("mediapipe", {}):
+            skipped[r["mediapipe"]["skipped"]].append(r["mode"])
+    lines += [""] + [f"MediaPipe not run on {', '.join(modes)}: {why}." for why, modes in skipped.items()]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+NAMES = {"top1": "top-1", "matthews": "Matthews corr.", "f1": "F1", "pearson": "Pearson"}
+
+
+def _dtypes(described):
+    tensors = described.get("tensors", [described])
+    return "/".join(sorted({t.get("dtype", "—") for t in tensors}))
+
+
+def _inputs(report):
+    rows = report["results"]
+    if report.get("normalization") is None:  # text students: token features
+        first = rows[0].get("input", {})
+        tensors = first.get("tensors", [first])
+        lines = ["Inputs, in the files' order: " + ", ".join(f"`{t['name']}` {t['dtype']} {t['shape']}"
+                                                            for t in tensors) + "."]
+        tokenizer = report.get("tokenizer")
+        if tokenizer:
+            lines.append(f"They are made by a {tokenizer.get('class')} (WordPiece; lowercase {tokenizer.get('lowercase')}, "
+                         f"strip accents {tokenizer.get('strip_accents')}, unknown token {tokenizer.get('oov_token')}) "
+                         f"to {report.get('sequence_length')} tokens: [CLS] text [SEP] (pairs: [CLS] a [SEP] b [SEP], "
+                         "segment ids 0 then 1), padded with 0 and a mask of 0. The vocabulary is packed in each file's "
+                         "metadata, bound to the id, mask and segment inputs (MediaPipe's TextClassifier reads it).")
+        return lines
+    shape = rows[0].get("input", {}).get("shape")
+    by_dtype = {}
+    for r in rows:
+        by_dtype.setdefault(r.get("input", {}).get("dtype", "?"), []).append(r["mode"])
+    norm = report["normalization"]
+    lines = [f"Input: one RGB image {shape}, pixel values 0-255, " + "; ".join(
+        f"{dtype} in {', '.join(modes)}" for dtype, modes in by_dtype.items()) + "."]
+    if norm["scale"] == 1.0 and set(norm["mean"]) == {0.0} and set(norm["std"]) == {1.0}:
+        lines.append("The model takes these values as they are (no normalisation was given).")
+    else:
+        lines.append(f"The training normalisation is inside the model, (pixel × {norm['scale']:.6g} − mean) / std with "
+                     f"mean {norm['mean']} and std {norm['std']}: an app passes camera pixels unchanged.")
+    return lines
 
 
 def plot(report: dict, path: str) -> str:
     rows = [r for r in report["results"] if r.get("latency_1_threads")]
+    metric = report.get("metric", "top1")
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in rows:
-        ax.scatter(r["latency_1_threads"]["median_us"], r["top1"] * 100, s=r["size_bytes"] / 1000, alpha=0.6)
+        ax.scatter(r["latency_1_threads"]["median_us"], r["metrics"][metric] * 100, s=r["size_bytes"] / 1000,
+                   alpha=0.6)
         ax.annotate(f"{r['mode']}\n{r['size_bytes'] / 1024:.0f} KiB",
-                    (r["latency_1_threads"]["median_us"], r["top1"] * 100), fontsize=8, ha="center")
+                    (r["latency_1_threads"]["median_us"], r["metrics"][metric] * 100), fontsize=8, ha="center")
     if rows:
-        ax.axhline(rows[0]["keras_top1"] * 100, color="k", linestyle=":", label="Keras float student")
+        ax.axhline(rows[0]["keras_metrics"][metric] * 100, color="k", linestyle=":", label="Keras float student")
         ax.legend(loc="upper center")
     ax.set_xscale("log")  # int16x8 runs on reference kernels, ~30x slower than the rest
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("latency, batch 1, 1 thread (µs, median, log scale)")
-    ax.set_ylabel("test top-1 (%)")
+    ax.set_ylabel(f"test {NAMES.get(metric, metric)} (×100)")
     ax.set_title(f"TFLite student, {report['dataset']} (marker area ∝ file size)")
     ax.grid(alpha=0.3)
     fig.tight_layout()

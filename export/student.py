@@ -79,8 +79,7 @@ def _from_keras(model, source, metadata, dataset):
     if isinstance(model, Distiller):  # e.g. a saved AnnealingKD: its call() is the student
         model = model.student
     if getattr(model, "preprocessor", None) is not None:
-        raise ValueError(f"--model {source} is a keras-nlp text classifier that takes raw strings; export the "
-                         "SavedModel over token features that akd_tf.main writes (<workdir>/student/) instead.")
+        return _text_from_keras(model, source, metadata, dataset)
     from akd_tf import precision
 
     temporary = tempfile.TemporaryDirectory(prefix="akd_tf_export_")
@@ -94,6 +93,34 @@ def _from_keras(model, source, metadata, dataset):
         raise ValueError(f"--model {source} could not be exported as a SavedModel: {type(error).__name__}: "
                          f"{reason}") from None
     student = _from_saved_model(directory, {**metadata, **({"dataset": dataset} if dataset else {})}, source)
+    student.temporary = temporary
+    return student
+
+
+def _text_from_keras(model, source, metadata, dataset):
+    """A keras-hub text classifier with its preprocessor: written as `akd_tf.main` writes a text student (a
+    SavedModel over token features, the preset with the tokenizer, ``akd_tf.json``) into a temporary directory."""
+    from akd_tf.data import glue
+    from akd_tf.train_text import write_serving_model
+
+    dataset = dataset or metadata.get("dataset")
+    if dataset is not None and dataset not in glue.DATASETS:
+        raise ValueError(f"dataset {dataset!r} is not a GLUE task; a text student's dataset is one of "
+                         f"{', '.join(glue.DATASETS)} (or none, with test= and representative= texts).")
+    length = getattr(model.preprocessor, "sequence_length", None)
+    if not length:
+        raise ValueError(f"{source}: its preprocessor has no fixed sequence_length; the exported file needs one.")
+    temporary = tempfile.TemporaryDirectory(prefix="akd_tf_export_")
+    directory = os.path.join(temporary.name, "student")
+    num_classes = int(model.output.shape[-1]) if hasattr(model, "output") else int(model.num_classes)
+    try:
+        write_serving_model(model, model.preprocessor, directory, int(length), {
+            "dataset": dataset, "task": glue.task_of(dataset) if dataset else None, "num_classes": num_classes,
+            "net": model.name, "method": metadata.get("method")})
+    except Exception as error:  # noqa: BLE001 - Keras raises many types for models it cannot trace
+        reason = " ".join(str(error).split())[:200]
+        raise ValueError(f"{source} could not be exported as a SavedModel: {type(error).__name__}: {reason}") from None
+    student = _from_saved_model(directory, _metadata(directory, None), source)
     student.temporary = temporary
     return student
 
@@ -147,7 +174,7 @@ def _load_text(path, loaded, inputs, out_spec, metadata):
     return Student(path, loaded.serve, (length,), int(out_spec.shape[-1]), metadata, loaded, path)
 
 
-def examples(student: Student, split: str, count: int | None, data_dir: str | None = None):
+def examples(student: Student, split: str, count: int | None, data_dir: str | None = None, normalization=None):
     """``(inputs, labels)`` of the first ``count`` examples of ``split`` ("train" or "test"), prepared as the
     student was trained: normalised images, or token features. For GLUE "test" is the dev split (GLUE's
     test labels are hidden). Raises `ValueError` when the student names no dataset."""
@@ -156,34 +183,49 @@ def examples(student: Student, split: str, count: int | None, data_dir: str | No
                          "pass --dataset (a TFDS dataset), or your own examples (--representative_data / --test_data "
                          "as .npz with arrays x and y; representative= / test= in export_student).")
     if not student.text:
-        return images(student, split, count, data_dir)
+        return images(student, split, count, data_dir, normalization)
+    texts, labels = text_examples(student, split, count, data_dir)
+    from export import text_input
+
+    return text_input.tokenize(student, texts), labels
+
+
+def text_examples(student: Student, split: str, count: int | None, data_dir: str | None = None):
+    """``(texts, labels)`` of a GLUE student's split ("test": the dev split): a tuple of string arrays, one per
+    text field, and the labels (float scores for STS-B)."""
     from akd_tf.data import glue
     from akd_tf.data import images as image_data
-    import keras_nlp
 
     dataset = student.metadata["dataset"]
     if split == "test":
         split = next(iter(glue.DATASETS[dataset]["eval"].values()))
     builder = image_data.builder(dataset, data_dir=data_dir)
-    texts, labels = glue.read_split(builder, split if count is None else f"{split}[:{count}]", glue.task_of(dataset))
-    preprocessor = keras_nlp.models.TextClassifierPreprocessor.from_preset(
-        os.path.join(student.directory, student.metadata.get("preset", "preset")))
-    features = glue.tokenize(preprocessor, texts)
-    features = {name: np.asarray(features[name]).astype(np.int32) for name in student.metadata["inputs"]}
-    return features, labels
+    return glue.read_split(builder, split if count is None else f"{split}[:{count}]", glue.task_of(dataset))
 
 
-def images(student: Student, split: str, count: int | None, data_dir: str | None = None):
-    """(float32 images normalised as in training, int labels) of the first ``count`` examples of ``split``."""
+def preprocessing(student: Student) -> dict | None:
+    """How the student's image inputs are made from pixels: its ``akd_tf.json``'s, else, when it names a TFDS
+    dataset, the `akd_tf.data.images` standardisation (what `images` applies); None for neither."""
+    from akd_tf.data import images as image_data
+
+    if student.metadata.get("preprocessing"):
+        return student.metadata["preprocessing"]
+    if student.metadata.get("dataset"):
+        return {"scale": 1 / 255.0, "mean": list(image_data.MEAN), "std": list(image_data.STD)}
+    return None
+
+
+def images(student: Student, split: str, count: int | None, data_dir: str | None = None, normalization=None):
+    """(float32 images normalised as in training, int labels) of the first ``count`` examples of ``split``;
+    ``normalization`` (an `export.image_input.Normalization`) overrides `preprocessing`."""
     from akd_tf.data import images as image_data
     from akd_tf.data import pipeline
 
     builder = image_data.builder(student.metadata["dataset"], data_dir=data_dir)
     tfds_split = split if count is None else f"{split}[:{count}]"
     ds = builder.as_dataset(split=tfds_split, as_supervised=True, shuffle_files=False)
-    prep = student.metadata.get("preprocessing", {})
-    ds = ds.batch(1000).map(lambda x, y: (image_data.normalize(
-        x, prep.get("mean", image_data.MEAN), prep.get("std", image_data.STD), prep.get("scale", 1 / 255.0)), y))
+    prep = normalization.as_dict() if normalization is not None else preprocessing(student)
+    ds = ds.batch(1000).map(lambda x, y: (image_data.normalize(x, prep["mean"], prep["std"], prep["scale"]), y))
     ds = ds.with_options(pipeline.options())  # a pass that ends when its data does (akd_tf.data.pipeline)
     xs, ys = [], []
     for x, y in ds.as_numpy_iterator():

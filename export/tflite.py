@@ -37,6 +37,17 @@ flags.DEFINE_bool("benchmark", True, "Measure batch-1 latency (1 thread and all 
 flags.DEFINE_integer("invokes", 200, "Timed invokes per latency measurement.")
 flags.DEFINE_string("dataset", None, "The student's TFDS dataset, when the model has no akd_tf.json naming it.")
 flags.DEFINE_string("data_dir", None, "TFDS data directory (default: $TFDS_DATA_DIR).")
+flags.DEFINE_string("labels", None, "Image students: a text file of class names, one per line in class-id order, for "
+                    "the files' metadata (default: the TFDS dataset's label names, else the class ids).")
+flags.DEFINE_list("input_mean", None, "Image students without an akd_tf.json: the per-channel mean of their input "
+                  "normalisation, (pixel * input_scale - mean) / std (default: inputs are pixels).")
+flags.DEFINE_list("input_std", None, "With --input_mean: the per-channel standard deviation.")
+flags.DEFINE_float("input_scale", 1 / 255.0, "With --input_mean: the factor pixels (0-255) are multiplied by first.")
+flags.DEFINE_string("model_name", None, "Metadata: the model's name (default: '<net> <dataset> classifier').")
+flags.DEFINE_string("model_description", None, "Metadata: what the model does (default: from its akd_tf.json).")
+flags.DEFINE_string("model_version", None, "Metadata: the model's version (default: the akd_tf version).")
+flags.DEFINE_string("model_license", None, "Metadata: the model's licence (default: Apache-2.0).")
+flags.DEFINE_bool("mediapipe", True, "Also run every image file with MediaPipe's ImageClassifier on the test images.")
 flags.DEFINE_integer("qat_epochs", 2, "qat: fine-tuning epochs with quantization-aware training.")
 flags.DEFINE_integer("qat_train_size", 10000, "qat: training images used for fine-tuning.")
 flags.DEFINE_float("qat_learning_rate", 1e-3, "qat: SGD learning rate of the fine-tuning.")
@@ -47,12 +58,28 @@ def _fail(message):
     return 2
 
 
+def _info():
+    """The --model_* flags given, as overrides of the metadata's defaults."""
+    return {key: FLAGS[f"model_{key}"].value for key in ("name", "description", "version", "license")
+            if FLAGS[f"model_{key}"].value is not None}
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     for name in ("representative_examples", "invokes", "qat_epochs", "qat_train_size"):
         if FLAGS[name].value < 1:
             return _fail(f"--{name} must be a positive integer. Received: {FLAGS[name].value}")
+
+    if (FLAGS.input_mean is None) != (FLAGS.input_std is None):
+        return _fail("--input_mean and --input_std go together. Received: "
+                     f"--input_mean={FLAGS.input_mean}, --input_std={FLAGS.input_std}")
+    try:
+        normalization = None if FLAGS.input_mean is None else {
+            "mean": [float(v) for v in FLAGS.input_mean], "std": [float(v) for v in FLAGS.input_std],
+            "scale": FLAGS.input_scale}
+    except ValueError:
+        return _fail(f"--input_mean and --input_std take numbers. Received: {FLAGS.input_mean}, {FLAGS.input_std}")
 
     from export import export_student, report
     from export import user_data
@@ -68,7 +95,8 @@ def main(argv):
             FLAGS.model, [m.strip() for m in FLAGS.quantization if m.strip()] if FLAGS["quantization"].present else None,
             representative=representative, test=test, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
             representative_examples=FLAGS.representative_examples, test_size=FLAGS.test_size, int8_io=FLAGS.int8_io,
-            benchmark=FLAGS.benchmark, invokes=FLAGS.invokes, output=output,
+            benchmark=FLAGS.benchmark, invokes=FLAGS.invokes, output=output, labels=FLAGS.labels,
+            normalization=normalization, info=_info(), mediapipe=FLAGS.mediapipe,
             command=command_line("export.tflite"),
             qat_options={"epochs": FLAGS.qat_epochs, "train_size": FLAGS.qat_train_size,
                          "learning_rate": FLAGS.qat_learning_rate})

@@ -45,8 +45,11 @@ def test_every_mode_converts_and_runs(tiny, mode):
     else:  # quantized: close to the float logits relative to their spread
         assert error < reference.std(), (error, reference.std())
     dtypes = convert.tensor_dtypes(model)
-    expected = {"fp32": "float32", "dynamic": "int8", "float16": "float16", "int8": "int8", "int16x8": "int16"}
+    expected = {"fp32": "float32", "dynamic": "int8", "float16": "float16", "int8": "int8", "int16x8": "int16",
+                "uint8": "uint8", "int4": "int4"}
     assert dtypes.get(expected[mode], 0) > 0, dtypes
+    if mode == "int4":  # 4-bit weights: an eighth of fp32's weights, plus the graph that 1,500 weights do not hide
+        assert len(model) < 0.6 * len(convert.convert(directory, "fp32"))
 
 
 def test_int8_file_holds_int8_tensors_and_optional_int8_io(tiny):
@@ -82,8 +85,8 @@ def test_calibration_raises_no_interpreter_deprecation_warning(tmp_path):
 
 def test_convert_errors(tiny):
     directory, _, _ = tiny
-    with pytest.raises(ValueError, match="Unknown quantization mode 'int4'. Allowed: fp32"):
-        convert.convert(directory, "int4")
+    with pytest.raises(ValueError, match="Unknown quantization mode 'int3'. Allowed: fp32"):
+        convert.convert(directory, "int3")
     with pytest.raises(ValueError, match="needs representative images"):
         convert.convert(directory, "int8")
 
@@ -115,14 +118,17 @@ def _export(*args, timeout=600):
                           timeout=timeout)
 
 
+CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
 def test_cli_on_the_smoke_student(smoke_workdir, tmp_path):
     out = tmp_path / "tflite"
-    proc = _export(f"--model={smoke_workdir}/student", "--quantization=fp32,dynamic,int8,qat", "--test_size=300",
+    proc = _export(f"--model={smoke_workdir}/student", "--quantization=fp32,dynamic,int8,uint8,qat", "--test_size=1000",
                    "--representative_examples=64", "--invokes=20", "--qat_train_size=256", "--qat_epochs=1",
                    f"--output={out}")
     assert proc.returncode == 0, proc.stderr[-4000:]
-    for name in ("student_fp32.tflite", "student_dynamic.tflite", "student_int8.tflite", "student_qat.tflite",
-                 "export_report.json", "export_report.md", "export_report.png"):
+    for name in ("student_fp32.tflite", "student_dynamic.tflite", "student_int8.tflite", "student_uint8.tflite",
+                 "student_qat.tflite", "export_report.json", "export_report.md", "export_report.png"):
         assert (out / name).exists(), name
     report = json.loads((out / "export_report.json").read_text())
     rows = {r["mode"]: r for r in report["results"]}
@@ -130,15 +136,32 @@ def test_cli_on_the_smoke_student(smoke_workdir, tmp_path):
     assert rows["int8"]["tensor_dtypes"]["int8"] > 0 and rows["qat"]["tensor_dtypes"]["int8"] > 0
     assert rows["int8"]["fp32_size_over_this"] > 2.5
     assert rows["qat"]["qat"]["copy_max_abs_logit_diff"] < 1e-3
+    # uint8: camera pixels in (scale 1, zero point 0), as an app passes them
+    assert rows["uint8"]["input"]["dtype"] == "uint8"
+    assert rows["uint8"]["input"]["quantization"] == {"scale": 1.0, "zero_point": 0}
+    assert rows["uint8"]["agreement"] >= 0.9
     for row in rows.values():
-        assert row["test_examples"] == 300 and row["latency_1_threads"]["invokes"] == 20
-    assert "| int8 |" in (out / "export_report.md").read_text()
+        assert row["test_examples"] == 1000 and row["latency_1_threads"]["invokes"] == 20
+        # MediaPipe's ImageClassifier loads every file as it is and names the classes by their labels
+        mediapipe = row["mediapipe"]
+        assert mediapipe["examples"] == 1000 and mediapipe["agreement_with_litert"] >= 0.999, (row["mode"], mediapipe)
+        assert set(mediapipe["categories"]) <= set(CIFAR10) and len(mediapipe["categories"]) >= 2
+        assert abs(mediapipe["top1"] - row["top1"]) <= 0.001
+    assert report["labels"] == CIFAR10 and report["normalization"]["mean"] == [0.507, 0.487, 0.441]
+    card = (out / "export_report.md").read_text()
+    assert "| uint8 |" in card and "MediaPipe top-1" in card and "0 airplane, 1 automobile" in card
+    from export import metadata
+
+    described = metadata.read((out / "student_uint8.tflite").read_bytes())
+    assert described["associated_files"]["labels.txt"].split() == CIFAR10
+    assert described["name"] == "plane2 cifar10 classifier" and described["license"] == "Apache-2.0"
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no staging directory left behind
 
 
 ERRORS = {  # name: (arguments, the message)
     "missing_model": (["--model=/no/such/student"], "--model path does not exist. Received: '/no/such/student'"),
-    "int4": (["--quantization=fp32,int4"], "unknown quantization mode(s) ['int4']. Allowed: fp32, dynamic"),
+    "unknown_mode": (["--quantization=fp32,int3"], "unknown quantization mode(s) ['int3']. Allowed: fp32, dynamic"),
+    "labels_count": (["--labels={root}/three_labels.txt"], "has 3 line(s); the student has 10 classes"),
     "cifar100": (["--dataset=cifar100"], "TFDS dataset 'cifar100' is not prepared under"),
 }
 
@@ -151,12 +174,13 @@ def cli_results(smoke_workdir, tmp_path_factory):
     import cli_cases
 
     root = tmp_path_factory.mktemp("export_cli")
+    (root / "three_labels.txt").write_text("cat\ndog\nbird\n")
     cases = {}
     for name, (args, _) in ERRORS.items():
         (root / name).mkdir()
         (root / name / "earlier.txt").write_text("keep me")
         model = [] if any(a.startswith("--model") for a in args) else [f"--model={smoke_workdir}/student"]
-        cases[name] = [*model, *args, f"--output={root / name}"]
+        cases[name] = [*model, *[a.format(root=root) for a in args], f"--output={root / name}"]
     cases["run_keras_file"] = [f"--model={smoke_workdir}/student.keras", "--quantization=fp32", "--test_size=200",
                                "--nobenchmark", f"--output={root / 'run_keras_file'}"]
     return root, cli_cases.run_in_subprocess("export.tflite", cases, str(root), ROOT, timeout=300)

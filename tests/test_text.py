@@ -258,6 +258,12 @@ def test_text_student_exports_to_tflite_with_builtin_ops(sst2_workdir, tmp_path)
     # such a ValueError as one line and exits 2, as for an unknown mode: tests/test_export.py).
     from export import export_student
 
-    with pytest.raises(ValueError, match=r"\['int16x8'\] do not support text students"):
-        export_student(f"{sst2_workdir}/student", ["int16x8"], output=str(tmp_path / "x"))
+    for mode in ("int16x8", "uint8"):
+        with pytest.raises(ValueError, match=rf"\['{mode}'\] do not support text students"):
+            export_student(f"{sst2_workdir}/student", [mode], output=str(tmp_path / "x"))
     assert not os.path.exists(tmp_path / "x")
+    # int4: 4-bit weights of the embeddings and dense layers, float activations
+    files, report = export_student(f"{sst2_workdir}/student", ["fp32", "dynamic", "int4"], test_size=64, benchmark=False)
+    rows = {row["mode"]: row for row in report["results"]}
+    assert rows["int4"]["tensor_dtypes"].get("int4", 0) > 0 and rows["int4"]["agreement"] >= 0.9
+    assert rows["int4"]["size_bytes"] < rows["dynamic"]["size_bytes"]

@@ -160,9 +160,11 @@ def from_preset(preset: str, num_classes: int, sequence_length: int, flag: str =
 
 @contextlib.contextmanager
 def attached(classifier, preprocessor):
-    """``classifier`` with ``preprocessor`` attached (so it takes raw strings) inside the block."""
+    """``classifier`` with ``preprocessor`` attached (so it takes raw strings; None: detached) inside the block,
+    and with the one it had before after it."""
+    before = getattr(classifier, "preprocessor", None)
     classifier.preprocessor = preprocessor
     try:
         yield classifier
     finally:
-        classifier.preprocessor = None
+        classifier.preprocessor = before
