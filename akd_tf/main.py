@@ -78,6 +78,24 @@ def config_from_flags(flag_values=FLAGS) -> config_lib.Config:
     return config_lib.Config(**values)
 
 
+
+def summary_line(metrics: dict, method: str, workdir: str) -> str:
+    """The run's last line: the student's figures, and a warning when a GLUE student is no better than the
+    majority class."""
+    student = metrics["student"]
+    if "dev" in student:  # GLUE: the task's metrics on its dev split(s)
+        figures = "; ".join(f"{split} " + ", ".join(f"{k} {v:.4f}" for k, v in values.items())
+                            for split, values in student["dev"].items())
+    else:
+        figures = f"test accuracy {student['test_accuracy']:.4f}"
+    floor = metrics.get("majority_class")
+    if student.get("at_or_below_majority_class"):
+        metric = metrics["metric"]
+        figures += (f" — at or below the majority-class floor ({metric} {floor[metric]:.4f}, every example given "
+                    f"class {floor['class']}): the student has not learnt the task")
+    return f"student {student['net']} ({method}): {figures}; files in {workdir}"
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -93,13 +111,7 @@ def main(argv):
     except TrainingDiverged as error:
         _error(error, 3)
     logging.info("Done. Results in %s", FLAGS.workdir)
-    student = metrics["student"]
-    if "dev" in student:  # GLUE: the task's metrics on its dev split(s)
-        figures = "; ".join(f"{split} " + ", ".join(f"{k} {v:.4f}" for k, v in values.items())
-                            for split, values in student["dev"].items())
-    else:
-        figures = f"test accuracy {student['test_accuracy']:.4f}"
-    print(f"student {student['net']} ({config.method}): {figures}; files in {FLAGS.workdir}")
+    print(summary_line(metrics, config.method, FLAGS.workdir))
 
 
 if __name__ == "__main__":

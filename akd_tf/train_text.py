@@ -338,6 +338,14 @@ def train_and_evaluate(run) -> dict:
                           "dev": _dev_metrics(student, features, raw.task, config.verbose)}
     metrics["phases"] = phases
     logging.info("Student: %s", metrics["student"])
+    floor = glue.majority_class(raw.task, config.data_dir)
+    if floor is not None:  # a student no better than one constant answer has learnt nothing: say so
+        metrics["majority_class"] = floor
+        score = metrics["student"]["dev"][raw.eval_splits[0]][raw.spec["metric"]]
+        metrics["student"]["at_or_below_majority_class"] = bool(score <= floor[raw.spec["metric"]] + 1e-9)
+        if metrics["student"]["at_or_below_majority_class"]:
+            logging.warning("The student's dev %s (%.4f) is at or below the majority-class floor (%.4f): it has not "
+                            "learnt the task.", raw.spec["metric"], score, floor[raw.spec["metric"]])
 
     _save(student, preprocessor, os.path.join(run.out, "student.keras"))
     save_serving_model(student, preprocessor, os.path.join(run.out, "student"), raw, config)

@@ -1,13 +1,12 @@
 """What the speed benchmarks (`benchmarks.throughput`, `benchmarks.precision`) share: their common flags, the
 CIFAR-10 images they time on, and the timer."""
 
-import datetime
 import math
-import os
-import platform
 import time
 
 from absl import flags
+
+from akd_tf import machine as machine_lib
 
 FLAGS = flags.FLAGS
 
@@ -54,31 +53,4 @@ def two_speeds(seconds, ratio=TWO_SPEEDS_RATIO):
     return math.log(widest) >= 0.5 * math.log(times[-1] / times[0])
 
 
-def cpu() -> dict:
-    """The processor a figure was measured on, as data (no TensorFlow import): its model, the vector/matrix units that
-    change TensorFlow's speed, and the cores this process may use."""
-    model, cpu_flags = platform.processor() or "", []
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model in ("", "x86_64", "aarch64"):
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not cpu_flags:
-                    cpu_flags = line.split(":", 1)[1].split()
-    except OSError:  # not Linux: the model from platform alone
-        pass
-    units = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count()
-    return {"cpu": model or "unknown", "cpu_units": [u for u in units if u in cpu_flags], "cores": cores}
-
-
-def machine() -> dict:
-    """`cpu` with the platform, the versions that set the speed, and the date."""
-    import keras
-    import tensorflow as tf
-
-    return {**cpu(), "platform": platform.platform(), "python": platform.python_version(),
-            "tensorflow": tf.__version__, "keras": keras.__version__, "date": datetime.date.today().isoformat()}
+cpu, machine = machine_lib.cpu, machine_lib.machine  # the reading of the machine lives in akd_tf.machine

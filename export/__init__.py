@@ -135,7 +135,7 @@ def _text_examples(student, representative, test, modes, representative_examples
         texts = text_input.as_texts(representative, "representative data")
         representative = text_input.tokenize(student, tuple(t[:representative_examples] for t in texts))
     elif any(m in NEEDS_CALIBRATION for m in modes):
-        _need_dataset(student, "train")
+        _need_dataset(student, "train", [m for m in modes if m in NEEDS_CALIBRATION])
         texts, _ = student_lib.text_examples(student, "train", representative_examples, data_dir)
         representative = text_input.tokenize(student, texts)
     if test is not None:
@@ -159,10 +159,11 @@ def _text_examples(student, representative, test, modes, representative_examples
     return representative, (text_input.tokenize(student, texts), labels, texts)
 
 
-def _need_dataset(student, split):
+def _need_dataset(student, split, modes=None):
     if not student.metadata.get("dataset"):
-        raise ValueError(f"{student.source} names no GLUE dataset to read {split} examples from: pass dataset= "
-                         "(e.g. 'glue/sst2'), or your own texts (test=(texts, labels), representative=texts).")
+        why = f" (mode(s) {modes} calibrate on them)" if modes else ""
+        raise ValueError(f"{student.source} names no GLUE dataset to read {split} examples from{why}: pass "
+                         "dataset= (e.g. 'glue/sst2'), or your own texts (test=(texts, labels), representative=texts).")
 
 
 def _labels(labels, student, data_dir):

@@ -152,7 +152,9 @@ def export_modes(student, modes, representative, test_inputs, test_labels, *, in
     for row in rows:
         if fp32:
             row["fp32_size_over_this"] = fp32 / row["size_bytes"]
-    report = {"model": student.source or student.directory,
+    from akd_tf import machine
+
+    report = {"model": student.source or student.directory, "machine": machine.machine(),
               "dataset": student.metadata.get("dataset") or "user data", "metric": metric,
               "threads_all": threads_all, "results": rows}
     if not image:

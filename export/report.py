@@ -39,6 +39,11 @@ def markdown(report: dict) -> str:
                  f"test {'sentences as raw text' if text else 'images as 8-bit RGB'}, and how often its top class "
                  "equals the LiteRT interpreter's" + (" and the Keras student's" if text else "") if ran else "")
               + ".", ""]
+    if report.get("machine"):
+        m = report["machine"]
+        lines += [f"Machine: {m['cpu']} ({', '.join(m['cpu_units']) or 'no AVX2'}), {m['cores']} cores, "
+                  f"TensorFlow {m['tensorflow']}, LiteRT {m.get('ai-edge-litert', '?')}, MediaPipe "
+                  f"{m.get('mediapipe', '—')}, {m['date']}.", ""]
     header = ["mode", "size (bytes)", "fp32/size", "input", name, f"Keras {name}",
               "Pearson with Keras" if regression else "agreement", "max abs logit diff"]
     if ran:

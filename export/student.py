@@ -134,7 +134,7 @@ def _from_saved_model(path, metadata, source):
     outputs = signature.structured_outputs
     out_spec = next(iter(outputs.values())) if len(outputs) == 1 else None
     if metadata.get("modality") == "text":
-        return _load_text(path, loaded, inputs, out_spec, metadata)
+        return _load_text(path, loaded, inputs, out_spec, metadata, source)
     spec = next(iter(inputs.values())) if len(inputs) == 1 else None
     if (spec is None or spec.dtype != tf.float32 or spec.shape.rank != 4 or out_spec is None
             or out_spec.shape.rank != 2):
@@ -161,7 +161,7 @@ def _metadata(path, dataset):
     return metadata
 
 
-def _load_text(path, loaded, inputs, out_spec, metadata):
+def _load_text(path, loaded, inputs, out_spec, metadata, source):
     length = metadata.get("sequence_length")
     bad = {name: f"{s.dtype.name}{s.shape}" for name, s in inputs.items()
            if s.dtype != tf.int32 or s.shape.rank != 2 or s.shape[1] != length}
@@ -171,7 +171,7 @@ def _load_text(path, loaded, inputs, out_spec, metadata):
     if not os.path.isfile(os.path.join(path, metadata.get("preset", "preset"), "config.json")):
         raise ValueError(f"--model is a text student without its keras-nlp preset directory "
                          f"({metadata.get('preset')!r}), which holds its tokenizer. Received: {path!r}")
-    return Student(path, loaded.serve, (length,), int(out_spec.shape[-1]), metadata, loaded, path)
+    return Student(path, loaded.serve, (length,), int(out_spec.shape[-1]), metadata, loaded, source)
 
 
 def examples(student: Student, split: str, count: int | None, data_dir: str | None = None, normalization=None):

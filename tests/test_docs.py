@@ -56,16 +56,29 @@ def test_no_page_tells_of_the_machines_as_prose(page):
     assert not found, f"{page} speaks of {found}: dates and machines belong in the result files, as data"
 
 
-def test_the_readme_python_example_runs_as_printed(tmp_path):
+README_EXAMPLES = {  # what each of the README's Python blocks prints, in order
+    "images": ("'accuracy':", "'fp32':", "'int8':"),
+    "text": ("'fp32': (", "'int4': ("),
+}
+
+
+@pytest.mark.parametrize("index, name", list(enumerate(README_EXAMPLES)))
+def test_the_readme_python_examples_run_as_printed(tmp_path, index, name):
     blocks = re.findall(r"```python\n(.*?)```", _read("README.md"), re.S)
-    assert len(blocks) == 1
+    assert len(blocks) == len(README_EXAMPLES)
     script = tmp_path / "readme_example.py"
-    script.write_text(blocks[0])
+    script.write_text(blocks[index])
     env = {k: v for k, v in os.environ.items() if k != "TFDS_DATA_DIR"}  # the example names its data itself
     proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=400)
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "'accuracy':" in proc.stdout and "'fp32':" in proc.stdout and "'int8':" in proc.stdout
+    for expected in README_EXAMPLES[name]:
+        assert expected in proc.stdout, proc.stdout[-2000:]
+    if name == "text":  # {mode: (dev accuracy, MediaPipe's agreement with the Keras student)}
+        import ast
+
+        results = ast.literal_eval(proc.stdout.strip().splitlines()[-1])
+        assert all(0.5 <= accuracy <= 1 and agreement >= 0.98 for accuracy, agreement in results.values()), results
 
 
 def test_each_example_script_runs_with_the_command_in_its_docstring():

@@ -122,3 +122,18 @@ def test_keras_api_example_runs():
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "AKD student" in proc.stdout and "Phase 2 (hard labels)" in proc.stdout
+
+
+def test_last_line_warns_of_a_glue_student_at_the_majority_class_floor():
+    from akd_tf.main import summary_line
+
+    metrics = {"metric": "matthews", "majority_class": {"class": 1, "accuracy": 0.6913, "matthews": 0.0},
+               "student": {"net": "bert", "dev": {"dev": {"accuracy": 0.6913, "matthews": 0.0}},
+                           "at_or_below_majority_class": True}}
+    line = summary_line(metrics, "akd", "runs/x")
+    assert line.startswith("student bert (akd): dev accuracy 0.6913, matthews 0.0000 — at or below the majority-class "
+                           "floor (matthews 0.0000, every example given class 1): the student has not learnt the task")
+    metrics["student"]["at_or_below_majority_class"] = False
+    assert "floor" not in summary_line(metrics, "akd", "runs/x")
+    assert summary_line({"student": {"net": "resnet8", "test_accuracy": 0.8}}, "kd", "w") == (
+        "student resnet8 (kd): test accuracy 0.8000; files in w")

@@ -169,6 +169,12 @@ def test_preset_that_cannot_download_is_one_clear_line():
         text_nets.from_preset("bert_tiny_en_uncased", 2, 32)
     with pytest.raises(text_nets.PresetUnavailable, match="not a loadable keras-nlp"):
         text_nets.from_preset(os.path.join(ROOT, "configs"), 2, 32)
+    for preset, says in (("/no/such/dir", r"'/no/such/dir' does not exist \(no such directory\)\. Expected a local"),
+                         ("no_such_preset", r"'no_such_preset' is neither a directory nor a keras-hub text classifier")):
+        with pytest.raises(text_nets.PresetUnavailable, match=says) as error:
+            text_nets.from_preset(preset, 2, 32, flag="teacher_preset")
+        assert str(error.value).startswith("--teacher_preset") and "\n" not in str(error.value)
+        assert str(error.value).endswith("such as bert_tiny_en_uncased.")
 
 
 def test_glue_run_end_to_end_on_mock_data_for_a_pair_task(tmp_path):
@@ -227,6 +233,11 @@ def test_cli_glue_run_writes_metrics_models_and_a_loadable_student(sst2_workdir)
     assert metrics["teacher_logits"]["cached"]
     for who in ("teacher", "student"):
         assert 0.0 <= metrics[who]["dev"]["dev"]["accuracy"] <= 1.0
+    # The floor a student must clear: SST-2's majority class (positive) on the dev split, 444 of 872
+    assert metrics["majority_class"]["class"] == 1
+    assert metrics["majority_class"]["accuracy"] == pytest.approx(444 / 872)
+    below = metrics["student"]["dev"]["dev"]["accuracy"] <= 444 / 872
+    assert metrics["student"]["at_or_below_majority_class"] == below
     # The .keras student carries its tokenizer: it classifies raw strings, as the metrics were computed.
     student = model_files.load_model(os.path.join(sst2_workdir, "student.keras"), "student")
     logits = student.predict(np.array(["a gorgeous , witty , seductive movie .", "dull and lifeless ."]), verbose=0)

