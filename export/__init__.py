@@ -88,7 +88,7 @@ def export_student(model_or_path, modes=None, *, representative=None, test=None,
 
         if student.metadata.get("net") not in nets.NETS or not student.metadata.get("dataset"):
             raise ValueError(f"mode 'qat' rebuilds an akd_tf.nets student ({', '.join(nets.NETS)}) and fine-tunes it "
-                             f"on its TFDS dataset; --model {student.source} names net "
+                             f"on its TFDS dataset; model {student.source} names net "
                              f"{student.metadata.get('net')!r} and dataset {student.metadata.get('dataset')!r}.")
     test_texts = None
     if student.text:
@@ -109,7 +109,7 @@ def export_student(model_or_path, modes=None, *, representative=None, test=None,
         if explicit:
             raise ValueError("mode 'uint8' takes 8-bit pixels, and this student's test inputs are not 0-255 whole "
                              "numbers once un-normalised: give the normalisation its inputs were made with "
-                             "(normalization=, --input_mean/--input_std), or leave out uint8.")
+                             "(normalization=), or leave out uint8.")
         modes.remove("uint8")
         logging.warning("uint8 left out: the inputs are not 8-bit pixels once un-normalised (no normalisation known)")
     qat_options = {"data_dir": data_dir, **(qat_options or {}), "representative": representative}

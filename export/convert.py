@@ -10,9 +10,8 @@ Modes (TFLite post-training quantization):
 * ``int16x8``  int16 activations, int8 weights (more accurate than int8, slower on most CPUs).
 * ``uint8``    full integer like ``int8``, with a uint8 input tensor: for a SavedModel of `export.image_input`
                (pixels in, fixed to scale 1 / zero point 0), the raw pixels; float32 logits out.
-* ``int4``     4-bit weights (per output channel) of the dense, convolution and embedding ops, float
-               activations: the fp32 file quantized by Google's ai-edge-quantizer (weight-only: weights are
-               dequantized at load, so the file is small and the arithmetic float).
+* ``int4``     4-bit weights (per output channel) of the dense and convolution ops, 8-bit embedding tables,
+               float activations: the fp32 file quantized by Google's ai-edge-quantizer (`int4_weights`).
 
 Conversion goes through ``TFLiteConverter.from_saved_model`` (``from_concrete_functions`` left variable ops
 and NaN outputs here).
@@ -75,10 +74,11 @@ def int4_weights(fp32_model: bytes, representative=None, calibration_examples: i
     """``fp32_model`` with 4-bit weights, per output channel, and float arithmetic, by Google's ai-edge-quantizer.
 
     Dense, batched-matmul and convolution weights take its weight-only recipe (dequantized once, when the
-    interpreter is prepared). Embedding tables are read by GATHER ops, which the weight-only recipe does not
-    cover; they take its static recipe instead (4-bit table, GATHER output on the table's own scale, hence the
-    same values), which needs ``representative`` examples (a dict of token feature arrays) to calibrate. Without
-    them (an image model has no tables), they stay float."""
+    interpreter is prepared). Embedding tables are read by GATHER ops (TensorFlow's converter emits no
+    EMBEDDING_LOOKUP), which its 4-bit recipes do not cover; they take its static recipe on GATHER instead, which
+    stores the table in 8 bits (GATHER output on the table's own scale, hence the same values) and needs
+    ``representative`` examples (a dict of token feature arrays) to run. Without them (an image model has no
+    tables) the tables stay float."""
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import qtyping, quantizer, recipe_manager
 
@@ -99,7 +99,25 @@ def int4_weights(fp32_model: bytes, representative=None, calibration_examples: i
             examples = [{name: array[i:i + 1].astype(np.int32) for name, array in representative.items()}
                         for i in range(count)]
             calibration = engine.calibrate({signature: examples}, num_threads=os.cpu_count() or 1)
-        return bytes(engine.quantize(calibration, enable_progress_report=False).quantized_model)
+        return _inline_buffers(bytes(engine.quantize(calibration, enable_progress_report=False).quantized_model))
+
+
+def _inline_buffers(model: bytes) -> bytes:
+    """``model`` with every weight buffer inside the flatbuffer. ai-edge-quantizer writes models over 256 KB with
+    their buffers after the flatbuffer, addressed by offset; the interpreter reads that, but a rewrite of the
+    flatbuffer (the metadata writers', `name_io_tensors`) drops the data behind it."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    root = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
+    outside = [buffer for buffer in root.buffers or () if (buffer.offset or 0) > 1]
+    if not outside:
+        return model
+    for buffer in outside:
+        buffer.data = np.frombuffer(model, np.uint8, count=buffer.size, offset=buffer.offset)
+        buffer.offset = buffer.size = 0
+    builder = flatbuffers.Builder(len(model) + 1024)
+    builder.Finish(root.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def _operators(model: bytes) -> set[str]:

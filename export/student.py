@@ -60,16 +60,16 @@ def load(source, dataset: str | None = None) -> Student:
         return _from_keras(model, f"<in-memory model {model.name!r}>", {}, dataset)
     path = os.fspath(source)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"--model path does not exist. Received: {path!r}; expected {EXPECTED}.")
+        raise FileNotFoundError(f"model path does not exist. Received: {path!r}; expected {EXPECTED}.")
     if os.path.isfile(path):
         from akd_tf.model_files import load_model
 
-        model = load_model(path, "--model")  # one-line errors for wrong formats, corrupt or unsafe files
+        model = load_model(path, "model")  # one-line errors for wrong formats, corrupt or unsafe files
         sibling = os.path.splitext(path)[0]
         metadata = _metadata(sibling, None) if os.path.isfile(os.path.join(sibling, METADATA)) else {}
         return _from_keras(model, path, metadata, dataset)
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        raise ValueError(f"--model is not a SavedModel (no saved_model.pb). Received: {path!r}; expected {EXPECTED}.")
+        raise ValueError(f"model is not a SavedModel (no saved_model.pb). Received: {path!r}; expected {EXPECTED}.")
     return _from_saved_model(path, _metadata(path, dataset), path)
 
 
@@ -90,7 +90,7 @@ def _from_keras(model, source, metadata, dataset):
             model.export(directory, format="tf_saved_model", verbose=False)
     except Exception as error:  # noqa: BLE001 - Keras raises many types for models it cannot trace
         reason = " ".join(str(error).split())[:200]
-        raise ValueError(f"--model {source} could not be exported as a SavedModel: {type(error).__name__}: "
+        raise ValueError(f"model {source} could not be exported as a SavedModel: {type(error).__name__}: "
                          f"{reason}") from None
     student = _from_saved_model(directory, {**metadata, **({"dataset": dataset} if dataset else {})}, source)
     student.temporary = temporary
@@ -129,7 +129,7 @@ def _from_saved_model(path, metadata, source):
     loaded = tf.saved_model.load(path)
     signature = loaded.signatures.get("serving_default")
     if signature is None:
-        raise ValueError(f"--model has no serving_default signature. Received: {source!r}; expected {EXPECTED}.")
+        raise ValueError(f"model has no serving_default signature. Received: {source!r}; expected {EXPECTED}.")
     inputs = signature.structured_input_signature[1]
     outputs = signature.structured_outputs
     out_spec = next(iter(outputs.values())) if len(outputs) == 1 else None
@@ -140,12 +140,12 @@ def _from_saved_model(path, metadata, source):
             or out_spec.shape.rank != 2):
         received = {name: f"{s.dtype.name}{s.shape}" for name, s in inputs.items()}
         raise ValueError(
-            "--model has an unexpected signature: expected one float32 image input [batch, height, width, "
+            "model has an unexpected signature: expected one float32 image input [batch, height, width, "
             f"channels] and one logits output [batch, classes]. Received inputs: {received}"
         )
     input_shape = tuple(spec.shape[1:])
     if "input_shape" in metadata and tuple(metadata["input_shape"]) != input_shape:
-        raise ValueError(f"--model input shape {input_shape} differs from its {METADATA}: {metadata['input_shape']}")
+        raise ValueError(f"model input shape {input_shape} differs from its {METADATA}: {metadata['input_shape']}")
     serve = getattr(loaded, "serve", None) or (lambda x: next(iter(signature(x).values())))
     return Student(path, serve, input_shape, int(out_spec.shape[-1]), metadata, loaded, source)
 
@@ -166,10 +166,10 @@ def _load_text(path, loaded, inputs, out_spec, metadata, source):
     bad = {name: f"{s.dtype.name}{s.shape}" for name, s in inputs.items()
            if s.dtype != tf.int32 or s.shape.rank != 2 or s.shape[1] != length}
     if bad or out_spec is None or out_spec.shape.rank != 2:
-        raise ValueError(f"--model is a text student whose signature is not int32 [batch, {length}] token features "
+        raise ValueError(f"model is a text student whose signature is not int32 [batch, {length}] token features "
                          f"-> [batch, classes]. Received inputs: {bad or list(inputs)}")
     if not os.path.isfile(os.path.join(path, metadata.get("preset", "preset"), "config.json")):
-        raise ValueError(f"--model is a text student without its keras-nlp preset directory "
+        raise ValueError(f"model is a text student without its keras-nlp preset directory "
                          f"({metadata.get('preset')!r}), which holds its tokenizer. Received: {path!r}")
     return Student(path, loaded.serve, (length,), int(out_spec.shape[-1]), metadata, loaded, source)
 
@@ -179,9 +179,8 @@ def examples(student: Student, split: str, count: int | None, data_dir: str | No
     student was trained: normalised images, or token features. For GLUE "test" is the dev split (GLUE's
     test labels are hidden). Raises `ValueError` when the student names no dataset."""
     if not student.metadata.get("dataset"):
-        raise ValueError(f"--model {student.source} names no dataset (no {METADATA}) to read {split} examples from: "
-                         "pass --dataset (a TFDS dataset), or your own examples (--representative_data / --test_data "
-                         "as .npz with arrays x and y; representative= / test= in export_student).")
+        raise ValueError(f"model {student.source} names no dataset (no {METADATA}) to read {split} examples from: "
+                         "pass dataset= (a TFDS dataset), or your own examples (representative= / test=).")
     if not student.text:
         return images(student, split, count, data_dir, normalization)
     texts, labels = text_examples(student, split, count, data_dir)

@@ -23,8 +23,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "The student: the SavedModel directory akd_tf.main writes (<workdir>/student/), or "
                     "a .keras file (loaded with safe_mode=True).", required=True)
 flags.DEFINE_list("quantization", ",".join(DEFAULT_MODES),
-                  f"Comma-separated modes, any of: {', '.join(ALL_MODES)}. Text students: all but int16x8 and qat "
-                  "(the default drops those two for them).")
+                  f"Comma-separated modes, any of: {', '.join(ALL_MODES)}. Default: all but int4 and qat. Text "
+                  "students: all but int16x8, uint8 and qat (the default drops those for them).")
 flags.DEFINE_string("output", None, "Output directory (default: tflite/ beside the model).")
 flags.DEFINE_bool("int8_io", False, "int8 mode: int8 input/output tensors instead of float32.")
 flags.DEFINE_string("representative_data", None, "An .npz file whose array x holds calibration inputs for "
@@ -53,7 +53,17 @@ flags.DEFINE_integer("qat_train_size", 10000, "qat: training images used for fin
 flags.DEFINE_float("qat_learning_rate", 1e-3, "qat: SGD learning rate of the fine-tuning.")
 
 
+# The library's errors name its arguments; from the command line they are flags.
+_AS_FLAGS = (("dataset=", "--dataset"), ("representative= / test=", "--representative_data / --test_data"),
+             ("normalization=", "--input_mean/--input_std"), ("; model ", "; --model "))
+
+
 def _fail(message):
+    message = str(message)
+    if message.startswith(("model ", "labels:")):
+        message = "--" + message
+    for argument, flag in _AS_FLAGS:
+        message = message.replace(argument, flag)
     print(f"export.tflite: error: {message}", file=sys.stderr)
     return 2
 

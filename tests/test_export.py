@@ -98,14 +98,15 @@ def test_latency_reports_percentiles(tiny):
 
 
 def test_student_loading_errors(tmp_path, tiny):
-    with pytest.raises(FileNotFoundError, match="--model path does not exist. Received: '/no/such'"):
+    # In the library's terms (the CLI says --model, --dataset, ...: ERRORS below and tests/test_export_user.py)
+    with pytest.raises(FileNotFoundError, match="^model path does not exist. Received: '/no/such'"):
         student_lib.load("/no/such")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="not a SavedModel"):
         student_lib.load(str(tmp_path / "empty"))
     bare = student_lib.load(tiny[0])  # no akd_tf.json: loads, but has no dataset to read examples from
     with pytest.raises(ValueError, match=r"names no dataset \(no akd_tf.json\) to read test examples from: pass "
-                                         r"--dataset .*--representative_data / --test_data"):
+                                         r"dataset= .*\(representative= / test=\)"):
         student_lib.examples(bare, "test", 10)
     flat = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
     flat.export(str(tmp_path / "flat"), verbose=False)
