@@ -90,6 +90,11 @@ def export_student(model_or_path, modes=None, *, representative=None, test=None,
             raise ValueError(f"mode 'qat' rebuilds an akd_tf.nets student ({', '.join(nets.NETS)}) and fine-tunes it "
                              f"on its TFDS dataset; model {student.source} names net "
                              f"{student.metadata.get('net')!r} and dataset {student.metadata.get('dataset')!r}.")
+        import importlib.util
+
+        if importlib.util.find_spec("tensorflow_model_optimization") is None:
+            raise ValueError("mode 'qat' needs tensorflow-model-optimization, which is not installed: pip install "
+                             "--no-deps tensorflow-model-optimization==0.8.1 (without its absl-py pin; see setup.py)")
     test_texts = None
     if student.text:
         representative, (test_inputs, test_labels, test_texts) = _text_examples(
