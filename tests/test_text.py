@@ -260,6 +260,10 @@ def test_text_student_exports_to_tflite_with_builtin_ops(sst2_workdir, tmp_path)
     assert set(rows) == {"fp32", "dynamic", "float16", "int8"}  # the default drops int16x8 and qat for text
     assert rows["fp32"]["max_abs_logit_diff"] < 1e-4 and rows["fp32"]["agreement"] == 1.0
     assert rows["int8"]["tensor_dtypes"].get("int8", 0) > 0 and rows["int8"]["agreement"] >= 0.9
+    # MediaPipe's TextClassifier tokenizes the raw dev sentences with the vocabulary packed in each file
+    for row in rows.values():
+        assert row["mediapipe"]["examples"] == 64 and row["mediapipe"]["agreement_with_keras"] >= 0.98, row["mediapipe"]
+        assert set(row["mediapipe"]["categories"]) <= {"negative", "positive"}
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(out / "student_int8.tflite"))
