@@ -277,7 +277,11 @@ def test_text_student_exports_to_tflite_with_builtin_ops(sst2_workdir, tmp_path)
         with pytest.raises(ValueError, match=rf"\['{mode}'\] do not support text students"):
             export_student(f"{sst2_workdir}/student", [mode], output=str(tmp_path / "x"))
     assert not os.path.exists(tmp_path / "x")
-    # int4: 4-bit weights of the embeddings and dense layers, float activations
+    # The .keras student (a keras-hub classifier with its preprocessor) exports as the SavedModel does
+    _, from_keras = export_student(f"{sst2_workdir}/student.keras", ["fp32"], test_size=16, benchmark=False,
+                                   mediapipe=False)
+    assert from_keras["results"][0]["agreement"] == 1.0 and from_keras["metric"] == "accuracy"
+    # int4: 4-bit dense weights, 8-bit embedding tables, float activations
     files, report = export_student(f"{sst2_workdir}/student", ["fp32", "dynamic", "int4"], test_size=64, benchmark=False)
     rows = {row["mode"]: row for row in report["results"]}
     assert rows["int4"]["tensor_dtypes"].get("int4", 0) > 0 and rows["int4"]["agreement"] >= 0.9
