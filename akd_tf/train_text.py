@@ -338,7 +338,8 @@ def train_and_evaluate(run) -> dict:
                           "dev": _dev_metrics(student, features, raw.task, config.verbose)}
     metrics["phases"] = phases
     logging.info("Student: %s", metrics["student"])
-    floor = glue.majority_class(raw.task, config.data_dir)
+    # The floor on the dev examples the student was scored on, from the training examples it saw
+    floor = glue.majority_floor(raw.task, raw.labels["train"], raw.labels[raw.eval_splits[0]])
     if floor is not None:  # a student no better than one constant answer has learnt nothing: say so
         metrics["majority_class"] = floor
         score = metrics["student"]["dev"][raw.eval_splits[0]][raw.spec["metric"]]

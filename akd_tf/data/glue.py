@@ -250,19 +250,27 @@ def read_split(builder, tfds_split: str, task: str):
 
 
 def majority_class(task: str, data_dir: str | None = None) -> dict | None:
-    """Every dev metric of predicting the training set's most frequent class for every example (``None`` for a
-    regression task, where a constant has no correlation): the floor a student must clear to have learnt anything.
-    On MRPC it is F1 81.2, the score of a student that calls every pair a paraphrase."""
+    """`majority_floor` of the task's whole training split on its whole (first) dev split. On MRPC it is F1 81.2,
+    the score of a student that calls every pair a paraphrase."""
+    if TASKS[task]["num_classes"] == 1:
+        return None
+    builder = _images.builder(f"glue/{task}", data_dir)
+    return majority_floor(task, read_split(builder, "train", task)[1],
+                          read_split(builder, next(iter(TASKS[task]["eval"].values())), task)[1])
+
+
+def majority_floor(task: str, train_labels, dev_labels) -> dict | None:
+    """Every dev metric of predicting the most frequent class of ``train_labels`` for every example of
+    ``dev_labels`` (``None`` for a regression task, where a constant has no correlation): the floor a student must
+    clear to have learnt anything."""
     from akd_tf import glue_metrics
 
     spec = TASKS[task]
     if spec["num_classes"] == 1:
         return None
-    builder = _images.builder(f"glue/{task}", data_dir)
-    majority = int(np.bincount(read_split(builder, "train", task)[1]).argmax())
-    dev = read_split(builder, next(iter(spec["eval"].values())), task)[1]
-    outputs = np.eye(spec["num_classes"])[np.full(len(dev), majority)]
-    return {"class": majority, **glue_metrics.task_metrics(task, outputs, dev)}
+    majority = int(np.bincount(np.asarray(train_labels)).argmax())
+    outputs = np.eye(spec["num_classes"])[np.full(len(dev_labels), majority)]
+    return {"class": majority, **glue_metrics.task_metrics(task, outputs, dev_labels)}
 
 
 def load(
