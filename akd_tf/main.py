@@ -78,7 +78,6 @@ def config_from_flags(flag_values=FLAGS) -> config_lib.Config:
     return config_lib.Config(**values)
 
 
-
 def summary_line(metrics: dict, method: str, workdir: str) -> str:
     """The run's last line: the student's figures, and a warning when a GLUE student is no better than the
     majority class."""

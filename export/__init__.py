@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import numpy as np
 from absl import logging
 
 from export.pipeline import ALL_MODES, QAT
@@ -50,11 +49,13 @@ def export_student(model_or_path, modes=None, *, representative=None, test=None,
             else none (the inputs are taken as pixels).
         info: an `export.metadata.ModelInfo` (name, description, version, author, licence) for the metadata, or a
             dict that overrides some of the defaults (e.g. ``{"license": "CC-BY-4.0"}``).
-        mediapipe: also run every image file with MediaPipe's ``ImageClassifier``.
+        mediapipe: also run every file with MediaPipe Tasks (``ImageClassifier``; ``TextClassifier`` for
+            single-sentence text tasks) on the test examples.
         output: a directory to write the files and ``export_report.{json,md,png}`` into (atomically).
 
-    Image files take RGB pixels, the normalisation inside (`export.image_input`), and carry metadata (name,
-    labels, input) that MediaPipe Tasks and the TFLite Support library read (`export.metadata`).
+    Image files take RGB pixels, the normalisation inside (`export.image_input`); text files token features
+    (`export.text_input`). Every file carries metadata (name, labels, input or tokenizer) that MediaPipe Tasks and
+    the TFLite Support library read (`export.metadata`).
 
     Inputs are used as given: prepare them as the model was trained on them. Raises `ValueError` or
     `FileNotFoundError` (one line) for unusable input before anything is converted or written.
@@ -117,7 +118,7 @@ def export_student(model_or_path, modes=None, *, representative=None, test=None,
                              "(normalization=), or leave out uint8.")
         modes.remove("uint8")
         logging.warning("uint8 left out: the inputs are not 8-bit pixels once un-normalised (no normalisation known)")
-    qat_options = {"data_dir": data_dir, **(qat_options or {}), "representative": representative}
+    qat_options = {"data_dir": data_dir, **(qat_options or {})}  # its calibration: the pipeline's (pixels)
     files, report = pipeline.export_modes(student, modes, representative, test_inputs, test_labels, int8_io=int8_io,
                                           benchmark=benchmark, invokes=invokes, qat_options=qat_options,
                                           labels=labels, info=info, normalization=normalization, mediapipe=mediapipe,
@@ -134,7 +135,7 @@ def _text_examples(student, representative, test, modes, representative_examples
     (``test``: ``(texts, labels)``; texts an array of strings, or a tuple of two for sentence pairs), else from its
     GLUE task (the dev split for test), tokenized by the tokenizer saved with it."""
     from export import student as student_lib
-    from export import text_input
+    from export import text_input, user_data
 
     if representative is not None:
         texts = text_input.as_texts(representative, "representative data")
@@ -148,14 +149,7 @@ def _text_examples(student, representative, test, modes, representative_examples
             raise ValueError("test data of a text student is a pair (texts, labels): texts an array of strings (or a "
                              "tuple of two for sentence pairs), labels their class ids (scores for regression).")
         texts = text_input.as_texts(test[0], "test data")
-        labels = np.asarray(test[1])
-        if labels.shape != (len(texts[0]),) or labels.dtype.kind not in ("iu" if student.num_classes > 1 else "iuf"):
-            raise ValueError(f"test data labels must be {len(texts[0])} " + (
-                "integer class ids" if student.num_classes > 1 else "scores") + f", shape ({len(texts[0])},). "
-                f"Received dtype {labels.dtype}, shape {labels.shape}.")
-        if student.num_classes > 1 and (labels.min() < 0 or labels.max() >= student.num_classes):
-            raise ValueError(f"test data labels must lie in [0, {student.num_classes}). Received labels from "
-                             f"{labels.min()} to {labels.max()}.")
+        labels = user_data.labels_of(test[1], len(texts[0]), "test data", student.num_classes)
         if test_size is not None:
             texts, labels = tuple(t[:test_size] for t in texts), labels[:test_size]
     else:

@@ -70,6 +70,17 @@ def convert(
     return run(converter)
 
 
+def serving_saved_model(function, input_signature, directory: str, keep=None) -> str:
+    """Writes ``function`` (inputs -> ``{"logits": ...}``) as the ``serving_default`` signature of a SavedModel in
+    ``directory``, the form `convert` reads; ``keep``: the object whose variables ``function`` uses (saved with
+    it). The signature's names become the file's tensor names (`name_io_tensors`)."""
+    module = tf.Module()
+    module.keep = keep
+    module.serve = tf.function(function, input_signature=input_signature)
+    tf.saved_model.save(module, directory, signatures={"serving_default": module.serve})
+    return directory
+
+
 def int4_weights(fp32_model: bytes, representative=None, calibration_examples: int = 32) -> bytes:
     """``fp32_model`` with 4-bit weights, per output channel, and float arithmetic, by Google's ai-edge-quantizer.
 
@@ -106,18 +117,14 @@ def _inline_buffers(model: bytes) -> bytes:
     """``model`` with every weight buffer inside the flatbuffer. ai-edge-quantizer writes models over 256 KB with
     their buffers after the flatbuffer, addressed by offset; the interpreter reads that, but a rewrite of the
     flatbuffer (the metadata writers', `name_io_tensors`) drops the data behind it."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    root = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
+    root = _unpack(model)
     outside = [buffer for buffer in root.buffers or () if (buffer.offset or 0) > 1]
     if not outside:
         return model
     for buffer in outside:
         buffer.data = np.frombuffer(model, np.uint8, count=buffer.size, offset=buffer.offset)
         buffer.offset = buffer.size = 0
-    builder = flatbuffers.Builder(len(model) + 1024)
-    builder.Finish(root.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return _pack(root, len(model))
 
 
 def _operators(model: bytes) -> set[str]:
@@ -174,14 +181,23 @@ def name_io_tensors(model: bytes) -> bytes:
     names an app and the metadata see. The other tensors lose their names (TensorFlow op paths, a few KB that
     nothing reads when the file runs; on a ResNet-8 about 1 % of the int8 file). Call it before the metadata is
     written: the files packed with the metadata ride after the flatbuffer, and a repack drops them."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    root = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
+    root = _unpack(model)
     for signature in root.signatureDefs or ():
         subgraph = root.subgraphs[signature.subgraphIndex]
         io = {entry.tensorIndex: entry.name for entry in (signature.inputs or []) + (signature.outputs or [])}
         for index, tensor in enumerate(subgraph.tensors):
             tensor.name = io.get(index, "")
-    builder = flatbuffers.Builder(len(model) + 1024)
+    return _pack(root, len(model))
+
+
+def _unpack(model: bytes):
+    """The model as the flatbuffer schema's object tree, to edit (`_pack` writes it back)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
+
+
+def _pack(root, size_hint: int) -> bytes:
+    builder = flatbuffers.Builder(size_hint + 1024)
     builder.Finish(root.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())

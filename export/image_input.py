@@ -66,27 +66,17 @@ def uint8_images(pixels: np.ndarray) -> np.ndarray | None:
     return rounded.astype(np.uint8)
 
 
-class _PixelModel(tf.Module):
-    def __init__(self, serve, input_shape, normalization, uint8):
-        super().__init__()
-        self._call = serve
-        self._normalization = normalization
-        self._uint8 = uint8
-        self.serve = tf.function(self._serve, input_signature=[
-            tf.TensorSpec([None, *input_shape], tf.float32, name="image")])
-
-    def _serve(self, image):
-        if self._uint8:
-            image = tf.quantization.fake_quant_with_min_max_args(image, *PIXEL_RANGE, num_bits=8)
-        return {"logits": self._call(self._normalization.normalize(image))}
-
-
 def saved_model(serve, input_shape, normalization: Normalization, directory: str, uint8: bool = False,
                 keep=None) -> str:
     """Writes a SavedModel to ``directory`` whose ``serving_default`` takes float32 pixels ``[batch, *input_shape]``
     and returns the logits of ``serve`` (the student's function on normalised inputs). ``keep``: an object whose
     variables ``serve`` uses (saved with it)."""
-    module = _PixelModel(serve, tuple(input_shape), normalization, uint8)
-    module.keep = keep
-    tf.saved_model.save(module, directory, signatures={"serving_default": module.serve})
-    return directory
+    from export import convert
+
+    def pixels_to_logits(image):
+        if uint8:
+            image = tf.quantization.fake_quant_with_min_max_args(image, *PIXEL_RANGE, num_bits=8)
+        return {"logits": serve(normalization.normalize(image))}
+
+    signature = [tf.TensorSpec([None, *input_shape], tf.float32, name="image")]
+    return convert.serving_saved_model(pixels_to_logits, signature, directory, keep)

@@ -71,19 +71,11 @@ def image_classifier(model: bytes, info: ModelInfo, labels: list[str]) -> bytes:
     from mediapipe.tasks.metadata import schema_py_generated as schema
     from mediapipe.tasks.python.metadata.metadata_writers import writer_utils
 
-    writer_lib = _writer()
     dtype = writer_utils.get_input_tensor_types(bytearray(model))[0]
     kind = {schema.TensorType.FLOAT32: "float32", schema.TensorType.UINT8: "uint8"}.get(dtype, "quantized")
-    writer = writer_lib.MetadataWriter.create(bytearray(model))
-    # add_general_info takes a name and a description only; the GeneralMd it stores also holds version, author, licence
-    writer._general_md = _general(info)
-    writer.add_image_input([0.0], [1.0], description=f"RGB image, pixel values 0-255 as {kind}; the training "
-                           "normalisation is inside the model.")
-    writer.add_classification_output(_labels(labels), description="Class scores (logits): the highest names the "
-                                     "class.")
-    content, _ = writer.populate()
-    del writer  # its temporary folder goes now, not at interpreter exit (where its __del__ fails)
-    return bytes(content)
+    return _populate(model, info, labels, lambda writer: writer.add_image_input(
+        [0.0], [1.0], description=f"RGB image, pixel values 0-255 as {kind}; the training normalisation is inside "
+        "the model."))
 
 
 def text_classifier(model: bytes, info: ModelInfo, labels: list[str] | None, vocabulary: str,
@@ -93,18 +85,26 @@ def text_classifier(model: bytes, info: ModelInfo, labels: list[str] | None, voc
     mask and segment inputs (``tensor_names``: the file's tensor name of ``token_ids``, ``padding_mask`` and
     ``segment_ids``), and the class scores with their labels (or, for a regression student, ``labels=None``, the
     score)."""
-    writer_lib = _writer()
-    writer = writer_lib.MetadataWriter.create(bytearray(model))
-    writer._general_md = _general(info)  # as in image_classifier
-    writer.add_bert_text_input(writer_lib.BertTokenizer(vocabulary), ids_name=tensor_names["token_ids"],
-                               mask_name=tensor_names["padding_mask"], segment_name=tensor_names["segment_ids"])
+    tokenizer = _writer().BertTokenizer(vocabulary)
+    return _populate(model, info, labels, lambda writer: writer.add_bert_text_input(
+        tokenizer, ids_name=tensor_names["token_ids"], mask_name=tensor_names["padding_mask"],
+        segment_name=tensor_names["segment_ids"]))
+
+
+def _populate(model, info, labels, add_input) -> bytes:
+    """``model`` with metadata: ``info``, the input ``add_input(writer)`` describes, and the output: class scores
+    with ``labels``, or (``labels=None``) a regression score."""
+    writer = _writer().MetadataWriter.create(bytearray(model))
+    # add_general_info takes a name and a description only; the GeneralMd it stores also holds version, author, licence
+    writer._general_md = _general(info)
+    add_input(writer)
     if labels is None:
         writer.add_feature_output(name="score", description="The predicted score (regression).")
     else:
-        writer.add_classification_output(_labels(labels), description="Class scores (logits): the highest names "
-                                         "the class.")
+        writer.add_classification_output(_labels(labels), description="Class scores (logits): the highest names the "
+                                         "class.")
     content, _ = writer.populate()
-    del writer
+    del writer  # its temporary folder goes now, not at interpreter exit (where its __del__ fails)
     return bytes(content)
 
 

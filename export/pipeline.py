@@ -16,7 +16,7 @@ from export import image_input, runtime
 QAT = "qat"
 FP32_TOLERANCE = 1e-4  # max |logit difference| allowed between the fp32 file and the float student
 ALL_MODES = convert_lib.MODES + (QAT,)
-MEDIAPIPE_INPUTS = (np.float32, np.uint8)  # what MediaPipe's image classifier feeds (not int8)
+MEDIAPIPE_INPUTS = ("float32", "uint8")  # what MediaPipe's image classifier feeds (not int8)
 
 
 def check(model: bytes, inputs, labels: np.ndarray, reference: np.ndarray, task: str | None = None,
@@ -105,7 +105,10 @@ def export_modes(student, modes, representative, test_inputs, test_labels, *, in
         calibration = None if representative is None else normalization.to_pixels(representative)
         pixels = image_input.uint8_images(file_inputs) if mediapipe else None
     else:
+        from export import text_input
+
         file_inputs, calibration, pixels = test_inputs, representative, None
+        tokenizer = text_input.tokenizer_settings(student)
     files, rows = {}, []
     with tempfile.TemporaryDirectory(prefix="akd_tf_export_") as scratch:
         sources = _ImageSources(student, normalization, scratch) if image else _text_source(student, scratch)
@@ -120,8 +123,9 @@ def export_modes(student, modes, representative, test_inputs, test_labels, *, in
                 source = sources(mode == "uint8") if image else sources
                 model, qat_info = convert_lib.convert(source, mode, calibration, int8_io), None
             model = convert_lib.name_io_tensors(model)
+            described = False
             if info is not None:
-                model = _with_metadata(model, student, info, labels, image)
+                model, described = _with_metadata(model, student, info, labels, None if image else tokenizer)
             name = f"student_{mode}.tflite"
             files[name] = model
             logging.info("[%s] %d bytes; checking on %d test examples", mode, len(model), len(test_labels))
@@ -138,10 +142,10 @@ def export_modes(student, modes, representative, test_inputs, test_labels, *, in
                 )
             if qat_info:
                 row["qat"] = qat_info
-            if image and mediapipe:
-                row["mediapipe"] = _mediapipe(model, pixels, test_labels, predictions, labels is not None)
-            elif mediapipe and info is not None:
-                row["mediapipe"] = _mediapipe_text(model, test_texts, test_labels, predictions, reference, task)
+            if mediapipe:
+                row["mediapipe"] = (
+                    _mediapipe(model, row["input"]["dtype"], pixels, test_labels, predictions, described) if image
+                    else _mediapipe_text(model, test_texts, test_labels, predictions, reference, task, described))
             if benchmark:
                 for threads in sorted({1, threads_all}):
                     logging.info("[%s] latency, batch 1, %d thread(s), %d invokes", mode, threads, invokes)
@@ -157,13 +161,11 @@ def export_modes(student, modes, representative, test_inputs, test_labels, *, in
     report = {"model": student.source or student.directory, "machine": machine.machine(),
               "dataset": student.metadata.get("dataset") or "user data", "metric": metric,
               "threads_all": threads_all, "results": rows}
-    if not image:
-        from export import text_input
-
-        report["tokenizer"] = {k: v for k, v in text_input.tokenizer_settings(student).items() if k != "vocabulary"}
-        report["sequence_length"] = student.metadata.get("sequence_length")
     if image:
         report["normalization"] = normalization.as_dict()
+    else:
+        report["tokenizer"] = {k: v for k, v in tokenizer.items() if k != "vocabulary"}
+        report["sequence_length"] = student.metadata.get("sequence_length")
     if labels is not None:
         report["labels"] = list(labels)
     if info is not None:
@@ -185,14 +187,14 @@ def _input_of(model: bytes) -> dict:
     return described[0] if len(described) == 1 else {"tensors": described}
 
 
-def _mediapipe(model, pixels, labels, litert_predictions, named) -> dict:
-    """MediaPipe's ImageClassifier on the file as it is, over the test images (8-bit RGB pixels)."""
-    dtype = np.dtype(runtime.TFLiteModel(model).input_dtype)
+def _mediapipe(model, dtype, pixels, labels, litert_predictions, described) -> dict:
+    """MediaPipe's ImageClassifier on the file (its input of ``dtype``) as it is, over the test images (8-bit RGB
+    pixels)."""
     if pixels is None:
         return {"skipped": "the test inputs are not 8-bit pixels (0-255 whole numbers) once un-normalised"}
     if dtype not in MEDIAPIPE_INPUTS:
-        return {"skipped": f"MediaPipe's image classifier takes float32 or uint8 input, this file {dtype.name}"}
-    if not named:
+        return {"skipped": f"MediaPipe's image classifier takes float32 or uint8 input, this file {dtype}"}
+    if not described:
         return {"skipped": "the file has no metadata (no labels)"}
     from export import mediapipe_client
 
@@ -211,17 +213,18 @@ def _text_source(student, directory):
                                   os.path.join(directory, "text"), keep=student.loaded)
 
 
-def _with_metadata(model, student, info, labels, image):
+def _with_metadata(model, student, info, labels, tokenizer):
+    """``(model with its metadata, whether it has any)``: an image file's (``tokenizer`` None), or a text file's
+    when its student has a WordPiece vocabulary and the three BERT inputs (named as their features since
+    `convert.name_io_tensors`)."""
     from export import metadata, text_input
 
-    if image:
-        return metadata.image_classifier(model, info, labels)
-    vocabulary = text_input.tokenizer_settings(student)["vocabulary"]
-    names = {d["name"].split(":")[0].removeprefix("serving_default_"): d["name"]
-             for d in runtime.TFLiteModel(model).interpreter.get_input_details()}
-    if vocabulary is None or set(names) != set(text_input.FEATURES):
-        return model  # not a BERT WordPiece student: no tokenizer an app could be told of
-    return metadata.text_classifier(model, info, None if student.num_classes == 1 else labels, vocabulary, names)
+    if tokenizer is None:
+        return metadata.image_classifier(model, info, labels), True
+    if tokenizer["vocabulary"] is None or set(student.metadata["inputs"]) != set(text_input.FEATURES):
+        return model, False  # not a BERT WordPiece student: no tokenizer an app could be told of
+    return metadata.text_classifier(model, info, None if student.num_classes == 1 else labels,
+                                    tokenizer["vocabulary"], {name: name for name in text_input.FEATURES}), True
 
 
 SENTENCE_PAIRS = ("MediaPipe's TextClassifier takes one string; for a sentence pair an app tokenizes the pair itself "
@@ -229,10 +232,9 @@ SENTENCE_PAIRS = ("MediaPipe's TextClassifier takes one string; for a sentence p
                   "file with the LiteRT interpreter")
 
 
-def _mediapipe_text(model, texts, labels, litert_predictions, reference, task) -> dict:
+def _mediapipe_text(model, texts, labels, litert_predictions, reference, task, described) -> dict:
     """MediaPipe's TextClassifier on the file as it is, over the test examples' raw text."""
     from akd_tf import glue_metrics
-    from export import metadata
 
     if texts is None:
         return {"skipped": "no raw text for the test examples"}
@@ -240,7 +242,7 @@ def _mediapipe_text(model, texts, labels, litert_predictions, reference, task) -
         return {"skipped": SENTENCE_PAIRS}
     if reference.shape[-1] == 1:
         return {"skipped": "a regression student: MediaPipe's TextClassifier returns categories"}
-    if not metadata.read(model):
+    if not described:
         return {"skipped": "the file has no tokenizer in its metadata (not a BERT WordPiece student)"}
     from export import mediapipe_client
 

@@ -66,10 +66,10 @@ def markdown(report: dict) -> str:
                 ["—"] * (3 if text else 2))
         cells += [lat("latency_1_threads"), lat(f"latency_{threads_all}_threads")]
         lines.append("| " + " | ".join(cells) + " |")
-    skipped = {r["mediapipe"]["skipped"]: [] for r in report["results"] if "skipped" in r.get("mediapipe", {})}
+    skipped = {}  # why MediaPipe was not run -> the modes
     for r in report["results"]:
         if "skipped" in r.get("mediapipe", {}):
-            skipped[r["mediapipe"]["skipped"]].append(r["mode"])
+            skipped.setdefault(r["mediapipe"]["skipped"], []).append(r["mode"])
     lines += [""] + [f"MediaPipe not run on {', '.join(modes)}: {why}." for why, modes in skipped.items()]
     return "\n".join(lines).rstrip("\n") + "\n"
 

@@ -18,24 +18,13 @@ import tensorflow as tf
 FEATURES = ("token_ids", "segment_ids", "padding_mask")
 
 
-class _TokenModel(tf.Module):
-    def __init__(self, serve, names, length):
-        super().__init__()
-        self._call = serve
-        self.serve = tf.function(self._serve, input_signature=[
-            {name: tf.TensorSpec([None, length], tf.int32, name=name) for name in names}])
-
-    def _serve(self, features):
-        return {"logits": self._call(features)}
-
-
 def saved_model(serve, names, length: int, directory: str, keep=None) -> str:
     """Writes a SavedModel whose ``serving_default`` takes the token features ``names`` (int32 ``[batch, length]``)
     and returns ``{"logits": serve(features)}``; ``keep``: the object whose variables ``serve`` uses."""
-    module = _TokenModel(serve, tuple(names), int(length))
-    module.keep = keep
-    tf.saved_model.save(module, directory, signatures={"serving_default": module.serve})
-    return directory
+    from export import convert
+
+    signature = [{name: tf.TensorSpec([None, int(length)], tf.int32, name=name) for name in names}]
+    return convert.serving_saved_model(lambda features: {"logits": serve(features)}, signature, directory, keep)
 
 
 def preset_directory(student) -> str:

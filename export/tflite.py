@@ -37,8 +37,8 @@ flags.DEFINE_bool("benchmark", True, "Measure batch-1 latency (1 thread and all 
 flags.DEFINE_integer("invokes", 200, "Timed invokes per latency measurement.")
 flags.DEFINE_string("dataset", None, "The student's TFDS dataset, when the model has no akd_tf.json naming it.")
 flags.DEFINE_string("data_dir", None, "TFDS data directory (default: $TFDS_DATA_DIR).")
-flags.DEFINE_string("labels", None, "Image students: a text file of class names, one per line in class-id order, for "
-                    "the files' metadata (default: the TFDS dataset's label names, else the class ids).")
+flags.DEFINE_string("labels", None, "A text file of class names, one per line in class-id order, for the files' "
+                    "metadata (default: the TFDS dataset's label names, else the class ids).")
 flags.DEFINE_list("input_mean", None, "Image students without an akd_tf.json: the per-channel mean of their input "
                   "normalisation, (pixel * input_scale - mean) / std (default: inputs are pixels).")
 flags.DEFINE_list("input_std", None, "With --input_mean: the per-channel standard deviation.")
@@ -47,7 +47,8 @@ flags.DEFINE_string("model_name", None, "Metadata: the model's name (default: '<
 flags.DEFINE_string("model_description", None, "Metadata: what the model does (default: from its akd_tf.json).")
 flags.DEFINE_string("model_version", None, "Metadata: the model's version (default: the akd_tf version).")
 flags.DEFINE_string("model_license", None, "Metadata: the model's licence (default: Apache-2.0).")
-flags.DEFINE_bool("mediapipe", True, "Also run every image file with MediaPipe's ImageClassifier on the test images.")
+flags.DEFINE_bool("mediapipe", True, "Also run every file with MediaPipe Tasks on the test examples (ImageClassifier; "
+                  "TextClassifier for single-sentence text tasks).")
 flags.DEFINE_integer("qat_epochs", 2, "qat: fine-tuning epochs with quantization-aware training.")
 flags.DEFINE_integer("qat_train_size", 10000, "qat: training images used for fine-tuning.")
 flags.DEFINE_float("qat_learning_rate", 1e-3, "qat: SGD learning rate of the fine-tuning.")

@@ -93,13 +93,22 @@ def examples(data, input_shape: tuple, what: str, *, labels: bool = True, num_cl
             raise ValueError(f"{what} has no labels: pass (x, y), a dataset of (x, y), or an .npz file with arrays "
                              "x and y.")
         return x.astype(np.float32), None
+    return x.astype(np.float32), labels_of(y, len(x), what, num_classes).astype(np.int64)
+
+
+def labels_of(y, count: int, what: str, num_classes: int | None = None) -> np.ndarray:
+    """``y`` as ``count`` labels, shape ``(count,)`` (a ``(count, 1)`` column is flattened): integer class ids in
+    ``[0, num_classes)``, or any real scores for a regression student (``num_classes == 1``). Raises `ValueError`
+    naming ``what`` otherwise."""
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
-    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"{what} labels must be {len(x)} integer class ids, shape ({len(x)},). Received dtype "
-                         f"{y.dtype}, shape {y.shape}.")
-    if num_classes is not None and (y.min() < 0 or y.max() >= num_classes):
+    regression = num_classes == 1
+    if y.shape != (count,) or not (np.issubdtype(y.dtype, np.integer) or regression and y.dtype.kind == "f"):
+        kind = "scores" if regression else "integer class ids"
+        raise ValueError(f"{what} labels must be {count} {kind}, shape ({count},). Received dtype {y.dtype}, shape "
+                         f"{y.shape}.")
+    if num_classes is not None and not regression and (y.min() < 0 or y.max() >= num_classes):
         raise ValueError(f"{what} labels must lie in [0, {num_classes}) for this {num_classes}-class student. "
                          f"Received labels from {y.min()} to {y.max()}.")
-    return x.astype(np.float32), y.astype(np.int64)
+    return y
