@@ -43,5 +43,7 @@ setuptools.setup(
     python_requires=">=3.10,<3.13",
     packages=setuptools.find_packages(include=["akd_tf", "akd_tf.*", "export", "export.*"]),
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest>=8", "pytest-timeout", "pytest-xdist>=3.6"]},
+    extras_require={"test": ["pytest>=8", "pytest-timeout", "pytest-xdist>=3.6"],
+                    # benchmarks.peer_pytorch only: the official code's framework, timed beside this project
+                    "peer": ["torch>=2.4"]},
 )

@@ -47,33 +47,15 @@ def _variant(name):
 
 
 def _steps(splits, variant):
-    """The four timed callables, on models built in the variant's precision."""
-    import keras
-
-    import akd_tf
-    from akd_tf import nets, precision
+    """The four timed callables (`speed.project_steps`), on models built in the variant's precision."""
+    from akd_tf import precision
 
     precision_name, jit = _variant(variant)
     precision.set_global(precision_name)
-    keras.utils.set_random_seed(0)
-    sgd = lambda: keras.optimizers.SGD(0.1, momentum=0.9)  # noqa: E731
-    student = nets.build(FLAGS.student_net, weight_decay=1e-4)
-    student.compile(sgd(), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
-                    jit_compile=jit)
-    teacher = nets.build(FLAGS.teacher_net, weight_decay=1e-4)
-    teacher.compile(jit_compile=jit)  # for predict
-    akd, akd_views = (akd_tf.AnnealingKD(teacher=teacher, student=nets.build(FLAGS.student_net, weight_decay=1e-4),
-                                         max_temperature=10) for _ in range(2))
-    for model in (akd, akd_views):
-        model.compile(optimizer=sgd(), jit_compile=jit)
-    views = splits.with_teacher_logits(teacher.predict(splits.teacher_views(1), verbose=0)[None]).train_epochs(0, 1)
-    precision.set_global("none")
-    return {
-        "student_train": lambda: student.fit(splits.train, epochs=1, verbose=0),
-        "teacher_inference": lambda: teacher.predict(splits.train, verbose=0),
-        "akd_phase1": lambda: akd.fit(splits.train, epochs=1, verbose=0),
-        "akd_phase1_views": lambda: akd_views.fit(views, epochs=1, verbose=0),
-    }
+    try:
+        return speed.project_steps(splits, FLAGS.teacher_net, FLAGS.student_net, jit_compile=jit)[0]
+    finally:
+        precision.set_global("none")
 
 
 def _plot(medians, fastest, names, path):
@@ -111,16 +93,8 @@ def main(argv):
     n = splits.num_examples["train"]
     print(f"building {len(FLAGS.precisions)} model sets and one view of teacher logits each (not timed)", flush=True)
     runs = {p: _steps(splits, p) for p in FLAGS.precisions}
-    seconds = {k: {p: [] for p in FLAGS.precisions} for k in STEPS}
-    for round_ in range(FLAGS.repeats + 1):
-        for k in STEPS:
-            for p in FLAGS.precisions:
-                elapsed = speed.timed(runs[p][k])
-                if round_:  # round 0 traces the functions
-                    seconds[k][p].append(elapsed)
-        print(f"round {round_}/{FLAGS.repeats}: " + ", ".join(
-            f"{k} " + "/".join(f"{n / seconds[k][p][-1]:.0f}" for p in FLAGS.precisions) for k in STEPS)
-            + " img/s" if round_ else "warm-up done", flush=True)
+    flat = speed.interleaved({f"{k} {p}": runs[p][k] for k in STEPS for p in FLAGS.precisions}, FLAGS.repeats, n)
+    seconds = {k: {p: flat[f"{k} {p}"] for p in FLAGS.precisions} for k in STEPS}
     rates = {k: {p: n / np.array(t) for p, t in v.items()} for k, v in seconds.items()}
     medians = {k: {p: float(np.median(r)) for p, r in v.items()} for k, v in rates.items()}
     fastest = {k: {p: float(r.max()) for p, r in v.items()} for k, v in rates.items()}
@@ -132,13 +106,10 @@ def main(argv):
     goal = {p: {"step": "akd_phase1", "target": FLAGS.goal, "median": speedups["akd_phase1"][p]["median"],
                 "met": speedups["akd_phase1"][p]["median"] >= FLAGS.goal}
             for p in FLAGS.precisions[1:] if _variant(p)[0] == "bfloat16"}
-    with open("/proc/cpuinfo") as f:
-        cpu_flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
     report = {
         "command": command_line("benchmarks.precision", [FLAGS[k].serialize() for k in (
             "images", "batch_size", "repeats", "precisions", "teacher_net", "student_net")]),
-        "machine": {**speed.machine(),
-                    "bf16_units": sorted(f for f in cpu_flags if f in ("avx512_bf16", "amx_bf16", "amx_tile"))},
+        "machine": speed.machine(),
         "two_speeds": {k: {p: speed.two_speeds(t) for p, t in d.items()} for k, d in seconds.items()},
         "images_per_second": medians, "fastest_images_per_second": fastest,
         "epoch_seconds": {k: {p: [float(t) for t in v] for p, v in d.items()} for k, d in seconds.items()},
@@ -148,10 +119,11 @@ def main(argv):
     with open(FLAGS.output + ".json", "w") as f:
         json.dump(report, f, indent=2)
     names = {k: v.format(student=FLAGS.student_net, teacher=FLAGS.teacher_net) for k, v in STEPS.items()}
+    m = report["machine"]
     others = FLAGS.precisions[1:]
     lines = [
         f"Mixed precision, CIFAR-10, batch {FLAGS.batch_size}, {n} images, median of {FLAGS.repeats} interleaved "
-        f"rounds, {os.cpu_count()} CPU cores; bf16 units: {', '.join(report['machine']['bf16_units']) or 'none'}",
+        f"rounds",
         "",
         "| step | " + " | ".join(f"{p} img/s (fastest)" for p in FLAGS.precisions) + " | "
         + " | ".join(f"{p} / {base}, median (fastest)" for p in others) + " |",
@@ -166,6 +138,9 @@ def main(argv):
         "Two speeds (rounds in a fast and a slow cluster, benchmarks.speed.two_speeds): "
         + (", ".join(f"{names[k]} in {p}" for k, d in report["two_speeds"].items() for p, flagged in d.items()
                      if flagged) or "none") + ".",
+        "",
+        f"Machine: {m['cpu']} ({', '.join(m['cpu_units']) or 'no AVX2'}; bfloat16 runs fast only with amx_bf16), "
+        f"{m['cores']} cores, TensorFlow {m['tensorflow']}, Keras {m['keras']}, {m['date']}.",
         "",
         f"Command: `{report['command']}`",
     ]

@@ -30,6 +30,58 @@ def load_images():
                          train_size=FLAGS.images, test_size=FLAGS.batch_size)
 
 
+def project_steps(splits, teacher_net, student_net, jit_compile=False):
+    """This project's four timed steps on ``splits``, each a callable that runs one epoch: (a) ``student_train``,
+    the student's cross-entropy step; (b) ``teacher_inference``; (c) ``akd_phase1``, AnnealingKD's phase-1 step
+    with the teacher in the loop; (d) ``akd_phase1_views``, the same step on cached teacher logits. Models are
+    built in the global dtype policy and compiled with ``jit_compile``. Returns the steps and the (random-weight)
+    teacher they share: speed does not depend on the weights."""
+    import keras
+
+    import akd_tf
+    from akd_tf import nets
+
+    keras.utils.set_random_seed(0)
+    sgd = lambda: keras.optimizers.SGD(0.1, momentum=0.9)  # noqa: E731
+    student = nets.build(student_net, weight_decay=1e-4)
+    student.compile(sgd(), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
+                    jit_compile=jit_compile)
+    teacher = nets.build(teacher_net, weight_decay=1e-4)
+    teacher.compile(jit_compile=jit_compile)  # for predict
+    akd, akd_views = (akd_tf.AnnealingKD(teacher=teacher, student=nets.build(student_net, weight_decay=1e-4),
+                                         max_temperature=10) for _ in range(2))
+    for model in (akd, akd_views):
+        model.compile(optimizer=sgd(), jit_compile=jit_compile)
+    n = splits.num_examples["train"]
+    # One view is enough for speed: every cached epoch reads images + stored logits the same way.
+    print(f"computing the teacher's logits of one augmented view of {n} images (not timed)", flush=True)
+    views = splits.with_teacher_logits(teacher.predict(splits.teacher_views(1), verbose=0)[None])
+    views_epoch = views.train_epochs(0, 1)  # built once, like `splits.train`: each fit re-iterates it
+    steps = {
+        "student_train": lambda: student.fit(splits.train, epochs=1, verbose=0),
+        "teacher_inference": lambda: teacher.predict(splits.train, verbose=0),
+        "akd_phase1": lambda: akd.fit(splits.train, epochs=1, verbose=0),
+        "akd_phase1_views": lambda: akd_views.fit(views_epoch, epochs=1, verbose=0),
+    }
+    return steps, teacher
+
+
+def interleaved(steps, repeats, images):
+    """Seconds per epoch of every step in ``steps`` (name: callable running one epoch of ``images``), over
+    ``repeats`` rounds after one warm-up round. Within a round the steps run back to back, so ratios taken within
+    a round see the same machine: a change of its speed during the benchmark moves numerator and denominator alike."""
+    seconds = {name: [] for name in steps}
+    for round_ in range(repeats + 1):
+        for name, run in steps.items():
+            elapsed = timed(run)
+            if round_:  # round 0 traces the functions and fills the caches
+                seconds[name].append(elapsed)
+        print(f"round {round_}/{repeats}: " + ", ".join(
+            f"{name} {images / seconds[name][-1]:.0f} img/s" for name in steps) if round_ else "warm-up done",
+            flush=True)
+    return seconds
+
+
 def timed(run):
     """Seconds that ``run()`` took."""
     start = time.perf_counter()

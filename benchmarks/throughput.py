@@ -73,50 +73,20 @@ def main(argv):
     import keras
     import numpy as np
 
-    import akd_tf
     from akd_tf import nets
 
     splits = speed.load_images()
     n = splits.num_examples["train"]
 
-    keras.utils.set_random_seed(0)
-    sgd = lambda: keras.optimizers.SGD(0.1, momentum=0.9)  # noqa: E731
-    student = nets.build(FLAGS.student_net, weight_decay=1e-4)
-    student.compile(sgd(), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    teacher = nets.build(FLAGS.teacher_net, weight_decay=1e-4)
-    akd = akd_tf.AnnealingKD(teacher=teacher, student=nets.build(FLAGS.student_net, weight_decay=1e-4),
-                             max_temperature=10)
-    akd.compile(optimizer=sgd())
-    akd_views = akd_tf.AnnealingKD(teacher=teacher, student=nets.build(FLAGS.student_net, weight_decay=1e-4),
-                                   max_temperature=10)
-    akd_views.compile(optimizer=sgd())
-    # One view is enough for speed: every cached epoch reads images + stored logits the same way.
-    print(f"computing the teacher's logits of one augmented view of {n} images (not timed)", flush=True)
-    views = splits.with_teacher_logits(teacher.predict(splits.teacher_views(1), verbose=0)[None])
-    views_epoch = views.train_epochs(0, 1)  # built once, like `splits.train`: each fit re-iterates it
+    steps, teacher = speed.project_steps(splits, FLAGS.teacher_net, FLAGS.student_net)
     kd = keras_io_distiller()(student=nets.build(FLAGS.student_net, weight_decay=1e-4), teacher=teacher)
     teacher.trainable = False  # AnnealingKD did this already; stated again because the example does not
-    kd.compile(optimizer=sgd(), metrics=[keras.metrics.SparseCategoricalAccuracy()],
+    kd.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+               metrics=[keras.metrics.SparseCategoricalAccuracy()],
                student_loss_fn=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                distillation_loss_fn=keras.losses.KLDivergence(), alpha=0.1, temperature=10)
-    steps = {
-        "student_train": lambda: student.fit(splits.train, epochs=1, verbose=0),
-        "teacher_inference": lambda: teacher.predict(splits.train, verbose=0),
-        "akd_phase1": lambda: akd.fit(splits.train, epochs=1, verbose=0),
-        "akd_phase1_views": lambda: akd_views.fit(views_epoch, epochs=1, verbose=0),
-        "keras_io_kd": lambda: kd.fit(splits.train, epochs=1, verbose=0),
-    }
-    # Interleaved rounds: (a), (b) and (c) are timed back to back in every round and the ratios are taken within a
-    # round, so a change of the machine's speed during the benchmark moves numerator and denominator alike.
-    seconds = {name: [] for name in steps}
-    for round_ in range(FLAGS.repeats + 1):
-        for name, run in steps.items():
-            elapsed = speed.timed(run)
-            if round_:  # round 0 traces the functions and fills the cache
-                seconds[name].append(elapsed)
-        print(f"round {round_}/{FLAGS.repeats}: " + ", ".join(
-            f"{name} {n / seconds[name][-1]:.0f} img/s" for name in steps if round_) if round_ else "warm-up done",
-            flush=True)
+    steps["keras_io_kd"] = lambda: kd.fit(splits.train, epochs=1, verbose=0)
+    seconds = speed.interleaved(steps, FLAGS.repeats, n)
     rates = {name: n / np.array(times) for name, times in seconds.items()}
     # The fastest epoch of each step is the one least disturbed by the host (timeit's advice: take the min).
     fastest = {name: float(r.max()) for name, r in rates.items()}
@@ -156,8 +126,7 @@ def main(argv):
         json.dump(report, f, indent=2)
     names = {k: v.format(student=FLAGS.student_net, teacher=FLAGS.teacher_net) for k, v in STEPS.items()}
     lines = [
-        f"Throughput, CIFAR-10, batch {FLAGS.batch_size}, {n} images, median of {FLAGS.repeats} interleaved rounds, "
-        f"{os.cpu_count()} CPU cores",
+        f"Throughput, CIFAR-10, batch {FLAGS.batch_size}, {n} images, median of {FLAGS.repeats} interleaved rounds",
         "",
         "| step | images/s, median | images/s, fastest epoch | median / fastest | epoch seconds | two speeds |",
         "|---|---|---|---|---|---|",

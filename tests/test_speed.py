@@ -1,0 +1,26 @@
+"""benchmarks.speed: the interleaved timer and this project's four timed steps, on real CIFAR-10 images."""
+
+import numpy as np
+
+from akd_tf import data
+from benchmarks import speed
+
+
+def test_interleaved_drops_the_warm_up_round_and_keeps_the_order_within_rounds():
+    calls = []
+    steps = {name: (lambda name=name: calls.append(name)) for name in ("a", "b")}
+    seconds = speed.interleaved(steps, repeats=3, images=64)
+    assert calls == ["a", "b"] * 4  # one warm-up round, then three timed ones
+    assert {k: len(v) for k, v in seconds.items()} == {"a": 3, "b": 3}
+    assert all(t >= 0 for v in seconds.values() for t in v)
+
+
+def test_project_steps_each_run_one_epoch():
+    splits = data.load("cifar10", batch_size=32, validation_size=0, train_size=64, test_size=32)
+    steps, teacher = speed.project_steps(splits, "resnet8", "plane2")
+    assert list(steps) == ["student_train", "teacher_inference", "akd_phase1", "akd_phase1_views"]
+    assert steps["teacher_inference"]().shape == (64, 10)
+    for name in ("student_train", "akd_phase1", "akd_phase1_views"):
+        history = steps[name]().history
+        assert all(len(v) == 1 and np.isfinite(v[0]) for v in history.values()), (name, history)
+    assert not teacher.trainable  # phase 1 froze it: only the students' weights move
