@@ -178,7 +178,7 @@ class Config:
         def one_of(name, allowed):
             value = getattr(self, name)
             if value not in allowed:
-                raise ValueError(f"Unknown {name} {value!r}. Allowed: {', '.join(allowed)}")
+                raise ValueError(f"Unknown `{name}` {value!r}. Allowed: {', '.join(allowed)}")
 
         one_of("dataset", tuple(data_lib.DATASETS) + tuple(glue.DATASETS))
         one_of("method", METHODS)
@@ -195,8 +195,8 @@ class Config:
             if self.assistant_path is None:
                 one_of("assistant_net", architectures)
         elif self.assistant_path is not None:
-            raise ValueError(f"`assistant` is read by --method=takd only. Received: method={self.method!r}, "
-                             f"assistant={self.assistant_path!r}")
+            raise ValueError(f"`assistant_path` is read by method='takd' only. Received: method={self.method!r}, "
+                             f"assistant_path={self.assistant_path!r}")
         if self.teacher_path is None and self.needs_teacher and not (self.text and self.teacher_preset):
             one_of("teacher_net", architectures)
         if isinstance(self.teacher_views, bool) or not isinstance(self.teacher_views, int) or self.teacher_views < 0:
@@ -205,7 +205,7 @@ class Config:
             raise ValueError(
                 "`teacher_views` caches the teacher's logits of augmented images for akd, ckd, kd and takd on image "
                 f"datasets. Received: teacher_views={self.teacher_views}, method={self.method!r}, "
-                f"dataset={self.dataset!r}" + (" (text runs cache logits with --cache_teacher_logits)" if self.text
+                f"dataset={self.dataset!r}" + (" (text runs cache logits with `cache_teacher_logits`)" if self.text
                                                 else ""))
         if self.assistant_epochs is not None and (isinstance(self.assistant_epochs, bool)
                                                   or not isinstance(self.assistant_epochs, int)
@@ -222,9 +222,9 @@ class Config:
         one_of("teacher_outputs", logits.OUTPUTS)
         if self.teacher_outputs == "probabilities":
             if self.teacher_path is None:
-                raise ValueError("`teacher_outputs` 'probabilities' describes a --teacher file; a teacher trained here "
-                                 "(or built from a preset) returns logits. Received: teacher_outputs='probabilities' "
-                                 "and no --teacher")
+                raise ValueError("`teacher_outputs` 'probabilities' describes a `teacher_path` file; a teacher trained "
+                                 "here (or built from a preset) returns logits. Received: "
+                                 "teacher_outputs='probabilities', teacher_path=None")
             if self.text and glue.DATASETS[self.dataset]["num_classes"] == 1:
                 raise ValueError(f"`teacher_outputs` 'probabilities' needs a classification task; {self.dataset} is a "
                                  "regression task, whose teacher returns a score. Allowed there: logits")
@@ -232,7 +232,7 @@ class Config:
         one_of("mixed_precision", tuple(precision.POLICIES))
         if self.teacher_logits_cache and not (self.text and self.cache_teacher_logits):
             raise ValueError("`teacher_logits_cache` keeps the cached teacher logits of GLUE runs (image runs: "
-                             f"--teacher_views_cache). Received: teacher_logits_cache={self.teacher_logits_cache!r}, "
+                             f"`teacher_views_cache`). Received: teacher_logits_cache={self.teacher_logits_cache!r}, "
                              f"dataset={self.dataset!r}, cache_teacher_logits={self.cache_teacher_logits}")
         if self.group_by_length and not self.text:
             raise ValueError("`group_by_length` batches text by token count; image datasets have none. Received: "
@@ -273,13 +273,13 @@ class Config:
                                  f"labels alone. Received: ckd_label_ramp_epochs={self.ckd_label_ramp_epochs!r}"
                                  ) from None
         elif self.ckd_label_ramp_epochs is not None or self.ckd_margin:
-            raise ValueError(f"`ckd_label_ramp_epochs` and `ckd_margin` are read by --method=ckd only. Received: "
+            raise ValueError(f"`ckd_label_ramp_epochs` and `ckd_margin` are read by method='ckd' only. Received: "
                              f"method={self.method!r}, ckd_label_ramp_epochs={self.ckd_label_ramp_epochs!r}, "
                              f"ckd_margin={self.ckd_margin!r}")
-        for flag, path in (("--teacher", self.teacher_path), ("--assistant", self.assistant_path),
-                           ("--student_init", self.student_init_file)):
+        for name, path in (("teacher_path", self.teacher_path), ("assistant_path", self.assistant_path),
+                           ("student_init", self.student_init_file)):
             if path is not None and not os.path.isfile(path):
-                raise FileNotFoundError(f"{flag} file not found. Received: {path!r}")
+                raise FileNotFoundError(f"`{name}` file not found. Received: {name}={path!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"`seed` must be an integer >= 0. Received: seed={self.seed!r}")
 
@@ -288,17 +288,17 @@ class Config:
         if not self.text:
             if truncate:
                 raise ValueError(f"`student_init` {text_nets.TRUNCATE}K copies transformer layers of a text teacher "
-                                 f"(GLUE); an image student starts from a .keras file of --student_net. {received}")
+                                 f"(GLUE); an image student starts from a .keras file of `student_net`. {received}")
             return
         if not truncate:
             raise ValueError(f"`student_init` for a text student is {text_nets.TRUNCATE}K (the first K layers of the "
-                             f"teacher); or start it from --student_preset. {received}")
+                             f"teacher); or start it from `student_preset`. {received}")
         if self.student_preset:
             raise ValueError(f"`student_init` and `student_preset` both give the student's weights; pass one. "
                              f"{received}, student_preset={self.student_preset!r}")
         if not (self.teacher_path or self.teacher_preset):
             raise ValueError(f"`student_init` {self.student_init} copies the teacher's first layers: it needs "
-                             f"--teacher (a .keras text classifier) or --teacher_preset. {received}")
+                             f"`teacher_path` (a .keras text classifier) or `teacher_preset`. {received}")
 
     @property
     def student_init_file(self):

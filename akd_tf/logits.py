@@ -67,7 +67,7 @@ def check_logits(model, who: str) -> None:
     layer, function = found
     fix = f"rebuild that layer with activation=None (or drop the final {function})"
     if who == "teacher":
-        fix = (f"pass teacher_outputs='probabilities' (CLI: --teacher_outputs=probabilities) to convert them to "
+        fix = (f"pass teacher_outputs='probabilities' to convert them to "
                f"logits with a log, or {fix}")
     raise ValueError(f"The {who} {model.name!r} returns probabilities: its output layer {layer!r} applies "
                      f"{function}, and distillation needs logits. Fix: {fix}.")

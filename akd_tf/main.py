@@ -11,6 +11,7 @@ input (one line on stderr, before any training); 3 the training diverged (NaN or
 """
 
 import dataclasses
+import re
 import sys
 import typing
 
@@ -52,8 +53,24 @@ define_config_flags()
 PROG = "akd_tf.main"
 
 
+def _flag_names():
+    """Every setting the library's errors can name (`Config` fields and the arguments of `train_and_evaluate`) ->
+    its flag."""
+    names = {field.name: field.metadata["flag"] or field.name for field in dataclasses.fields(config_lib.Config)}
+    return {**names, "workdir": "workdir", "overwrite": "overwrite"}
+
+
+def in_flag_terms(message: str) -> str:
+    """A library error in this CLI's terms: the library names settings as the Python API does (`teacher_path`,
+    ``method='takd'``); here each becomes its flag (--teacher, --method='takd')."""
+    for name, flag in _flag_names().items():
+        message = message.replace(f"`{name}`", f"--{flag}")
+        message = re.sub(rf"(?<![\w.-]){name}=", f"--{flag}=", message)
+    return message
+
+
 def _error(message, status):
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    print(f"{PROG}: error: {in_flag_terms(str(message))}", file=sys.stderr)
     sys.exit(status)
 
 

@@ -29,8 +29,12 @@ def _file_state(path):
     return stat.st_mtime_ns, stat.st_size
 
 
-def load_model(path, what="--teacher", keep=False):
-    """Loads a ``.keras`` model with ``safe_mode`` on (no code from the file runs).
+# The `Config` field that names the file of each model a run loads: errors name the setting that gave the file.
+FIELDS = {"teacher": "teacher_path", "assistant": "assistant_path", "student_init": "student_init"}
+
+
+def load_model(path, what="`teacher_path`", keep=False):
+    """Loads a ``.keras`` model with ``safe_mode`` on (no code from the file runs); ``what`` names it in errors.
 
     ``keep``: hold the model for the next load of the same unchanged file, which takes it unless a distribution
     strategy is in scope (whose variables must be created within it). Each kept model is taken once: two loads
@@ -59,7 +63,7 @@ def _load_keras_file(path, what):
     start = time.perf_counter()
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
-        logging.info("Read %s %s in %.1f s", what, path, time.perf_counter() - start)
+        logging.info("Read %s %s in %.1f s", what.strip("`"), path, time.perf_counter() - start)
         return model
     except Exception as error:  # noqa: BLE001 - Keras raises many types for bad files; all mean the same here
         reason = " ".join(str(error).split())
@@ -103,22 +107,23 @@ def weights_digest(model):
     return digest
 
 
-def check_fits_data(teacher, path, data_spec, flag="--teacher", returns="logits"):
-    """`BadInput` unless the model in ``path`` predicts the dataset's classes from its inputs, and returns
-    logits (unless ``returns`` is ``"probabilities"``)."""
+def check_fits_data(teacher, path, data_spec, role="teacher", returns="logits"):
+    """`BadInput` unless the ``role`` model (a key of `FIELDS`) in ``path`` predicts the dataset's classes from its
+    inputs, and returns logits (unless ``returns`` is ``"probabilities"``)."""
+    what = f"`{FIELDS[role]}`"
     outputs = known_shape(teacher, "outputs")
     inputs = known_shape(teacher, "inputs")
     if outputs is not None and outputs[-1] != data_spec["num_classes"]:
-        raise BadInput(f"{flag} {path!r} predicts {outputs[-1]} classes; the dataset has "
+        raise BadInput(f"{what} {path!r} predicts {outputs[-1]} classes; the dataset has "
                        f"{data_spec['num_classes']}.")
     if "input_shape" in data_spec and inputs is not None and tuple(inputs) != tuple(data_spec["input_shape"]):
-        raise BadInput(f"{flag} {path!r} takes inputs of shape {tuple(inputs)}; the dataset's images are "
+        raise BadInput(f"{what} {path!r} takes inputs of shape {tuple(inputs)}; the dataset's images are "
                        f"{tuple(data_spec['input_shape'])}.")
     if returns == "logits":
         try:
-            logits.check_logits(teacher, flag.lstrip("-"))
+            logits.check_logits(teacher, role)
         except ValueError as error:
-            raise BadInput(f"{flag} {path!r}: {error}") from None
+            raise BadInput(f"{what} {path!r}: {error}") from None
 
 
 def check_same_network(model, net, path, name):
@@ -126,9 +131,9 @@ def check_same_network(model, net, path, name):
     have = [tuple(w.shape) for w in model.weights]
     want = [tuple(w.shape) for w in net.weights]
     if have != want:
-        raise BadInput(f"--student_init {path!r} is not a {name}: its weights have other shapes "
+        raise BadInput(f"`student_init` {path!r} is not a {name}: its weights have other shapes "
                        f"({len(have)} weights, {count_params(model):,} trainable parameters; a {name} has "
-                       f"{len(want)}, {count_params(net):,}). Pass a model of --student_net.")
+                       f"{len(want)}, {count_params(net):,}). Pass a model of `student_net`.")
 
 
 def count_params(model):

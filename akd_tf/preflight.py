@@ -29,13 +29,14 @@ def preflight(config: Config, run_dir: str, overwrite: bool = False):
     except FileNotFoundError as error:
         raise BadInput(str(error)) from None
     spec = {**data_lib.DATASETS, **glue.DATASETS}[config.dataset]
-    for flag, path in (("--teacher", config.teacher_path), ("--assistant", config.assistant_path)):
+    for role, path in (("teacher", config.teacher_path), ("assistant", config.assistant_path)):
         if path:
-            model_files.check_fits_data(model_files.load_model(path, flag, keep=True), path, spec, flag,
-                                        config.teacher_outputs if flag == "--teacher" else "logits")
+            model = model_files.load_model(path, f"`{model_files.FIELDS[role]}`", keep=True)
+            model_files.check_fits_data(model, path, spec, role,
+                                        config.teacher_outputs if role == "teacher" else "logits")
     if config.student_init_file:  # truncate:K is checked when the student is built from the teacher
-        init = model_files.load_model(config.student_init_file, "--student_init", keep=True)
-        model_files.check_fits_data(init, config.student_init_file, spec, "--student_init")
+        init = model_files.load_model(config.student_init_file, "`student_init`", keep=True)
+        model_files.check_fits_data(init, config.student_init_file, spec, "student_init")
         net = nets.build(config.student_net, spec["num_classes"], spec["input_shape"])
         model_files.check_same_network(init, net, config.student_init_file, config.student_net)
     if overwrite:  # last: a bad flag must not cost the user the run it would replace

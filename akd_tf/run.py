@@ -130,7 +130,7 @@ class Run:
                     f"{stage} training diverged: {error}. "
                     + (f"The last good checkpoint (after epoch {kept}) is kept in {checkpoint.directory}. "
                        if kept else "No epoch finished, so there is no checkpoint. ")
-                    + "Try a lower --learning_rate (with --overwrite or a new --workdir)."
+                    + "Try a lower `learning_rate` (with `overwrite` or a new `workdir`)."
                 ) from None
         else:
             for callback in stateful:  # the stage had finished: only its end-of-training step is left

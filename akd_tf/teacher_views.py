@@ -19,6 +19,7 @@ from akd_tf import files
 from akd_tf.callbacks import PredictionLines
 from akd_tf.logits import outputs_as_logits
 from akd_tf.model_files import weights_digest
+from akd_tf.nets import fold
 from akd_tf.run import evaluate_classifier
 
 
@@ -91,11 +92,12 @@ def _make_views(run, data, teacher, stage, teacher_outputs, path):
         print(f"Teacher views for the {stage}: {views} augmented views x {n} images through {teacher.name} "
               f"(once; the distillation epochs cycle over them){resumed}", flush=True)
     start = time.perf_counter()
+    inference = fold.inference_copy(teacher)  # the same logits, to float rounding, faster
     for done, v in enumerate(missing, 1):
         label = f"Teacher views for the {stage}, view {v + 1}/{views}"
         lines = [PredictionLines(label, config.batch_size, lines=4)] if config.verbose == 2 else []
-        kept[v] = outputs_as_logits(teacher.predict(data.teacher_view(v), verbose=config.verbose, callbacks=lines),
-                                    teacher, teacher_outputs).reshape(n, -1)
+        kept[v] = outputs_as_logits(inference.predict(data.teacher_view(v), verbose=config.verbose,
+                                                      callbacks=lines), teacher, teacher_outputs).reshape(n, -1)
         if run.chief:
             os.makedirs(parts, exist_ok=True)
             with files.atomic_path(_part_path(parts, v)) as tmp:
@@ -106,7 +108,7 @@ def _make_views(run, data, teacher, stage, teacher_outputs, path):
             print(f"{label} kept: {done}/{len(missing)} views of this attempt in {elapsed:.0f} s, "
                   f"~{elapsed * (len(missing) - done) / done:.0f} s left", flush=True)
     logits = np.stack([kept[v] for v in range(views)])
-    validation = (outputs_as_logits(teacher.predict(data.validation, verbose=config.verbose), teacher, teacher_outputs)
+    validation = (outputs_as_logits(inference.predict(data.validation, verbose=config.verbose), teacher, teacher_outputs)
                   if data.validation is not None else np.zeros((0,), np.float32))
     logging.info("Teacher views of %s: %s in %.1f s", stage, logits.shape, time.perf_counter() - start)
     if run.chief:

@@ -80,7 +80,7 @@ def _assistant(run, data, teacher):
         path = config.assistant_path or trained
         logging.info("Loading the assistant from %s", path)
         with run.strategy.scope():
-            assistant = in_run_precision(load_model(path, "--assistant"), config)
+            assistant = in_run_precision(load_model(path, "`assistant_path`"), config)
             compile_classifier(assistant, make_optimizer(config))
         if config.assistant_path:
             return assistant, {"source": config.assistant_path}, {}
@@ -107,7 +107,7 @@ def _student(run, data, teacher, stage="student", net=None, method=None, epochs=
         student = nets.build(net, data.num_classes, data.input_shape, config.weight_decay,
                              sync_batchnorm=config.sync_batchnorm)
         if config.student_init_file and stage == "student":  # checked in preflight: the same network
-            student.set_weights(load_model(config.student_init_file, "--student_init").get_weights())
+            student.set_weights(load_model(config.student_init_file, "`student_init`").get_weights())
         if method == "akd":
             model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
                                 teacher_outputs=teacher_outputs)

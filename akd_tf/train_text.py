@@ -68,7 +68,7 @@ def _build_float(run, raw, who, vocabularies):
             return _truncated_student(config, raw, truncate)
         if preset:
             try:
-                return text_nets.from_preset(preset, raw.num_classes, config.sequence_length, flag=f"{who}_preset")
+                return text_nets.from_preset(preset, raw.num_classes, config.sequence_length, setting=f"{who}_preset")
             except text_nets.PresetUnavailable as error:
                 raise BadInput(str(error)) from None
         size = getattr(config, f"{who}_vocabulary_size")
@@ -82,12 +82,12 @@ def _truncated_student(config, raw, num_layers):
     """The student of ``--student_init=truncate:K``: the first K layers of the --teacher file's backbone, else of
     --teacher_preset's (pre-trained, not yet fine-tuned here), with the teacher's tokenizer; a new head."""
     if config.teacher_path:
-        source, preprocessor = load_classifier(config.teacher_path, "--teacher")
+        source, preprocessor = load_classifier(config.teacher_path, "`teacher_path`")
         preprocessor.sequence_length = config.sequence_length
     else:
         try:
             source, preprocessor = text_nets.from_preset(config.teacher_preset, raw.num_classes,
-                                                         config.sequence_length, flag="teacher_preset")
+                                                         config.sequence_length, setting="teacher_preset")
         except text_nets.PresetUnavailable as error:
             raise BadInput(str(error)) from None
     try:
@@ -137,7 +137,7 @@ def _teacher(run, raw, vocabularies):
         path = config.teacher_path or trained
         logging.info("Loading the teacher from %s", path)
         with run.strategy.scope():
-            teacher, preprocessor = load_classifier(path, "--teacher")
+            teacher, preprocessor = load_classifier(path, "`teacher_path`")
             in_run_precision(teacher, config)
         if config.teacher_path:
             return teacher, preprocessor, raw.features(preprocessor), {"source": config.teacher_path}, {}

@@ -43,34 +43,34 @@ def prepare_workdir(config: Config, workdir: str, overwrite: bool = False):
     `clear_outputs` then removes them, once every other check has passed.
     """
     if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise BadInput(f"--workdir {workdir!r} exists and is not a directory.")
+        raise BadInput(f"`workdir` {workdir!r} exists and is not a directory.")
     try:
         os.makedirs(workdir, exist_ok=True)
         with tempfile.TemporaryFile(dir=workdir):
             pass
     except OSError as error:
-        raise BadInput(f"--workdir {workdir!r} is not writable: {error.strerror or error}.") from None
+        raise BadInput(f"`workdir` {workdir!r} is not writable: {error.strerror or error}.") from None
     config_path, metrics_path = os.path.join(workdir, "config.json"), os.path.join(workdir, "metrics.json")
     if overwrite:
         doomed = [os.path.realpath(os.path.join(workdir, name)) for name in OUTPUTS]
-        for flag, path in (("--teacher", config.teacher_path), ("--assistant", config.assistant_path),
-                           ("--student_init", config.student_init_file)):
+        for name, path in (("teacher_path", config.teacher_path), ("assistant_path", config.assistant_path),
+                           ("student_init", config.student_init_file)):
             real = os.path.realpath(path) if path else None
             if real and any(real == d or real.startswith(d + os.sep) for d in doomed):
-                raise BadInput(f"{flag} {path!r} is one of the outputs that --overwrite would delete "
-                               f"in --workdir {workdir!r}. Copy it elsewhere first.")
+                raise BadInput(f"`{name}` {path!r} is one of the outputs that `overwrite` would delete "
+                               f"in `workdir` {workdir!r}. Copy it elsewhere first.")
         return
     if os.path.isfile(metrics_path):
-        raise BadInput(f"--workdir {workdir!r} holds a finished run (metrics.json). Pass --overwrite to replace "
-                       "it, or choose another --workdir.")
+        raise BadInput(f"`workdir` {workdir!r} holds a finished run (metrics.json). Pass `overwrite` to replace "
+                       "it, or choose another `workdir`.")
     if os.path.isfile(config_path):
         with open(config_path) as f:
             differing = _differences(json.load(f), config)
         if differing:
             listed = ", ".join(differing[:3]) + (f" and {len(differing) - 3} more" if len(differing) > 3 else "")
             raise BadInput(
-                f"--workdir {workdir!r} holds an unfinished run with other settings: {listed}. "
-                "Run the same command to resume it, pass --overwrite to start over, or choose another --workdir."
+                f"`workdir` {workdir!r} holds an unfinished run with other settings: {listed}. "
+                "Run the same command to resume it, pass `overwrite` to start over, or choose another `workdir`."
             )
 
 

@@ -30,7 +30,6 @@ from akd_tf.command import command_line
 from benchmarks import speed
 
 FLAGS = flags.FLAGS
-speed.define_flags(images=2048, repeats=5, output="benchmarks/results/peer_pytorch")  # .json and .md
 
 PROJECT_STEPS = {
     "student_train": "(a) {student} training, cross-entropy",
@@ -269,4 +268,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # Defined here, not on import: the tests import the pure parts beside akd_tf.main, whose flags share names.
+    speed.define_flags(images=2048, repeats=5, output="benchmarks/results/peer_pytorch")  # .json and .md
     app.run(main)

@@ -2,7 +2,7 @@
 (a) the student's training step, (b) the teacher's inference, (c) the AKD phase-1 step with the teacher in the
 loop, (d) the AKD phase-1 step on cached teacher views.
 
-    python -m benchmarks.precision --images=1024 --repeats=3
+    python -m benchmarks.precision --images=2048 --repeats=5
     python -m benchmarks.precision --precisions=none,bfloat16,float16,none+xla
 
 A variant is a ``--mixed_precision`` value, with ``+xla`` for its steps compiled by XLA (``jit_compile=True``).
@@ -22,7 +22,7 @@ from akd_tf.command import command_line
 from benchmarks import speed
 
 FLAGS = flags.FLAGS
-speed.define_flags(images=1024, repeats=3, output="benchmarks/results/precision")  # .json, .md, .png
+speed.define_flags(images=2048, repeats=5, output="benchmarks/results/precision")  # .json, .md, .png
 flags.DEFINE_list("precisions", ["none", "bfloat16"], "Variants to compare: --mixed_precision values, each optionally "
                   "with +xla (jit_compile); the first is the baseline.")
 flags.DEFINE_float("goal", 1.2, "The speed-up of (c) in bfloat16 over the baseline that the issue asks for.")
@@ -139,7 +139,7 @@ def main(argv):
         + (", ".join(f"{names[k]} in {p}" for k, d in report["two_speeds"].items() for p, flagged in d.items()
                      if flagged) or "none") + ".",
         "",
-        f"Machine: {m['cpu']} ({', '.join(m['cpu_units']) or 'no AVX2'}; bfloat16 runs fast only with amx_bf16), "
+        f"Machine: {m['cpu']} ({', '.join(m['cpu_units']) or 'no AVX2'}), "
         f"{m['cores']} cores, TensorFlow {m['tensorflow']}, Keras {m['keras']}, {m['date']}.",
         "",
         f"Command: `{report['command']}`",

@@ -32,7 +32,8 @@ def load_images():
 
 def project_steps(splits, teacher_net, student_net, jit_compile=False):
     """This project's four timed steps on ``splits``, each a callable that runs one epoch: (a) ``student_train``,
-    the student's cross-entropy step; (b) ``teacher_inference``; (c) ``akd_phase1``, AnnealingKD's phase-1 step
+    the student's cross-entropy step; (b) ``teacher_inference``, as the teacher views run it (its
+    `akd_tf.nets.fold.inference_copy`); (c) ``akd_phase1``, AnnealingKD's phase-1 step
     with the teacher in the loop; (d) ``akd_phase1_views``, the same step on cached teacher logits. Models are
     built in the global dtype policy and compiled with ``jit_compile``. Returns the steps and the (random-weight)
     teacher they share: speed does not depend on the weights."""
@@ -40,6 +41,7 @@ def project_steps(splits, teacher_net, student_net, jit_compile=False):
 
     import akd_tf
     from akd_tf import nets
+    from akd_tf.nets import fold
 
     keras.utils.set_random_seed(0)
     sgd = lambda: keras.optimizers.SGD(0.1, momentum=0.9)  # noqa: E731
@@ -47,7 +49,8 @@ def project_steps(splits, teacher_net, student_net, jit_compile=False):
     student.compile(sgd(), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
                     jit_compile=jit_compile)
     teacher = nets.build(teacher_net, weight_decay=1e-4)
-    teacher.compile(jit_compile=jit_compile)  # for predict
+    inference = fold.inference_copy(teacher)
+    inference.compile(jit_compile=jit_compile)  # for predict
     akd, akd_views = (akd_tf.AnnealingKD(teacher=teacher, student=nets.build(student_net, weight_decay=1e-4),
                                          max_temperature=10) for _ in range(2))
     for model in (akd, akd_views):
@@ -55,11 +58,11 @@ def project_steps(splits, teacher_net, student_net, jit_compile=False):
     n = splits.num_examples["train"]
     # One view is enough for speed: every cached epoch reads images + stored logits the same way.
     print(f"computing the teacher's logits of one augmented view of {n} images (not timed)", flush=True)
-    views = splits.with_teacher_logits(teacher.predict(splits.teacher_views(1), verbose=0)[None])
+    views = splits.with_teacher_logits(inference.predict(splits.teacher_views(1), verbose=0)[None])
     views_epoch = views.train_epochs(0, 1)  # built once, like `splits.train`: each fit re-iterates it
     steps = {
         "student_train": lambda: student.fit(splits.train, epochs=1, verbose=0),
-        "teacher_inference": lambda: teacher.predict(splits.train, verbose=0),
+        "teacher_inference": lambda: inference.predict(splits.train, verbose=0),
         "akd_phase1": lambda: akd.fit(splits.train, epochs=1, verbose=0),
         "akd_phase1_views": lambda: akd_views.fit(views_epoch, epochs=1, verbose=0),
     }

@@ -234,7 +234,7 @@ def test_a_run_killed_mid_way_resumes_with_temperature_and_label_weight_where_th
     ({"ckd_label_ramp_epochs": 9}, "ckd_label_ramp_epochs=9"),
     ({"ckd_label_ramp_epochs": 0}, "ckd_label_ramp_epochs=0"),
     ({"phase1_epochs": 1}, "phase1_epochs=1"),
-    ({"method": "kd", "ckd_margin": 0.5}, "--method=ckd only"),
+    ({"method": "kd", "ckd_margin": 0.5}, "method='ckd' only"),
 ])
 def test_config_refuses_bad_continuation_settings_in_one_line(changes, message):
     with pytest.raises(ValueError, match=message) as error:

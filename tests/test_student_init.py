@@ -24,7 +24,7 @@ def test_the_student_starts_from_the_given_weights(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # Read once: the preflight checks the file, the student stage takes the model it checked.
-    assert proc.stderr.count(f"Read --student_init {tmp_path / 'init.keras'} in ") == 1, proc.stderr[-3000:]
+    assert proc.stderr.count(f"Read student_init {tmp_path / 'init.keras'} in ") == 1, proc.stderr[-3000:]
     student = keras.models.load_model(workdir / "student.keras")
     kernels = [(w.path, keras.ops.convert_to_numpy(w)) for w in student.trainable_weights]
     expected = {w.path: keras.ops.convert_to_numpy(w) for w in init.trainable_weights}

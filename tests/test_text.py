@@ -172,8 +172,8 @@ def test_preset_that_cannot_download_is_one_clear_line():
     for preset, says in (("/no/such/dir", r"'/no/such/dir' does not exist \(no such directory\)\. Expected a local"),
                          ("no_such_preset", r"'no_such_preset' is neither a directory nor a keras-hub text classifier")):
         with pytest.raises(text_nets.PresetUnavailable, match=says) as error:
-            text_nets.from_preset(preset, 2, 32, flag="teacher_preset")
-        assert str(error.value).startswith("--teacher_preset") and "\n" not in str(error.value)
+            text_nets.from_preset(preset, 2, 32, setting="teacher_preset")
+        assert str(error.value).startswith("`teacher_preset`") and "\n" not in str(error.value)
         assert str(error.value).endswith("such as bert_tiny_en_uncased.")
 
 

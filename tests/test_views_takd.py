@@ -114,18 +114,18 @@ def test_a_teacher_pass_killed_between_views_resumes_at_the_view_it_was_in(split
     from types import SimpleNamespace
 
     from akd_tf.config import Config
-    from akd_tf.teacher_views import _make_views, teacher_view_logits, views_path
+    from akd_tf.teacher_views import teacher_view_logits, views_path
 
     teacher = _net(1)
     run = SimpleNamespace(config=Config(dataset="cifar10", teacher_views=K, batch_size=BATCH, verbose=2), chief=True,
                           out=str(tmp_path))
     path = views_path(run, teacher, "student")
     with pytest.raises(KeyboardInterrupt):
-        _make_views(run, splits, _KilledAfter(teacher, passes=2), "student", "logits", path)
+        teacher_view_logits(run, splits, _KilledAfter(teacher, passes=2), "student")
     assert sorted(os.listdir(path + ".parts")) == ["view000.npy", "view001.npy"] and not os.path.exists(path)
     capsys.readouterr()
     # The next attempt runs the teacher over the last view and the validation images only: 2 passes.
-    logits, validation = _make_views(run, splits, _KilledAfter(teacher, passes=2), "student", "logits", path)
+    logits, validation = teacher_view_logits(run, splits, _KilledAfter(teacher, passes=2), "student")
     out = capsys.readouterr().out
     assert "2 of them kept from an earlier attempt" in out and "view 3/3 kept: 1/1 views" in out
     assert "view 1/3" not in out and "view 2/3" not in out

