@@ -20,9 +20,6 @@ Writes ``--output``.json/.md: images/s per step, per-round ratios and their medi
 seconds, the two-speeds check (`benchmarks.speed.two_speeds`), the command and the machine with both versions.
 """
 
-import json
-import os
-
 import numpy as np
 from absl import app, flags
 
@@ -235,9 +232,6 @@ def main(argv):
         "two_speeds": {k: speed.two_speeds(v) for k, v in seconds.items()},
         "ratios": ratios(rates),
     }
-    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-    with open(FLAGS.output + ".json", "w") as f:
-        json.dump(report, f, indent=2)
     m = report["machine"]
     lines = [
         f"This project (TensorFlow {m['tensorflow']}, Keras {m['keras']}) beside the official code's PyTorch "
@@ -256,15 +250,8 @@ def main(argv):
         "",
         "PyTorch reads batches already in memory; this project's steps include its tf.data pipeline. (c) as written",
         "back-propagates into the teacher too; (c') is the same loop with the teacher under torch.no_grad.",
-        "",
-        f"Machine: {m['cpu']} ({', '.join(m['cpu_units']) or 'no AVX2'}), {m['cores']} cores, "
-        f"{m['torch_threads']} PyTorch threads, {m['date']}.",
-        "",
-        f"Command: `{report['command']}`",
     ]
-    with open(FLAGS.output + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    speed.write(FLAGS.output, report, lines, extra=f", PyTorch {m['torch']} on {m['torch_threads']} threads")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,6 @@ Writes ``--output``.json/.md: every epoch's seconds per setting, medians, whethe
 two speeds (`benchmarks.speed.two_speeds`), the command and the machine.
 """
 
-import json
-import os
 import time
 
 import numpy as np
@@ -84,10 +82,6 @@ def main(argv):
         "median_seconds": {k: float(np.median(v)) for k, v in seconds.items()},
         "two_speeds": {k: speed.two_speeds(v) for k, v in seconds.items()},
     }
-    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-    with open(FLAGS.output + ".json", "w") as f:
-        json.dump(report, f, indent=2)
-    m = report["machine"]
     lines = [
         f"ResNet-8 epochs on the real CIFAR-10 pipeline ({n:,} training images, a 5,000-image validation pass each "
         f"epoch), batch 128, {FLAGS.blocks} blocks of {FLAGS.epochs} epochs per setting",
@@ -96,15 +90,8 @@ def main(argv):
         "|---|---|---|---|---|",
         *(f"| {SETTINGS[k]} | {', '.join(f'{t:.1f}' for t in v)} | {np.median(v):.1f} | {max(v) / min(v):.2f} | "
           f"{'yes' if report['two_speeds'][k] else 'no'} |" for k, v in seconds.items()),
-        "",
-        f"Machine: {m['cpu']} ({', '.join(m['cpu_units']) or 'no AVX2'}), {m['cores']} cores, TensorFlow "
-        f"{m['tensorflow']}, Keras {m['keras']}, {m['date']}.",
-        "",
-        f"Command: `{report['command']}`",
     ]
-    with open(FLAGS.output + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    speed.write(FLAGS.output, report, lines)
 
 
 if __name__ == "__main__":

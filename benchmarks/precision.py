@@ -13,8 +13,6 @@ only traces. Figures are medians over ``repeats`` rounds and the fastest epoch o
 and a ``.png`` bar chart. Weights are random: speed does not depend on them.
 """
 
-import json
-import os
 
 from absl import app, flags
 
@@ -115,11 +113,7 @@ def main(argv):
         "epoch_seconds": {k: {p: [float(t) for t in v] for p, v in d.items()} for k, d in seconds.items()},
         "speedup_over_" + base: speedups, "goal": goal,
     }
-    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-    with open(FLAGS.output + ".json", "w") as f:
-        json.dump(report, f, indent=2)
     names = {k: v.format(student=FLAGS.student_net, teacher=FLAGS.teacher_net) for k, v in STEPS.items()}
-    m = report["machine"]
     others = FLAGS.precisions[1:]
     lines = [
         f"Mixed precision, CIFAR-10, batch {FLAGS.batch_size}, {n} images, median of {FLAGS.repeats} interleaved "
@@ -138,17 +132,9 @@ def main(argv):
         "Two speeds (rounds in a fast and a slow cluster, benchmarks.speed.two_speeds): "
         + (", ".join(f"{names[k]} in {p}" for k, d in report["two_speeds"].items() for p, flagged in d.items()
                      if flagged) or "none") + ".",
-        "",
-        f"Machine: {m['cpu']} ({', '.join(m['cpu_units']) or 'no AVX2'}), "
-        f"{m['cores']} cores, TensorFlow {m['tensorflow']}, Keras {m['keras']}, {m['date']}.",
-        "",
-        f"Command: `{report['command']}`",
     ]
-    table = "\n".join(lines)
-    with open(FLAGS.output + ".md", "w") as f:
-        f.write(table + "\n")
+    speed.write(FLAGS.output, report, lines)
     _plot(medians, fastest, names, FLAGS.output + ".png")
-    print(table)
 
 
 if __name__ == "__main__":

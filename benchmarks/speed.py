@@ -1,7 +1,9 @@
 """What the speed benchmarks (`benchmarks.throughput`, `benchmarks.precision`) share: their common flags, the
 CIFAR-10 images they time on, and the timer."""
 
+import json
 import math
+import os
 import time
 
 from absl import flags
@@ -106,6 +108,21 @@ def two_speeds(seconds, ratio=TWO_SPEEDS_RATIO):
         return False
     widest = max(b / a for a, b in zip(times, times[1:]))
     return math.log(widest) >= 0.5 * math.log(times[-1] / times[0])
+
+
+def write(output, report, lines, extra=""):
+    """``report`` as ``output``.json; ``lines``, then the machine (``extra`` after its versions) and the command, as
+    ``output``.md, printed too."""
+    m = report["machine"]
+    lines = [*lines, "", f"Machine: {m['cpu']} ({', '.join(m['cpu_units']) or 'no AVX2'}), {m['cores']} cores, "
+             f"TensorFlow {m['tensorflow']}, Keras {m['keras']}{extra}, {m['date']}.", "",
+             f"Command: `{report['command']}`"]
+    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+    with open(output + ".json", "w") as f:
+        json.dump(report, f, indent=2)
+    with open(output + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 cpu, machine = machine_lib.cpu, machine_lib.machine  # the reading of the machine lives in akd_tf.machine

@@ -12,8 +12,6 @@ a phase-1 step costs if it is exactly a student step plus a teacher forward pass
 Weights are random: speed does not depend on them.
 """
 
-import json
-import os
 
 from absl import app, flags
 
@@ -121,9 +119,6 @@ def main(argv):
         "fastest_bound_images_per_second": float(bound(fastest)),
         "ratios": report_ratios,
     }
-    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-    with open(FLAGS.output + ".json", "w") as f:
-        json.dump(report, f, indent=2)
     names = {k: v.format(student=FLAGS.student_net, teacher=FLAGS.teacher_net) for k, v in STEPS.items()}
     lines = [
         f"Throughput, CIFAR-10, batch {FLAGS.batch_size}, {n} images, median of {FLAGS.repeats} interleaved rounds",
@@ -144,16 +139,9 @@ def main(argv):
         "Medians: of the per-round figures and ratios. two speeds: the step's rounds split into a fast and a slow",
         f"cluster (slowest / fastest > {speed.TWO_SPEEDS_RATIO} with a gap; benchmarks.speed.two_speeds). (e) freezes",
         "the teacher (the keras.io example does not, and would also train it).",
-        "",
-        f"Machine: {report['machine']['cpu']} ({', '.join(report['machine']['cpu_units'])}), "
-        f"{report['machine']['cores']} cores, TensorFlow {report['machine']['tensorflow']}, {report['machine']['date']}.",
-        "",
-        f"Command: `{report['command']}`",
     ]
-    table = "\n".join(lines)
-    with open(FLAGS.output + ".md", "w") as f:
-        f.write(table + "\n")
-    print(table)
+    speed.write(FLAGS.output, report, lines)
+
 
 if __name__ == "__main__":
     app.run(main)

@@ -24,3 +24,17 @@ def test_project_steps_each_run_one_epoch():
         history = steps[name]().history
         assert all(len(v) == 1 and np.isfinite(v[0]) for v in history.values()), (name, history)
     assert not teacher.trainable  # phase 1 froze it: only the students' weights move
+
+
+def test_write_adds_the_machine_and_the_command(tmp_path, capsys):
+    import json
+
+    machine = {"cpu": "AMD EPYC", "cpu_units": ["avx2", "avx512f"], "cores": 2, "tensorflow": "2.21.0",
+               "keras": "3.15.1", "date": "2026-12-03"}
+    report = {"command": "python -m benchmarks.throughput --images=8", "machine": machine, "x": [1.5]}
+    speed.write(str(tmp_path / "out" / "t"), report, ["| a |", "|---|"], extra=", PyTorch 2.13")
+    assert json.loads((tmp_path / "out" / "t.json").read_text()) == report
+    assert (tmp_path / "out" / "t.md").read_text() == (
+        "| a |\n|---|\n\nMachine: AMD EPYC (avx2, avx512f), 2 cores, TensorFlow 2.21.0, Keras 3.15.1, PyTorch 2.13, "
+        "2026-12-03.\n\nCommand: `python -m benchmarks.throughput --images=8`\n")
+    assert "Machine: AMD EPYC" in capsys.readouterr().out
