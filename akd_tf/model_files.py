@@ -29,11 +29,11 @@ def _file_state(path):
     return stat.st_mtime_ns, stat.st_size
 
 
-# The `Config` field that names the file of each model a run loads: errors name the setting that gave the file.
-FIELDS = {"teacher": "teacher_path", "assistant": "assistant_path", "student_init": "student_init"}
+# The `Config` field that gives the file of each model a run loads, as its errors name it.
+FIELDS = {"teacher": "`teacher_path`", "assistant": "`assistant_path`", "student_init": "`student_init`"}
 
 
-def load_model(path, what="`teacher_path`", keep=False):
+def load_model(path, what=FIELDS["teacher"], keep=False):
     """Loads a ``.keras`` model with ``safe_mode`` on (no code from the file runs); ``what`` names it in errors.
 
     ``keep``: hold the model for the next load of the same unchanged file, which takes it unless a distribution
@@ -110,7 +110,7 @@ def weights_digest(model):
 def check_fits_data(teacher, path, data_spec, role="teacher", returns="logits"):
     """`BadInput` unless the ``role`` model (a key of `FIELDS`) in ``path`` predicts the dataset's classes from its
     inputs, and returns logits (unless ``returns`` is ``"probabilities"``)."""
-    what = f"`{FIELDS[role]}`"
+    what = FIELDS[role]
     outputs = known_shape(teacher, "outputs")
     inputs = known_shape(teacher, "inputs")
     if outputs is not None and outputs[-1] != data_spec["num_classes"]:
@@ -131,7 +131,7 @@ def check_same_network(model, net, path, name):
     have = [tuple(w.shape) for w in model.weights]
     want = [tuple(w.shape) for w in net.weights]
     if have != want:
-        raise BadInput(f"`student_init` {path!r} is not a {name}: its weights have other shapes "
+        raise BadInput(f"{FIELDS['student_init']} {path!r} is not a {name}: its weights have other shapes "
                        f"({len(have)} weights, {count_params(model):,} trainable parameters; a {name} has "
                        f"{len(want)}, {count_params(net):,}). Pass a model of `student_net`.")
 

@@ -31,11 +31,11 @@ def preflight(config: Config, run_dir: str, overwrite: bool = False):
     spec = {**data_lib.DATASETS, **glue.DATASETS}[config.dataset]
     for role, path in (("teacher", config.teacher_path), ("assistant", config.assistant_path)):
         if path:
-            model = model_files.load_model(path, f"`{model_files.FIELDS[role]}`", keep=True)
+            model = model_files.load_model(path, model_files.FIELDS[role], keep=True)
             model_files.check_fits_data(model, path, spec, role,
                                         config.teacher_outputs if role == "teacher" else "logits")
     if config.student_init_file:  # truncate:K is checked when the student is built from the teacher
-        init = model_files.load_model(config.student_init_file, "`student_init`", keep=True)
+        init = model_files.load_model(config.student_init_file, model_files.FIELDS["student_init"], keep=True)
         model_files.check_fits_data(init, config.student_init_file, spec, "student_init")
         net = nets.build(config.student_net, spec["num_classes"], spec["input_shape"])
         model_files.check_same_network(init, net, config.student_init_file, config.student_net)

@@ -34,7 +34,7 @@ from akd_tf import files, nets, precision, schedule, teacher_views
 from akd_tf.callbacks import KeepBest
 from akd_tf.config import LABELS_ONLY, Config
 from akd_tf.methods import AnnealingKD, AnnealingSchedule, ContinuationKD, HintonKD
-from akd_tf.model_files import count_params, in_run_precision, load_model, save_model
+from akd_tf.model_files import FIELDS, count_params, in_run_precision, load_model, save_model
 from akd_tf.run import (compile_classifier, continuation_schedule, continuation_summary, evaluate_classifier, finish,
                         make_optimizer, phase_summary, start, teacher_summary)
 from akd_tf.workdir import read_history
@@ -80,7 +80,7 @@ def _assistant(run, data, teacher):
         path = config.assistant_path or trained
         logging.info("Loading the assistant from %s", path)
         with run.strategy.scope():
-            assistant = in_run_precision(load_model(path, "`assistant_path`"), config)
+            assistant = in_run_precision(load_model(path, FIELDS["assistant"]), config)
             compile_classifier(assistant, make_optimizer(config))
         if config.assistant_path:
             return assistant, {"source": config.assistant_path}, {}
@@ -107,7 +107,7 @@ def _student(run, data, teacher, stage="student", net=None, method=None, epochs=
         student = nets.build(net, data.num_classes, data.input_shape, config.weight_decay,
                              sync_batchnorm=config.sync_batchnorm)
         if config.student_init_file and stage == "student":  # checked in preflight: the same network
-            student.set_weights(load_model(config.student_init_file, "`student_init`").get_weights())
+            student.set_weights(load_model(config.student_init_file, FIELDS["student_init"]).get_weights())
         if method == "akd":
             model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
                                 teacher_outputs=teacher_outputs)

@@ -34,7 +34,7 @@ from akd_tf.batch_keys import TEACHER_INPUTS, TEACHER_LOGITS
 from akd_tf.methods import AnnealingKD, AnnealingSchedule, ContinuationKD, HintonKD
 from akd_tf.logits import outputs_as_logits
 from akd_tf.nets import text as text_nets
-from akd_tf.model_files import count_params, in_run_precision, load_model, save_model, weights_digest
+from akd_tf.model_files import FIELDS, count_params, in_run_precision, load_model, save_model, weights_digest
 from akd_tf.run import (best_epoch, continuation_schedule, continuation_summary, finish, make_optimizer, phase_summary,
                         teacher_summary)
 from akd_tf.workdir import read_history
@@ -82,7 +82,7 @@ def _truncated_student(config, raw, num_layers):
     """The student of ``--student_init=truncate:K``: the first K layers of the --teacher file's backbone, else of
     --teacher_preset's (pre-trained, not yet fine-tuned here), with the teacher's tokenizer; a new head."""
     if config.teacher_path:
-        source, preprocessor = load_classifier(config.teacher_path, "`teacher_path`")
+        source, preprocessor = load_classifier(config.teacher_path, FIELDS["teacher"])
         preprocessor.sequence_length = config.sequence_length
     else:
         try:
@@ -137,7 +137,7 @@ def _teacher(run, raw, vocabularies):
         path = config.teacher_path or trained
         logging.info("Loading the teacher from %s", path)
         with run.strategy.scope():
-            teacher, preprocessor = load_classifier(path, "`teacher_path`")
+            teacher, preprocessor = load_classifier(path, FIELDS["teacher"])
             in_run_precision(teacher, config)
         if config.teacher_path:
             return teacher, preprocessor, raw.features(preprocessor), {"source": config.teacher_path}, {}

@@ -13,7 +13,6 @@ only traces. Figures are medians over ``repeats`` rounds and the fastest epoch o
 and a ``.png`` bar chart. Weights are random: speed does not depend on them.
 """
 
-
 from absl import app, flags
 
 from akd_tf.command import command_line

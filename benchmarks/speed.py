@@ -1,5 +1,6 @@
-"""What the speed benchmarks (`benchmarks.throughput`, `benchmarks.precision`) share: their common flags, the
-CIFAR-10 images they time on, and the timer."""
+"""What the speed benchmarks (`benchmarks.throughput`, `.precision`, `.peer_pytorch`, `.pipeline_steady`) share:
+their common flags, the CIFAR-10 images they time on, this project's timed steps, the interleaved timer, the
+two-speeds check, and the writer of their result files."""
 
 import json
 import math

@@ -133,8 +133,7 @@ class Distiller(keras.Model):
         """`keras.Model.fit`, with the teacher run as its inference copy (made once, then refreshed here: a traced
         step keeps the copy it was traced with, and the teacher's weights may have been set since)."""
         if self._inference.model is None:
-            with self.distribute_strategy.scope():  # mirrored variables under a strategy, as the teacher's
-                self._inference.model = fold.inference_copy(self.teacher)
+            self._inference.model = fold.inference_copy(self.teacher)
         else:
             fold.refresh(self.teacher, self._inference.model)
         return super().fit(*args, **kwargs)

@@ -3,8 +3,8 @@
 In inference mode a BatchNormalization after a convolution is an affine map per channel, y = s·conv(x) + b with
 s = γ / sqrt(var + ε) and b = β − s·mean, so it can be folded into that convolution's kernel (× s) and bias (b):
 the same outputs, to float rounding, without the 2 elementwise passes over every activation map that Keras runs
-for it. A ResNet-110 teacher has 109 of them; on 2 CPU cores its inference ran 1.15-1.2× faster folded (measured
-beside PyTorch, `benchmarks/results/peer_pytorch.md`). TFLite's converter does the same for exported files.
+for it. A ResNet-110 teacher has 109 of them (folded against unfolded inference: `benchmarks/results/throughput.md`,
+(b) / (b')). TFLite's converter does the same for exported files.
 
 The copy is for a teacher's forward passes only (distillation steps, cached teacher views): it is never trained,
 saved or serialised, and `refresh` copies the network's current weights into it.
@@ -48,7 +48,8 @@ def foldable(model) -> dict:
 
 def inference_copy(model):
     """``model``'s BatchNorms folded (`foldable`) into a new model with its own weights (`refresh`), for inference
-    only; ``model`` itself when it has none to fold."""
+    only; ``model`` itself when it has none to fold. The copy's variables are made under ``model``'s distribution
+    strategy (mirrored where its are), so its ``predict`` and calls run on the same devices."""
     pairs = foldable(model)
     if not pairs:
         return model
@@ -62,7 +63,8 @@ def inference_copy(model):
             return _Folded(name=layer.name, dtype=layer.dtype_policy)
         return layer.__class__.from_config(config)
 
-    copy = keras.models.clone_model(model, clone_function=clone)
+    with model.distribute_strategy.scope():
+        copy = keras.models.clone_model(model, clone_function=clone)
     copy.trainable = False
     copy._akd_folded = pairs
     refresh(model, copy)
