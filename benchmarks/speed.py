@@ -35,7 +35,7 @@ def load_images():
 
 def project_steps(splits, teacher_net, student_net, jit_compile=False):
     """This project's four timed steps on ``splits``, each a callable that runs one epoch: (a) ``student_train``,
-    the student's cross-entropy step; (b) ``teacher_inference``, as the teacher views run it (its
+    the student's cross-entropy step (BatchNorms on the fused kernel, as `akd_tf.run` trains it); (b) ``teacher_inference``, as the teacher views run it (its
     `akd_tf.nets.fold.inference_copy`); (c) ``akd_phase1``, AnnealingKD's phase-1 step
     with the teacher in the loop; (d) ``akd_phase1_views``, the same step on cached teacher logits. Models are
     built in the global dtype policy and compiled with ``jit_compile``. Returns the steps and the (random-weight)
@@ -44,13 +44,14 @@ def project_steps(splits, teacher_net, student_net, jit_compile=False):
 
     import akd_tf
     from akd_tf import nets
-    from akd_tf.nets import fold
+    from akd_tf.nets import fold, fused_batchnorm
 
     keras.utils.set_random_seed(0)
     sgd = lambda: keras.optimizers.SGD(0.1, momentum=0.9)  # noqa: E731
     student = nets.build(student_net, weight_decay=1e-4)
     student.compile(sgd(), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
                     jit_compile=jit_compile)
+    fused_batchnorm.enable(student)
     teacher = nets.build(teacher_net, weight_decay=1e-4)
     inference = fold.inference_copy(teacher)
     inference.compile(jit_compile=jit_compile)  # for predict

@@ -1,4 +1,5 @@
-"""Training throughput on real CIFAR-10, same data, same global batch: (a) the student's plain step,
+"""Training throughput on real CIFAR-10, same data, same global batch: (a) the student's plain step as this
+project trains it (BatchNorms on the fused kernel, `akd_tf.nets.fused_batchnorm`) and (a') with Keras' own BatchNorm,
 (b) the teacher's inference as this project runs it (BatchNorms folded, `akd_tf.nets.fold`) and (b') unfolded, (c) the AKD phase-1 step with the teacher in the loop, (d) the AKD phase-1
 step on cached teacher views (``--teacher_views``), (e) a Hinton-KD step written the way the keras.io
 distillation example writes it (`KerasIoDistiller`).
@@ -23,6 +24,7 @@ speed.define_flags(images=2048, repeats=5, output="benchmarks/results/throughput
 
 STEPS = {
     "student_train": "(a) {student} training, cross-entropy",
+    "student_train_keras_batchnorm": "(a') {student} training, Keras BatchNorm (not fused)",
     "teacher_inference": "(b) {teacher} inference",
     "teacher_inference_unfolded": "(b') {teacher} inference, BatchNorm not folded",
     "akd_phase1": "(c) AKD phase 1, teacher in the loop",
@@ -87,6 +89,11 @@ def main(argv):
     steps["keras_io_kd"] = lambda: kd.fit(splits.train, epochs=1, verbose=0)
     # What folding the teacher's BatchNorms (akd_tf.nets.fold, used by (b), (c) and the views of (d)) buys.
     steps["teacher_inference_unfolded"] = lambda: teacher.predict(splits.train, verbose=0)
+    # What the fused BatchNorm kernel (akd_tf.nets.fused_batchnorm, used by (a), (c) and (d)) buys.
+    plain_student = nets.build(FLAGS.student_net, weight_decay=1e-4)
+    plain_student.compile(keras.optimizers.SGD(0.1, momentum=0.9),
+                          keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    steps["student_train_keras_batchnorm"] = lambda: plain_student.fit(splits.train, epochs=1, verbose=0)
     seconds = speed.interleaved(steps, FLAGS.repeats, n)
     rates = {name: n / np.array(times) for name, times in seconds.items()}
     # The fastest epoch of each step is the one least disturbed by the host (timeit's advice: take the min).
@@ -101,6 +108,7 @@ def main(argv):
         "views_over_student": ("akd_phase1_views", "student_train", 0.8, "(d) / (a)"),
         "akd_phase1_over_keras_io_kd": ("akd_phase1", "keras_io_kd", 1.0, "(c) / (e)"),
         "folded_over_unfolded": ("teacher_inference", "teacher_inference_unfolded", None, "(b) / (b')"),
+        "fused_over_keras_batchnorm": ("student_train", "student_train_keras_batchnorm", None, "(a) / (a')"),
     }
     report_ratios = {}
     for key, (num, den, target, label) in ratios.items():

@@ -106,4 +106,5 @@ def test_a_distiller_runs_the_copy_but_never_trains_or_saves_it(tmp_path):
     akd.save(path)
     loaded = keras.models.load_model(path)
     assert len(loaded.weights) == weights_before
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), akd.predict(x, verbose=0), rtol=1e-6)
+    # To rounding: the trained student normalises on the fused kernel, the loaded one with Keras' ops.
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), akd.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

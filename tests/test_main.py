@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -94,7 +95,9 @@ def test_diverging_run_stops_with_a_clear_message(cli_runs):
     proc = results["diverging"]
     assert proc["returncode"] == 3, proc["stderr"][-3000:]
     error = [line for line in proc["stderr"].splitlines() if line.startswith("akd_tf.main: error: ")]
-    assert len(error) == 1 and "student training diverged: the training loss became nan at epoch 1" in error[0]
+    # inf or nan first, as float rounding decides: the message names which.
+    assert len(error) == 1 and re.search(r"student training diverged: the training loss became (nan|inf) at epoch 1",
+                                         error[0]), error
     assert "--learning_rate" in error[0]
     assert not (paths["diverging"] / "metrics.json").exists() and not (paths["diverging"] / "student.keras").exists()
 

@@ -155,7 +155,8 @@ def test_bfloat16_distiller_round_trips_through_a_keras_file(tmp_path):
     loaded = keras.models.load_model(path)
     assert loaded.student.get_layer("stem_conv").compute_dtype == "bfloat16"
     assert loaded.student.get_layer("logits").compute_dtype == "float32"
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), akd.predict(x, verbose=0))
+    # bfloat16 rounding apart: the trained student normalises on the fused kernel, the loaded one with Keras' ops.
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), akd.predict(x, verbose=0), rtol=2e-2, atol=2e-2)
 
 
 def test_jit_compiled_annealing_kd_step_matches_the_plain_one():

@@ -6,7 +6,8 @@ Each method owns its training step (TensorFlow backend) through this base:
 * the teacher is frozen (``trainable = False``), runs with ``training=False`` *before* the gradient tape
   and is never in the optimizer's variables; ``fit`` runs it as its `akd_tf.nets.fold.inference_copy` (BatchNorms
   folded into the convolutions: the same logits to float rounding, faster), refreshed from the teacher's
-  weights at the start of every ``fit``;
+  weights at the start of every ``fit``; the student's BatchNorms train on TensorFlow's fused kernel
+  (`akd_tf.nets.fused_batchnorm`: the same step to float rounding, faster; its saved files are plain Keras);
 * ``call(x)`` is the student, so ``evaluate``/``predict``/``save`` of the distiller measure the student;
 * losses are reduced per replica and divided by the replica count, because the optimizer all-reduces
   gradients with a SUM: the step on N replicas equals the step on one device with the same global batch;
@@ -29,7 +30,7 @@ from keras import ops
 
 from akd_tf import logits as logits_lib
 from akd_tf import schedule
-from akd_tf.nets import fold
+from akd_tf.nets import fold, fused_batchnorm
 from akd_tf.batch_keys import INPUT_KEYS, STUDENT_INPUTS, TEACHER_INPUTS, TEACHER_LOGITS  # noqa: F401 (re-exported)
 
 
@@ -131,7 +132,9 @@ class Distiller(keras.Model):
 
     def fit(self, *args, **kwargs):
         """`keras.Model.fit`, with the teacher run as its inference copy (made once, then refreshed here: a traced
-        step keeps the copy it was traced with, and the teacher's weights may have been set since)."""
+        step keeps the copy it was traced with, and the teacher's weights may have been set since) and the student's
+        BatchNorms on the fused kernel (`akd_tf.nets.fused_batchnorm`)."""
+        fused_batchnorm.enable(self.student)
         if self._inference.model is None:
             self._inference.model = fold.inference_copy(self.teacher)
         else:
