@@ -101,7 +101,7 @@ class Run:
         checkpoint = TrainingCheckpoint(os.path.join(self.workdir, "checkpoints", stage), stateful=stateful)
         # Made here rather than by the first traced step: variables created while tf.function traces make it trace
         # the whole step twice (a MiniLM's first training step took 63 s instead of 31 here).
-        fused_batchnorm.enable(model)  # teachers and scratch students (a distiller's fit does its student's)
+        fused_batchnorm.enable(model)  # every model trained here; a distiller's own fit does it too, for Keras users
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         start = checkpoint.restore(model)

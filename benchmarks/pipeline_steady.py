@@ -30,7 +30,6 @@ def _epochs(autotune):
     import keras
 
     from akd_tf import data as data_lib
-    from akd_tf import nets
     from akd_tf.data import pipeline
     from akd_tf.nets import fused_batchnorm
 
@@ -45,10 +44,8 @@ def _epochs(autotune):
         splits = data_lib.load("cifar10", batch_size=128, data_dir=FLAGS.data_dir, validation_size=5000,
                                train_size=FLAGS.train_size, shuffle_seed=0)
         keras.utils.set_random_seed(0)
-        model = nets.build("resnet8", 10, (32, 32, 3), 1e-4)
+        model = speed.compiled_student("resnet8")
         fused_batchnorm.enable(model)  # as the CLI trains it
-        model.compile(keras.optimizers.SGD(0.1, momentum=0.9),
-                      keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         seconds = []
 
         class Timer(keras.callbacks.Callback):

@@ -33,13 +33,33 @@ def load_images():
                          train_size=FLAGS.images, test_size=FLAGS.batch_size)
 
 
+def sgd():
+    """The optimizer of every timed training step: SGD at 0.1 with momentum 0.9, the CIFAR recipe's."""
+    import keras
+
+    return keras.optimizers.SGD(0.1, momentum=0.9)
+
+
+def compiled_student(student_net, jit_compile=False):
+    """The student as the timed steps train it: weight decay 1e-4, SGD with momentum 0.9 at 0.1, cross-entropy on
+    logits, top-1 accuracy; its BatchNorms as Keras has them (`akd_tf.nets.fused_batchnorm.enable` switches them)."""
+    import keras
+
+    from akd_tf import nets
+
+    student = nets.build(student_net, weight_decay=1e-4)
+    student.compile(sgd(), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
+                    jit_compile=jit_compile)
+    return student
+
+
 def project_steps(splits, teacher_net, student_net, jit_compile=False):
     """This project's four timed steps on ``splits``, each a callable that runs one epoch: (a) ``student_train``,
-    the student's cross-entropy step (BatchNorms on the fused kernel, as `akd_tf.run` trains it); (b) ``teacher_inference``, as the teacher views run it (its
-    `akd_tf.nets.fold.inference_copy`); (c) ``akd_phase1``, AnnealingKD's phase-1 step
-    with the teacher in the loop; (d) ``akd_phase1_views``, the same step on cached teacher logits. Models are
-    built in the global dtype policy and compiled with ``jit_compile``. Returns the steps and the (random-weight)
-    teacher they share: speed does not depend on the weights."""
+    the student's cross-entropy step (BatchNorms on the fused kernel, as `akd_tf.run` trains it);
+    (b) ``teacher_inference``, as the teacher views run it (its `akd_tf.nets.fold.inference_copy`); (c) ``akd_phase1``,
+    AnnealingKD's phase-1 step with the teacher in the loop; (d) ``akd_phase1_views``, the same step on cached teacher
+    logits. Models are built in the global dtype policy and compiled with ``jit_compile``. Returns the steps and the
+    (random-weight) teacher they share: speed does not depend on the weights."""
     import keras
 
     import akd_tf
@@ -47,10 +67,7 @@ def project_steps(splits, teacher_net, student_net, jit_compile=False):
     from akd_tf.nets import fold, fused_batchnorm
 
     keras.utils.set_random_seed(0)
-    sgd = lambda: keras.optimizers.SGD(0.1, momentum=0.9)  # noqa: E731
-    student = nets.build(student_net, weight_decay=1e-4)
-    student.compile(sgd(), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
-                    jit_compile=jit_compile)
+    student = compiled_student(student_net, jit_compile)
     fused_batchnorm.enable(student)
     teacher = nets.build(teacher_net, weight_decay=1e-4)
     inference = fold.inference_copy(teacher)

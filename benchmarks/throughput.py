@@ -1,8 +1,9 @@
 """Training throughput on real CIFAR-10, same data, same global batch: (a) the student's plain step as this
 project trains it (BatchNorms on the fused kernel, `akd_tf.nets.fused_batchnorm`) and (a') with Keras' own BatchNorm,
-(b) the teacher's inference as this project runs it (BatchNorms folded, `akd_tf.nets.fold`) and (b') unfolded, (c) the AKD phase-1 step with the teacher in the loop, (d) the AKD phase-1
-step on cached teacher views (``--teacher_views``), (e) a Hinton-KD step written the way the keras.io
-distillation example writes it (`KerasIoDistiller`).
+(b) the teacher's inference as this project runs it (BatchNorms folded, `akd_tf.nets.fold`) and (b') unfolded,
+(c) the AKD phase-1 step with the teacher in the loop, (d) the AKD phase-1 step on cached teacher views
+(``--teacher_views``), (e) a Hinton-KD step written the way the keras.io distillation example writes it
+(`KerasIoDistiller`).
 
     python -m benchmarks.throughput --images=2048 --repeats=5
 
@@ -12,7 +13,6 @@ a phase-1 step costs if it is exactly a student step plus a teacher forward pass
 (one teacher pass per view, before phase 1) is not part of (d); the study's logs give its one-off cost.
 Weights are random: speed does not depend on them.
 """
-
 
 from absl import app, flags
 
@@ -82,7 +82,7 @@ def main(argv):
     steps, teacher = speed.project_steps(splits, FLAGS.teacher_net, FLAGS.student_net)
     kd = keras_io_distiller()(student=nets.build(FLAGS.student_net, weight_decay=1e-4), teacher=teacher)
     teacher.trainable = False  # AnnealingKD did this already; stated again because the example does not
-    kd.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+    kd.compile(optimizer=speed.sgd(),
                metrics=[keras.metrics.SparseCategoricalAccuracy()],
                student_loss_fn=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                distillation_loss_fn=keras.losses.KLDivergence(), alpha=0.1, temperature=10)
@@ -90,9 +90,7 @@ def main(argv):
     # What folding the teacher's BatchNorms (akd_tf.nets.fold, used by (b), (c) and the views of (d)) buys.
     steps["teacher_inference_unfolded"] = lambda: teacher.predict(splits.train, verbose=0)
     # What the fused BatchNorm kernel (akd_tf.nets.fused_batchnorm, used by (a), (c) and (d)) buys.
-    plain_student = nets.build(FLAGS.student_net, weight_decay=1e-4)
-    plain_student.compile(keras.optimizers.SGD(0.1, momentum=0.9),
-                          keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    plain_student = speed.compiled_student(FLAGS.student_net)
     steps["student_train_keras_batchnorm"] = lambda: plain_student.fit(splits.train, epochs=1, verbose=0)
     seconds = speed.interleaved(steps, FLAGS.repeats, n)
     rates = {name: n / np.array(times) for name, times in seconds.items()}

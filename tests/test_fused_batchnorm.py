@@ -1,5 +1,5 @@
-"""akd_tf.nets.fused_batchnorm: BatchNorms on the fused kernel train as Keras' own do (outputs, running statistics,
-weights after SGD steps), and a saved model is plain Keras."""
+"""akd_tf.nets.fused_batchnorm: BatchNorms on the fused kernel train as Keras' own do (loss, gradients, outputs,
+running statistics), and a saved model is plain Keras."""
 
 import keras
 import numpy as np
