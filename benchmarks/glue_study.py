@@ -1,5 +1,6 @@
-"""The pre-trained GLUE study: per task, a MiniLM-L6 teacher fine-tuned once, then fine-tune / Hinton KD / Annealing-KD
-students (the teacher's first layer, ``--student_init=truncate:1``), several seeds each, GLUE dev metrics.
+"""The pre-trained GLUE study: per task, a MiniLM-L6 teacher fine-tuned once, then fine-tune / Hinton KD /
+Annealing-KD (and, with ``--methods=...,ckd``, Continuation-KD) students (the teacher's first layer,
+``--student_init=truncate:1``), several seeds each, GLUE dev metrics.
 
     python -m benchmarks.glue_study --workdir=$HOME/akd_runs/glue_minilm
 
@@ -10,8 +11,9 @@ teacher, kept in the run's directory; a finished run is skipped, so a killed stu
 
 The teacher is a ``finetune`` run of ``--teacher_preset`` itself (as many epochs as ``--teacher_epochs``, at
 ``--teacher_learning_rate``); every student run gets its ``student.keras`` as ``--teacher`` (cached logits, and the
-source of the truncated student) and its logits are computed once per task (``--teacher_logits_cache``). Regression tasks (STS-B) have no Hinton KD. Outputs: ``<output>.md``/``.json``
-(per task: teacher, each method's dev metric mean ± std over seeds and per seed, wall times; the paper's rows) and
+source of the truncated student) and its logits are computed once per task (``--teacher_logits_cache``).
+Regression tasks (STS-B) have no Hinton KD. Outputs: ``<output>.md``/``.json`` (per task: teacher, each method's
+dev metric mean ± std over seeds and per seed, the gaps between methods, wall times; the paper's rows) and
 ``<output>.png`` (the same as bars).
 """
 
@@ -145,7 +147,16 @@ def _summarise(task, teacher, runs):
     }
 
 
-def _table(tasks, command):
+# Gap columns of the table, (method, baseline), each shown when the study ran both.
+GAPS = (("akd", "finetune"), ("akd", "kd"), ("ckd", "kd"), ("ckd", "akd"))
+SHORT = {"finetune": "fine-tune", "kd": "KD", "akd": "AKD", "ckd": "CKD"}
+
+
+def _table(tasks, command, methods):
+    """The study's Markdown table: a row per task and metric, a column per method in ``methods`` (mean ± std, per
+    seed), then the gaps of `GAPS` between the methods' means; and the minutes it took in all."""
+    gaps = [(a, b) for a, b in GAPS if a in methods and b in methods]
+
     def values(task, method, metric):
         m = task["methods"].get(method)
         return None if not m else [100 * v[metric] for v in m["dev_all_metrics"]]
@@ -165,16 +176,16 @@ def _table(tasks, command):
 
     first = tasks[0]
     cores = study_runs.cores(n for t in tasks for n in t["cpus_per_run"])
-    seeds = len(first["methods"]["akd"]["dev"]) if "akd" in first["methods"] else len(FLAGS.seeds)
+    seeds = max(len(m["dev"]) for m in first["methods"].values())
     lines = [
         f"GLUE dev, teacher {first['teacher']['net']} ({first['teacher']['params']:,} params, fine-tuned per task) → "
         f"student {first['student']['net']} ({first['student']['params']:,} params), {first['epochs']} student "
         f"epochs, {seeds} seeds per method (mean ± std, per seed in brackets), {cores}. "
         "Metric ×100; the first row of a task is its GLUE metric, which selects the best epoch.",
         "",
-        "| task (metric) | teacher | majority class | " + " | ".join(NAMES[m] for m in FLAGS.methods)
-        + " | AKD − fine-tune | AKD − KD | paper: teacher / fine-tune / KD / AKD | min |",
-        "|---|---|---|" + "---|" * len(FLAGS.methods) + "---|---|---|---|",
+        "| task (metric) | teacher | majority class | " + "".join(f"{NAMES[m]} | " for m in methods)
+        + "".join(f"{SHORT[a]} − {SHORT[b]} | " for a, b in gaps) + "paper: teacher / fine-tune / KD / AKD | min |",
+        "|---|---|---|" + "---|" * (len(methods) + len(gaps)) + "---|---|",
     ]
     for t in tasks:
         paper = t["paper"]
@@ -186,8 +197,8 @@ def _table(tasks, command):
                      else f"{TASK_NAMES[t['task']]} ({name})")
             floor = f"{100 * majority[metric]:.2f}" if majority else "—"
             lines.append(f"| {label} | {100 * t['teacher']['dev_all_metrics'][metric]:.2f} | {floor} | "
-                         + " | ".join(cell(t, m, metric) for m in FLAGS.methods)
-                         + f" | {gap(t, 'akd', 'finetune', metric)} | {gap(t, 'akd', 'kd', metric)} | "
+                         + "".join(f"{cell(t, m, metric)} | " for m in methods)
+                         + "".join(f"{gap(t, a, b, metric)} | " for a, b in gaps)
                          + (f"{paper_cell} | {t['wall_time_s'] / 60:.0f} |" if i == 0 else " | |"))
     total = sum(t["wall_time_s"] for t in tasks) / 60
     lines += ["", "majority class: every dev example given the training set's most frequent class (— for a "
@@ -247,7 +258,7 @@ def main(argv):
                    f"{len(FLAGS.methods)} methods x {len(FLAGS.seeds)} seeds per task ({', '.join(configs)})")
     tasks = [_summarise(task, *_task(task)) for task in FLAGS.tasks]
     command = command_line("benchmarks.glue_study")
-    table, minutes = _table(tasks, command)
+    table, minutes = _table(tasks, command, FLAGS.methods)
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
     with open(FLAGS.output + ".json", "w") as f:
         json.dump({"protocol": {"command": command, "configs": configs, "seeds": FLAGS.seeds,

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from benchmarks import glue_study
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = """--dataset=glue/{task}
 --teacher_net=bert_l2_h64
@@ -64,3 +66,31 @@ def test_glue_study_runs_teacher_and_students_per_seed(tmp_path):
     akd = [100 * r["student"]["dev"]["dev"]["spearman"] for r in per_run]
     assert f"({akd[0]:.1f}, {akd[1]:.1f})" in spearman and "92.3" not in spearman
     assert (tmp_path / "out.png").stat().st_size > 10_000
+
+
+def _task(metric_values):
+    """A summarised task as `glue_study._summarise` writes it, with ``metric_values[method]`` per seed."""
+    return {
+        "task": "rte", "metric": "accuracy", "num_examples": {"train": 2240}, "majority": {"accuracy": 0.5},
+        "teacher": {"net": "t", "params": 30, "dev": 60.0, "dev_all_metrics": {"accuracy": 0.6}},
+        "student": {"net": "s", "params": 10}, "epochs": 9, "paper": glue_study.PAPER["rte"], "wall_time_s": 600,
+        "cpus_per_run": [None], "resumed_runs": [],
+        "methods": {m: {"dev": [100 * v for v in vs], "dev_all_metrics": [{"accuracy": v} for v in vs]}
+                    for m, vs in metric_values.items()},
+    }
+
+
+def test_table_has_a_gap_column_for_each_pair_of_methods_run():
+    task = _task({"finetune": [0.50, 0.52], "kd": [0.53, 0.55], "akd": [0.56, 0.56], "ckd": [0.60, 0.58]})
+    table, minutes = glue_study._table([task], "cmd", ["finetune", "kd", "akd", "ckd"])
+    header, _, row = table.splitlines()[2:5]
+    assert header.split(" | ")[3:11] == ["fine-tuned student", "Hinton KD", "Annealing-KD", "Continuation-KD",
+                                          "AKD − fine-tune", "AKD − KD", "CKD − KD", "CKD − AKD"]
+    cells = row.split(" | ")
+    assert cells[6] == "59.00 ± 1.41 (60.0, 58.0)"  # CKD: mean ± sample std, then each seed
+    assert cells[7:11] == ["+5.00", "+2.00", "+5.00", "+3.00"]  # 56-51, 56-54, 59-54, 59-56
+    assert cells[11] == "86.3 / 67.9 / 71.11 / 73.64" and minutes == 10
+    assert "2 seeds per method" in table
+    # Without CKD in the study its gap columns go, as do those of a method the study did not run.
+    table, _ = glue_study._table([task], "cmd", ["kd", "akd"])
+    assert "CKD" not in table and "AKD − fine-tune" not in table and "| AKD − KD |" in table
