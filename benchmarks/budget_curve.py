@@ -26,12 +26,18 @@ from absl import app, flags
 from akd_tf.command import command_line
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("studies", None, "Study JSON files (benchmarks.cifar_study --output), one per budget.", required=True)
-flags.DEFINE_list("labels", None, "A row label per study (default: '<epochs> epochs').")
-flags.DEFINE_string("output", "benchmarks/results/budget_curve", "Output path without extension.")
-flags.DEFINE_bool("plot", True, "Draw the differences against the student's epochs.")
-flags.DEFINE_bool("ablation", False, "The first study is the reference, the others its variants: also tabulate each "
-                  "method's change from it, paired by seed (keeps the given order).")
+
+
+def define_flags():
+    """Defined when run as a program only: tests import this module beside others that define the same flags."""
+    flags.DEFINE_list("studies", None, "Study JSON files (benchmarks.cifar_study --output), one per budget.",
+                      required=True)
+    flags.DEFINE_list("labels", None, "A row label per study (default: '<epochs> epochs').")
+    flags.DEFINE_string("output", "benchmarks/results/budget_curve", "Output path without extension.")
+    flags.DEFINE_bool("plot", True, "Draw the differences against the student's epochs.")
+    flags.DEFINE_bool("ablation", False, "The first study is the reference, the others its variants: also tabulate "
+                      "each method's change from it, paired by seed (keeps the given order).")
+
 
 METHODS = ("scratch", "kd", "takd", "akd", "ckd")
 NAMES = {"scratch": "scratch", "kd": "KD", "takd": "TAKD", "akd": "AKD", "ckd": "CKD"}
@@ -205,4 +211,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -27,13 +27,19 @@ from akd_tf.command import command_line
 from benchmarks import study_runs
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("seeds", list(study_runs.STUDY_SEEDS), "Seeds of the student runs (each method runs once per seed).")
-flags.DEFINE_list("methods", list(study_runs.STUDY_METHODS), "Methods compared.")
-flags.DEFINE_integer("teacher_seed", 0, "Seed of the teacher and assistant runs.")
-flags.DEFINE_string("output", "benchmarks/results/cifar_study", "Output path prefix (.md, .json, _*.png).")
-flags.DEFINE_string("records", None, "A directory (committed, unlike --workdir) where each finished student run's "
-                    "record (metrics, history, flags; no model) is kept, and from which a run found finished there "
-                    "is taken instead of trained: for a study that outlives the machine its workdir is on.")
+
+
+def define_flags():
+    """Defined when run as a program only: tests import this module beside others that define the same flags."""
+    flags.DEFINE_list("seeds", list(study_runs.STUDY_SEEDS),
+                      "Seeds of the student runs (each method runs once per seed).")
+    flags.DEFINE_list("methods", list(study_runs.STUDY_METHODS), "Methods compared.")
+    flags.DEFINE_integer("teacher_seed", 0, "Seed of the teacher and assistant runs.")
+    flags.DEFINE_string("output", "benchmarks/results/cifar_study", "Output path prefix (.md, .json, _*.png).")
+    flags.DEFINE_string("records", None, "A directory (committed, unlike --workdir) where each finished student run's "
+                        "record (metrics, history, flags; no model) is kept, and from which a run found finished there "
+                        "is taken instead of trained: for a study that outlives the machine its workdir is on.")
+
 
 # Flags of akd_tf.main not passed on; per-run settings come after the passed-on ones, and the last wins.
 # --assistant goes to TAKD runs only (the others refuse it).
@@ -258,4 +264,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main, flags_parser=cli.parse_flags)

@@ -26,11 +26,16 @@ from absl import app, flags
 from akd_tf.command import command_line
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "A finished GLUE run of akd_tf.main (teacher.keras, student.keras, config.json).",
-                    required=True)
-flags.DEFINE_integer("examples", 8192, "Training examples per timed pass.")
-flags.DEFINE_integer("repeats", 3, "Timed passes per variant (the first, untimed pass warms up).")
-flags.DEFINE_string("output", "benchmarks/results/glue_phase1_cost", "Output path without extension.")
+
+
+def define_flags():
+    """Defined when run as a program only: tests import this module beside others that define the same flags."""
+    flags.DEFINE_string("workdir", None,
+                        "A finished GLUE run of akd_tf.main (teacher.keras, student.keras, config.json).",
+                        required=True)
+    flags.DEFINE_integer("examples", 8192, "Training examples per timed pass.")
+    flags.DEFINE_integer("repeats", 3, "Timed passes per variant (the first, untimed pass warms up).")
+    flags.DEFINE_string("output", "benchmarks/results/glue_phase1_cost", "Output path without extension.")
 
 
 def _time_round_robin(fits, repeats):
@@ -115,4 +120,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

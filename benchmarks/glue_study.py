@@ -29,12 +29,17 @@ from akd_tf.data import glue
 from benchmarks import study_runs
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("tasks", ["rte", "mrpc", "stsb", "cola"], "GLUE tasks, each with its config file.")
-flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of the student runs (each method runs once per seed and task).")
-flags.DEFINE_list("methods", ["finetune", "kd", "akd"], "Methods compared (kd is skipped on regression tasks).")
-flags.DEFINE_string("config", "configs/glue_minilm_{task}.flags", "Each task's flagfile; {task} is replaced.")
-flags.DEFINE_integer("teacher_seed", 0, "Seed of the teacher's fine-tuning run.")
-flags.DEFINE_string("output", "benchmarks/results/glue_minilm", "Output path prefix (.md, .json, .png).")
+
+
+def define_flags():
+    """Defined when run as a program only: tests import this module beside others that define the same flags."""
+    flags.DEFINE_list("tasks", ["rte", "mrpc", "stsb", "cola"], "GLUE tasks, each with its config file.")
+    flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of the student runs (each method runs once per seed and task).")
+    flags.DEFINE_list("methods", ["finetune", "kd", "akd"], "Methods compared (kd is skipped on regression tasks).")
+    flags.DEFINE_string("config", "configs/glue_minilm_{task}.flags", "Each task's flagfile; {task} is replaced.")
+    flags.DEFINE_integer("teacher_seed", 0, "Seed of the teacher's fine-tuning run.")
+    flags.DEFINE_string("output", "benchmarks/results/glue_minilm", "Output path prefix (.md, .json, .png).")
+
 
 NAMES = {"finetune": "fine-tuned student", "kd": "Hinton KD", "akd": "Annealing-KD", "ckd": "Continuation-KD"}
 # Set per run here, so not passed on from this command line.
@@ -273,4 +278,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main, flags_parser=cli.parse_flags)

@@ -17,11 +17,15 @@ from absl import app, flags
 from akd_tf.command import command_line
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("tflite_dir", None, "Directory of student_<mode>.tflite files.", required=True)
-flags.DEFINE_integer("threads", 1, "CPU threads for every path.")
-flags.DEFINE_integer("rounds", 5, "Interleaved rounds; each times `invokes` runs of every path.")
-flags.DEFINE_integer("invokes", 200, "Timed invokes per path per round (after 20 warm-up invokes).")
-flags.DEFINE_string("output", "benchmarks/results/litert_paths", "Output path prefix (.json and .md).")
+
+
+def define_flags():
+    """Defined when run as a program only: tests import this module beside others that define the same flags."""
+    flags.DEFINE_string("tflite_dir", None, "Directory of student_<mode>.tflite files.", required=True)
+    flags.DEFINE_integer("threads", 1, "CPU threads for every path.")
+    flags.DEFINE_integer("rounds", 5, "Interleaved rounds; each times `invokes` runs of every path.")
+    flags.DEFINE_integer("invokes", 200, "Timed invokes per path per round (after 20 warm-up invokes).")
+    flags.DEFINE_string("output", "benchmarks/results/litert_paths", "Output path prefix (.json and .md).")
 
 
 def _paths(model, threads):
@@ -101,4 +105,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -17,11 +17,16 @@ from akd_tf.command import command_line
 from benchmarks import speed
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("epochs", 4, "Timed epochs per block (after one untimed epoch that traces).")
-flags.DEFINE_integer("blocks", 2, "Blocks per setting, alternating between the settings.")
-flags.DEFINE_integer("train_size", None, "Training images (default: all 45,000).")
-flags.DEFINE_string("data_dir", None, "TFDS data directory (default: $TFDS_DATA_DIR).")
-flags.DEFINE_string("output", "benchmarks/results/pipeline_steady", "Output path prefix.")
+
+
+def define_flags():
+    """Defined when run as a program only: tests import this module beside others that define the same flags."""
+    flags.DEFINE_integer("epochs", 4, "Timed epochs per block (after one untimed epoch that traces).")
+    flags.DEFINE_integer("blocks", 2, "Blocks per setting, alternating between the settings.")
+    flags.DEFINE_integer("train_size", None, "Training images (default: all 45,000).")
+    flags.DEFINE_string("data_dir", None, "TFDS data directory (default: $TFDS_DATA_DIR).")
+    flags.DEFINE_string("output", "benchmarks/results/pipeline_steady", "Output path prefix.")
+
 
 SETTINGS = {"autotune": "tf.data autotuner on (before)", "steady": "autotuner off, fixed parallelism (now)"}
 
@@ -94,4 +99,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -19,10 +19,15 @@ from akd_tf.command import command_line
 from benchmarks import speed
 
 FLAGS = flags.FLAGS
-speed.define_flags(images=2048, repeats=5, output="benchmarks/results/precision")  # .json, .md, .png
-flags.DEFINE_list("precisions", ["none", "bfloat16"], "Variants to compare: --mixed_precision values, each optionally "
-                  "with +xla (jit_compile); the first is the baseline.")
-flags.DEFINE_float("goal", 1.2, "The speed-up of (c) in bfloat16 over the baseline that the issue asks for.")
+
+
+def define_flags():
+    """Defined when run as a program only: tests import this module beside others that define the same flags."""
+    speed.define_flags(images=2048, repeats=5, output="benchmarks/results/precision")  # .json, .md, .png
+    flags.DEFINE_list("precisions", ["none", "bfloat16"], "Variants to compare: --mixed_precision values, each "
+                      "optionally with +xla (jit_compile); the first is the baseline.")
+    flags.DEFINE_float("goal", 1.2, "The speed-up of (c) in bfloat16 over the baseline that the issue asks for.")
+
 
 STEPS = {
     "student_train": "(a) {student} training step",
@@ -137,4 +142,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

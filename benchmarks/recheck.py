@@ -29,7 +29,7 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-    """Defined when run as a program only: tests import this module beside others that define --output."""
+    """Defined when run as a program only: tests import this module beside others that define the same flags."""
     flags.DEFINE_list("runs", None, "Run directories (metrics.json and student/ or student.keras inside), or "
                       "directories of them (a study's workdir, or its committed records).",
                       required=True)

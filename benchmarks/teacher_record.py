@@ -26,7 +26,7 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-    """Defined when run as a program only: tests import this module beside others that define --output."""
+    """Defined when run as a program only: tests import this module beside others that define the same flags."""
     flags.DEFINE_list("cycles", None, "Record prefixes of the teacher's cycles, in training order (the last is "
                       "shipped).", required=True)
     flags.DEFINE_string("output", "benchmarks/results/teacher", "Output path without extension.")

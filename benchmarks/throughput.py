@@ -20,7 +20,12 @@ from akd_tf.command import command_line
 from benchmarks import speed
 
 FLAGS = flags.FLAGS
-speed.define_flags(images=2048, repeats=5, output="benchmarks/results/throughput")  # .json and .md
+
+
+def define_flags():
+    """Defined when run as a program only: tests import this module beside others that define the same flags."""
+    speed.define_flags(images=2048, repeats=5, output="benchmarks/results/throughput")  # .json and .md
+
 
 STEPS = {
     "student_train": "(a) {student} training, cross-entropy",
@@ -156,4 +161,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

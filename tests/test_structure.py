@@ -121,3 +121,16 @@ def test_the_library_is_the_product_without_its_operations():
                     text = text.replace("/proc/cpuinfo", "")
                     found += [f"{name}: {word}" for word in ("/proc/", "SIGSTOP", "heartbeat") if word in text]
     assert not found
+
+
+def test_every_benchmark_imports_beside_the_others_and_the_cli():
+    """pytest-xdist runs several test files in one process, so a benchmark that defined its flags on import broke
+    collection when another defined the same name (--output, --workdir). Each defines them only when run."""
+    import subprocess
+    import sys
+
+    names = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py") if p.stem != "__init__")
+    assert {"budget_curve", "cifar_study", "glue_study", "precision", "throughput"} <= set(names)
+    code = "import importlib, akd_tf.main\n" + "".join(f"importlib.import_module('benchmarks.{n}')\n" for n in names)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
