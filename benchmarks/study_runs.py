@@ -143,14 +143,15 @@ def _call(command, stdout, stderr):
             raise
 
 
-def code_commit():
+def code_commit(root=None):
     """The commit of the checkout this code runs from (a study runs from a checkout pinned at one commit), with
-    ``+changes`` when its files differ from it; None outside a git checkout."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ``+changes`` when its code differs from it; None outside a git checkout. The study's own tables and plots
+    under benchmarks/results are left out: a study rewrites them, which changes none of its runs."""
+    root = root or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
         head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)benchmarks/results"], capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return None
     return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")

@@ -250,3 +250,23 @@ def test_an_interrupted_study_kills_its_run_and_records_a_resumed_one(tmp_path, 
     monkeypatch.setattr(study_runs, "_call", _finishes_in(workdir))
     study_runs.run_main(str(workdir), ["--method=kd"])
     assert json.loads((workdir / "study_run.json").read_text())["resumed"] is True
+
+
+def test_the_recorded_commit_says_changes_for_code_and_not_for_the_studys_own_tables(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "study.py").write_text("x = 1\n")
+    (tmp_path / "benchmarks" / "results" / "study.md").write_text("| a |\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "y")
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert study_runs.code_commit(str(tmp_path)) == head.strip()
+    (tmp_path / "benchmarks" / "results" / "study.md").write_text("| a | b |\n")  # the study's table, rewritten
+    (tmp_path / "benchmarks" / "results" / "new.json").write_text("{}")
+    assert study_runs.code_commit(str(tmp_path)) == head.strip()
+    (tmp_path / "benchmarks" / "study.py").write_text("x = 2\n")
+    assert study_runs.code_commit(str(tmp_path)) == head.strip() + "+changes"
+    assert study_runs.code_commit(str(tmp_path / "nowhere")) is None
