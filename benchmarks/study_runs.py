@@ -197,8 +197,11 @@ def cores(counts):
 
 
 def training_time(run):
-    """A finished run's training seconds: its student's epochs, each counted once however many processes it took."""
-    return run["student"]["wall_time_s"]
+    """A finished run's training seconds: its student's epochs, each counted once however many processes it took,
+    less ``study.paused_s`` where its record has one. Runs recorded while studies still paused their processes to
+    time benchmarks alone carry it; their run wall time already leaves it out, and without it their training time
+    came out longer than the whole run."""
+    return max(0.0, run["student"]["wall_time_s"] - run.get("study", {}).get("paused_s", 0.0))
 
 
 def mean_std(values):

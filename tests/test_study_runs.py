@@ -270,3 +270,26 @@ def test_the_recorded_commit_says_changes_for_code_and_not_for_the_studys_own_ta
     (tmp_path / "benchmarks" / "study.py").write_text("x = 2\n")
     assert study_runs.code_commit(str(tmp_path)) == head.strip() + "+changes"
     assert study_runs.code_commit(str(tmp_path / "nowhere")) is None
+
+
+def test_training_time_leaves_out_the_minutes_an_old_record_was_paused():
+    assert study_runs.training_time({"student": {"wall_time_s": 600.0}, "study": {"wall_time_s": 700.0}}) == 600.0
+    paused = {"student": {"wall_time_s": 600.0}, "study": {"wall_time_s": 500.0, "paused_s": 200.0}}
+    assert study_runs.training_time(paused) == 400.0
+
+
+def test_no_committed_study_table_trains_longer_than_it_runs():
+    """Every committed record: training (the student's epochs) is part of the whole run's wall time."""
+    import glob
+
+    records = [os.path.dirname(p) for p in glob.glob(os.path.join(
+        os.path.dirname(__file__), "..", "benchmarks", "results", "runs", "*", "*", "study_run.json"))]
+    longer = []
+    for path in records:
+        with open(os.path.join(path, "metrics.json")) as f:
+            run = json.load(f)
+        with open(os.path.join(path, "study_run.json")) as f:
+            run["study"] = json.load(f)
+        if study_runs.training_time(run) > run["study"]["wall_time_s"] + 1:
+            longer.append(f"{path}: {study_runs.training_time(run):.0f} s > {run['study']['wall_time_s']:.0f} s")
+    assert len(records) > 30 and not longer, longer
