@@ -95,7 +95,9 @@ def main(argv):
     n = splits.num_examples["train"]
     print(f"building {len(FLAGS.precisions)} model sets and one view of teacher logits each (not timed)", flush=True)
     runs = {p: _steps(splits, p) for p in FLAGS.precisions}
-    flat = speed.interleaved({f"{k} {p}": runs[p][k] for k in STEPS for p in FLAGS.precisions}, FLAGS.repeats, n)
+    flat = speed.interleaved({**{f"{k} {p}": runs[p][k] for k in STEPS for p in FLAGS.precisions},
+                              speed.REFERENCE: speed.host_reference()}, FLAGS.repeats, n)
+    reference = flat.pop(speed.REFERENCE)
     seconds = {k: {p: flat[f"{k} {p}"] for p in FLAGS.precisions} for k in STEPS}
     rates = {k: {p: n / np.array(t) for p, t in v.items()} for k, v in seconds.items()}
     medians = {k: {p: float(np.median(r)) for p, r in v.items()} for k, v in rates.items()}
@@ -116,6 +118,8 @@ def main(argv):
         "images_per_second": medians, "fastest_images_per_second": fastest,
         "epoch_seconds": {k: {p: [float(t) for t in v] for p, v in d.items()} for k, d in seconds.items()},
         "speedup_over_" + base: speedups, "goal": goal,
+        "host_reference": {"epoch_seconds": [float(t) for t in reference],
+                           "median_over_fastest": speed.steadiness(reference)},
     }
     names = {k: v.format(student=FLAGS.student_net, teacher=FLAGS.teacher_net) for k, v in STEPS.items()}
     others = FLAGS.precisions[1:]
@@ -136,6 +140,8 @@ def main(argv):
         "Two speeds (rounds in a fast and a slow cluster, benchmarks.speed.two_speeds): "
         + (", ".join(f"{names[k]} in {p}" for k, d in report["two_speeds"].items() for p, flagged in d.items()
                      if flagged) or "none") + ".",
+        "",
+        speed.reference_line(reference),
     ]
     speed.write(FLAGS.output, report, lines)
     _plot(medians, fastest, names, FLAGS.output + ".png")

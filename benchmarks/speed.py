@@ -113,6 +113,40 @@ def timed(run):
     return time.perf_counter() - start
 
 
+# Matmuls per call of `host_reference`: about one second on 2 AVX2 cores, as long as the shortest timed epochs.
+REFERENCE_MATMULS = 64
+REFERENCE = "host reference"
+
+
+def host_reference():
+    """A step that runs no TensorFlow: ``REFERENCE_MATMULS`` float32 1024x1024 NumPy matmuls (its BLAS on all
+    cores). Timed in the same rounds as the steps, its spread is the host's own (neighbours on the machine, clock
+    changes): a step no less steady than it has nothing left for this project's code to fix."""
+    import numpy as np
+
+    a = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32)
+    out = np.empty_like(a)
+
+    def run():
+        for _ in range(REFERENCE_MATMULS):
+            np.matmul(a, a, out=out)
+
+    return run
+
+
+def steadiness(seconds):
+    """Median over fastest, in rate: the fastest round's seconds over the median round's (1.0 = every round alike)."""
+    import numpy as np
+
+    return float(np.min(seconds) / np.median(seconds))
+
+
+def reference_line(seconds):
+    """The result files' line on `host_reference`'s rounds."""
+    return (f"Host reference (fixed NumPy matmuls, no TensorFlow, timed in the same rounds): epoch seconds "
+            f"{', '.join(f'{t:.2f}' for t in seconds)}; median / fastest {steadiness(seconds):.2f}.")
+
+
 # A step whose slowest round took over this multiple of its fastest, with the rounds in two groups, ran at two speeds.
 TWO_SPEEDS_RATIO = 1.3
 

@@ -97,7 +97,9 @@ def main(argv):
     # What the fused BatchNorm kernel (akd_tf.nets.fused_batchnorm, used by (a), (c) and (d)) buys.
     plain_student = speed.compiled_student(FLAGS.student_net)
     steps["student_train_keras_batchnorm"] = lambda: plain_student.fit(splits.train, epochs=1, verbose=0)
+    steps[speed.REFERENCE] = speed.host_reference()
     seconds = speed.interleaved(steps, FLAGS.repeats, n)
+    reference = seconds.pop(speed.REFERENCE)
     rates = {name: n / np.array(times) for name, times in seconds.items()}
     # The fastest epoch of each step is the one least disturbed by the host (timeit's advice: take the min).
     fastest = {name: float(r.max()) for name, r in rates.items()}
@@ -134,6 +136,8 @@ def main(argv):
         "fastest_images_per_second": fastest,
         "fastest_bound_images_per_second": float(bound(fastest)),
         "ratios": report_ratios,
+        "host_reference": {"epoch_seconds": [float(t) for t in reference],
+                           "median_over_fastest": speed.steadiness(reference)},
     }
     names = {k: v.format(student=FLAGS.student_net, teacher=FLAGS.teacher_net) for k, v in STEPS.items()}
     lines = [
@@ -156,6 +160,8 @@ def main(argv):
         "Medians: of the per-round figures and ratios. two speeds: the step's rounds split into a fast and a slow",
         f"cluster (slowest / fastest > {speed.TWO_SPEEDS_RATIO} with a gap; benchmarks.speed.two_speeds). (e) freezes",
         "the teacher (the keras.io example does not, and would also train it).",
+        "",
+        speed.reference_line(reference),
     ]
     speed.write(FLAGS.output, report, lines)
 

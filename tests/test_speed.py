@@ -38,3 +38,20 @@ def test_write_adds_the_machine_and_the_command(tmp_path, capsys):
         "| a |\n|---|\n\nMachine: AMD EPYC (avx2, avx512f), 2 cores, TensorFlow 2.21.0, Keras 3.15.1, PyTorch 2.13, "
         "2026-12-03.\n\nCommand: `python -m benchmarks.throughput --images=8`\n")
     assert "Machine: AMD EPYC" in capsys.readouterr().out
+
+
+def test_the_host_reference_does_its_fixed_work_without_tensorflow(monkeypatch):
+    import numpy as np
+
+    calls = []
+    real = np.matmul
+    monkeypatch.setattr(np, "matmul", lambda a, b, out: calls.append(a.shape) or real(a, b, out=out))
+    speed.host_reference()()
+    assert calls == [(1024, 1024)] * speed.REFERENCE_MATMULS
+
+
+def test_steadiness_is_the_fastest_round_over_the_median_round():
+    assert speed.steadiness([2.0, 2.0, 2.0]) == 1.0
+    assert speed.steadiness([1.0, 1.25, 2.0, 1.1, 1.3]) == 0.8
+    line = speed.reference_line([1.0, 1.25, 2.0, 1.1, 1.3])
+    assert line.endswith("epoch seconds 1.00, 1.25, 2.00, 1.10, 1.30; median / fastest 0.80.")
