@@ -101,8 +101,8 @@ def interleaved(steps, repeats, images):
             if round_:  # round 0 traces the functions and fills the caches
                 seconds[name].append(elapsed)
         print(f"round {round_}/{repeats}: " + ", ".join(
-            f"{name} {images / seconds[name][-1]:.0f} img/s" for name in steps) if round_ else "warm-up done",
-            flush=True)
+            f"{name} {seconds[name][-1]:.2f} s" if name == REFERENCE else f"{name} {images / seconds[name][-1]:.0f} img/s"
+            for name in steps) if round_ else "warm-up done", flush=True)
     return seconds
 
 
