@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+import cli_cases
 from benchmarks import budget_curve
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,50 +45,58 @@ def test_unpaired_or_akd_free_studies_are_refused():
         budget_curve.summarise({"methods": {"kd": {"seeds": [0], "test_top1": [1.0], "epochs": 3}}}, "x")
 
 
-def test_cli_writes_table_json_and_plot(tmp_path):
-    paths = []
-    for name, study in (("long", LONG), ("short", SHORT)):  # out of order: the curve sorts by epochs
-        paths.append(str(tmp_path / f"{name}.json"))
-        (tmp_path / f"{name}.json").write_text(json.dumps(study))
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.budget_curve", f"--studies={','.join(paths)}",
-                           f"--output={tmp_path / 'curve'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = json.loads((tmp_path / "curve.json").read_text())["rows"]
+VARIANT = _study(15, {"scratch": [70.5, 70.0], "kd": [73.0, 72.0], "takd": [72.0, 73.5], "akd": [74.0, 72.0]})
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory):
+    """The CLI's runs of this module through its own flags and main, in one interpreter (tests/cli_cases.py)."""
+    directory = tmp_path_factory.mktemp("curve")
+    paths = {}
+    for name, study in (("long", LONG), ("short", SHORT), ("variant", VARIANT)):
+        paths[name] = str(directory / f"{name}.json")
+        (directory / f"{name}.json").write_text(json.dumps(study))
+    cases = {  # the curve out of order (it sorts by epochs); an ablation whose labels have spaces; one study alone
+        "curve": [f"--studies={paths['long']},{paths['short']}", f"--output={directory / 'curve'}"],
+        "ablation": [f"--studies={paths['short']},{paths['variant']}", "--labels=at 0.1,at 0.01", "--ablation",
+                     "--noplot", f"--output={directory / 'ab'}"],
+        "alone": [f"--studies={paths['short']}", "--ablation", f"--output={directory / 'x'}"],
+    }
+    return directory, cli_cases.run_in_subprocess("benchmarks.budget_curve", cases, str(directory), ROOT)
+
+
+def test_cli_writes_table_json_and_plot(cli):
+    directory, results = cli
+    assert results["curve"]["returncode"] == 0, results["curve"]["stderr"][-2000:]
+    rows = json.loads((directory / "curve.json").read_text())["rows"]
     assert [r["epochs"] for r in rows] == [15, 45] and rows[1]["akd_minus"]["kd"]["mean_std"] == [1.5, 0.0]
-    assert (tmp_path / "curve.png").stat().st_size > 10_000
-    assert "AKD − TAKD (pt)" in (tmp_path / "curve.md").read_text()
+    assert (directory / "curve.png").stat().st_size > 10_000
+    assert "AKD − TAKD (pt)" in (directory / "curve.md").read_text()
 
 
-def test_ablation_tabulates_each_methods_change_paired_by_seed(tmp_path):
-    variant = _study(15, {"scratch": [70.5, 70.0], "kd": [73.0, 72.0], "takd": [72.0, 73.5], "akd": [74.0, 72.0]})
-    paths = []
-    for name, study in (("recipe", SHORT), ("variant", variant)):
-        paths.append(str(tmp_path / f"{name}.json"))
-        (tmp_path / f"{name}.json").write_text(json.dumps(study))
-    diff = budget_curve.changes(SHORT, variant, ("recipe", "variant"))
+def test_ablation_tabulates_each_methods_change_paired_by_seed(cli, tmp_path):
+    diff = budget_curve.changes(SHORT, VARIANT, ("recipe", "variant"))
     assert diff["akd"]["per_seed"] == [3.0, 2.0] and diff["akd"]["mean_std"] == pytest.approx((2.5, 0.5 ** 0.5))
     assert diff["scratch"]["per_seed"] == [0.5, -1.0] and diff["kd"]["mean_std"] == (0.0, 0.0)
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.budget_curve", f"--studies={','.join(paths)}",
-                           "--labels=at 0.1,at 0.01", "--ablation", "--noplot", f"--output={tmp_path / 'ab'}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    text = (tmp_path / "ab.md").read_text()
+    directory, results = cli
+    assert results["ablation"]["returncode"] == 0, results["ablation"]["stderr"][-2000:]
+    text = (directory / "ab.md").read_text()
     assert "| AKD | 70.50 ± 0.71 | 73.00 ± 1.41 | +2.50 ± 0.71 | up on both seeds: +3.00, +2.00 |" in text
     assert "| scratch | 70.50 ± 0.71 | 70.25 ± 0.35 | -0.25 ± 1.06 | down on 1 of 2 seeds: +0.50, -1.00 |" in text
     assert "| KD | 72.50 ± 0.71 | 72.50 ± 0.71 | +0.00 ± 0.00 | unchanged on every seed |" in text
-    assert [r["label"] for r in json.loads((tmp_path / "ab.json").read_text())["rows"]] == ["at 0.1", "at 0.01"]
-    assert not (tmp_path / "ab.png").exists()
-    # The command written under the table makes the same table again when pasted into a shell (labels with spaces).
+    assert [r["label"] for r in json.loads((directory / "ab.json").read_text())["rows"]] == ["at 0.1", "at 0.01"]
+    assert not (directory / "ab.png").exists()
+    alone = results["alone"]
+    assert alone["returncode"] != 0 and "--ablation needs a reference study and at least one variant" in alone["stderr"]
+    # The command written under the table makes the same table again when pasted into a shell (labels with spaces),
+    # as a real process.
     command = text.rsplit("Command: `", 1)[1].split("`", 1)[0]
     assert command.startswith("python -m benchmarks.budget_curve ")
-    (tmp_path / "ab.md").unlink()
+    (directory / "ab.md").unlink()
     again = subprocess.run(["bash", "-c", shlex.quote(sys.executable) + command[len("python"):]], cwd=ROOT,
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert (tmp_path / "ab.md").read_text() == text
-    alone = subprocess.run([sys.executable, "-m", "benchmarks.budget_curve", f"--studies={paths[0]}", "--ablation",
-                            f"--output={tmp_path / 'x'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert alone.returncode != 0 and "--ablation needs a reference study and at least one variant" in alone.stderr
+    assert (directory / "ab.md").read_text() == text
 
 
 def test_continuation_kd_rows_are_paired_against_kd_akd_and_takd(tmp_path):

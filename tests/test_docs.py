@@ -81,6 +81,9 @@ def test_the_readme_python_examples_run_as_printed(tmp_path, index, name):
         assert all(0.5 <= accuracy <= 1 and agreement >= 0.98 for accuracy, agreement in results.values()), results
 
 
+EXAMPLE_OUTPUT = {"keras_api.py": ("AKD student", "Phase 2 (hard labels)")}  # what an example must print
+
+
 def test_each_example_script_runs_with_the_command_in_its_docstring():
     directory = os.path.join(ROOT, "examples")
     for name in sorted(os.listdir(directory)):
@@ -91,3 +94,5 @@ def test_each_example_script_runs_with_the_command_in_its_docstring():
         assert len(commands) == 1, f"examples/{name}: its docstring gives no single command to run it"
         proc = subprocess.run(["bash", "-c", commands[0]], cwd=ROOT, capture_output=True, text=True, timeout=400)
         assert proc.returncode == 0, f"{commands[0]}\n{proc.stderr[-3000:]}"
+        for expected in EXAMPLE_OUTPUT.get(name, ()):
+            assert expected in proc.stdout, f"{commands[0]}: no {expected!r} in\n{proc.stdout[-2000:]}"

@@ -3,7 +3,6 @@ weights, and stays out of what a distiller trains and saves."""
 
 import keras
 import numpy as np
-import pytest
 
 import akd_tf
 from akd_tf import nets

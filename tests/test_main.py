@@ -4,8 +4,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -116,15 +114,6 @@ def test_a_finished_workdir_is_kept_unless_overwrite(cli_runs, smoke_workdir):
     assert metrics["teacher"]["source"] == paths["teacher"]
     assert (paths["overwritten"] / "my_notes.txt").read_text() == "kept"
     assert not (paths["overwritten"] / "history_teacher.csv").exists()  # the old run's files are gone
-
-
-def test_keras_api_example_runs():
-    proc = subprocess.run(
-        [sys.executable, "examples/keras_api.py", "--train_size=256", "--validation_size=256", "--test_size=256",
-         "--teacher_epochs=1", "--phase1_epochs=2", "--phase2_epochs=1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "AKD student" in proc.stdout and "Phase 2 (hard labels)" in proc.stdout
 
 
 def test_last_line_warns_of_a_glue_student_at_the_majority_class_floor():

@@ -1,7 +1,6 @@
 """The study runner's bookkeeping: a run killed with its session counts the time it had spent; the cores
 runs had (pinned or not) reach the tables."""
 
-import datetime
 import json
 import os
 import shutil

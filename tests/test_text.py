@@ -282,8 +282,8 @@ def test_text_student_exports_to_tflite_with_builtin_ops(sst2_workdir, tmp_path)
     _, from_keras = export_student(f"{sst2_workdir}/student.keras", ["fp32"], test_size=16, benchmark=False,
                                    mediapipe=False)
     assert from_keras["results"][0]["agreement"] == 1.0 and from_keras["metric"] == "accuracy"
-    # int4: 4-bit dense weights, 8-bit embedding tables, float activations
-    files, report = export_student(f"{sst2_workdir}/student", ["fp32", "dynamic", "int4"], test_size=64, benchmark=False)
-    rows = {row["mode"]: row for row in report["results"]}
-    assert rows["int4"]["tensor_dtypes"].get("int4", 0) > 0 and rows["int4"]["agreement"] >= 0.9
-    assert rows["int4"]["size_bytes"] < rows["dynamic"]["size_bytes"]
+    # int4: 4-bit dense weights, 8-bit embedding tables, float activations; smaller than the CLI's dynamic file above
+    _, report = export_student(f"{sst2_workdir}/student", ["int4"], test_size=64, benchmark=False)
+    (int4,) = report["results"]
+    assert int4["tensor_dtypes"].get("int4", 0) > 0 and int4["agreement"] >= 0.9
+    assert int4["size_bytes"] < rows["dynamic"]["size_bytes"]
