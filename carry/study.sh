@@ -52,7 +52,7 @@ case "${1:-}" in
     grep -v "^I0000\|^W0000\|^E0000\|WARNING\|To enable" "$LOG" 2>/dev/null | tail -5 || true
     for run in "$RUNS"/study_xlong/*/; do
       [[ -f "$run/study_run.json" || ! -d "$run/checkpoints" ]] && continue
-      say "$(basename "$run"): $(ls "$run/checkpoints" | tail -1)"
+      say "$(basename "$run"): $(cd "$run/checkpoints" && ls -d */epoch-* 2>/dev/null | tail -1) (epoch index from 0)"
     done
     ;;
   save)
