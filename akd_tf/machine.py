@@ -43,3 +43,8 @@ def machine() -> dict:
     return {**cpu(), "platform": platform.platform(), "python": platform.python_version(),
             "tensorflow": tf.__version__, "keras": keras.__version__, **versions,
             "date": datetime.date.today().isoformat()}
+
+
+def describe(m: dict) -> str:
+    """The processor part of a result file's machine line: ``AMD EPYC (avx2, avx512f), 2 cores``."""
+    return f"{m['cpu']} ({', '.join(m['cpu_units']) or 'no AVX2'}), {m['cores']} cores"

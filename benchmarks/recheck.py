@@ -23,6 +23,7 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
+from akd_tf import machine as machine_lib
 from akd_tf.command import command_line
 
 FLAGS = flags.FLAGS
@@ -158,13 +159,15 @@ def main(argv):
     evaluate(items, FLAGS.data_dir)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     text, reproduced = table(items, FLAGS.tolerance, now)
-    text += "\n\nCommand: `" + command_line("benchmarks.recheck") + "`\n"
+    m = machine_lib.machine()
+    text += (f"\n\nMachine: {machine_lib.describe(m)}, TensorFlow {m['tensorflow']}, Keras {m['keras']}, {m['date']}.\n"
+             "\nCommand: `" + command_line("benchmarks.recheck") + "`\n")
     os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
     with open(FLAGS.output + ".md", "w") as f:
         f.write(text)
     with open(FLAGS.output + ".json", "w") as f:
         json.dump({"checked_utc": now, "tolerance_pt": FLAGS.tolerance, "reproduced": reproduced, "models": items,
-                   "command": command_line("benchmarks.recheck")}, f, indent=1)
+                   "machine": m, "command": command_line("benchmarks.recheck")}, f, indent=1)
     print(text.splitlines()[0])
     print(f"Wrote {FLAGS.output}.md and .json")
     return 0 if reproduced else 1

@@ -167,7 +167,7 @@ def write(output, report, lines, extra=""):
     """``report`` as ``output``.json; ``lines``, then the machine (``extra`` after its versions) and the command, as
     ``output``.md, printed too."""
     m = report["machine"]
-    lines = [*lines, "", f"Machine: {m['cpu']} ({', '.join(m['cpu_units']) or 'no AVX2'}), {m['cores']} cores, "
+    lines = [*lines, "", f"Machine: {machine_lib.describe(m)}, "
              f"TensorFlow {m['tensorflow']}, Keras {m['keras']}{extra}, {m['date']}.", "",
              f"Command: `{report['command']}`"]
     os.makedirs(os.path.dirname(output) or ".", exist_ok=True)

@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402,F401
 
+from akd_tf import machine as machine_lib  # noqa: E402
+
 
 def markdown(report: dict) -> str:
     """The report as a model card: what the model is, what its files take and return, and how each file did."""
@@ -41,7 +43,7 @@ def markdown(report: dict) -> str:
               + ".", ""]
     if report.get("machine"):
         m = report["machine"]
-        lines += [f"Machine: {m['cpu']} ({', '.join(m['cpu_units']) or 'no AVX2'}), {m['cores']} cores, "
+        lines += [f"Machine: {machine_lib.describe(m)}, "
                   f"TensorFlow {m['tensorflow']}, LiteRT {m.get('ai-edge-litert', '?')}, MediaPipe "
                   f"{m.get('mediapipe', '—')}, {m['date']}.", ""]
     header = ["mode", "size (bytes)", "fp32/size", "input", name, f"Keras {name}",

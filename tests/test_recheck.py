@@ -38,6 +38,7 @@ def test_a_run_reproduces_its_record_and_a_doctored_record_is_caught(smoke_workd
     assert teacher["top1"] == pytest.approx(100 * metrics["teacher"]["test_accuracy"], abs=0.05)
     text = (tmp_path / "ok.md").read_text()
     assert "2 of 2 models, all within 0.05 pt" in text.splitlines()[0]
+    assert report["machine"]["cores"] >= 1 and f"Machine: {report['machine']['cpu']} (" in text  # as data and as text
     assert "[1/2] study/akd_seed0 (student): " in proc.stdout
 
     metrics["student"]["test_accuracy"] += 0.01  # one point more than the model gives
