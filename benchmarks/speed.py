@@ -100,10 +100,15 @@ def interleaved(steps, repeats, images):
             elapsed = timed(run)
             if round_:  # round 0 traces the functions and fills the caches
                 seconds[name].append(elapsed)
-        print(f"round {round_}/{repeats}: " + ", ".join(
-            f"{name} {seconds[name][-1]:.2f} s" if name == REFERENCE else f"{name} {images / seconds[name][-1]:.0f} img/s"
-            for name in steps) if round_ else "warm-up done", flush=True)
+        print(f"round {round_}/{repeats}: " + ", ".join(_progress(name, seconds[name][-1], images) for name in steps)
+              if round_ else "warm-up done", flush=True)
     return seconds
+
+
+def _progress(name, seconds, images):
+    """A step's round as the progress line shows it: the host reference in seconds (it has no images), steps in
+    images/s."""
+    return f"{name} {seconds:.2f} s" if name == REFERENCE else f"{name} {images / seconds:.0f} img/s"
 
 
 def timed(run):

@@ -55,3 +55,8 @@ def test_steadiness_is_the_fastest_round_over_the_median_round():
     assert speed.steadiness([1.0, 1.25, 2.0, 1.1, 1.3]) == 0.8
     line = speed.reference_line([1.0, 1.25, 2.0, 1.1, 1.3])
     assert line.endswith("epoch seconds 1.00, 1.25, 2.00, 1.10, 1.30; median / fastest 0.80.")
+
+
+def test_progress_shows_the_host_reference_in_seconds_and_steps_in_images_per_second():
+    assert speed._progress(speed.REFERENCE, 0.987, 2048) == "host reference 0.99 s"
+    assert speed._progress("(a) resnet8 training", 4.0, 2048) == "(a) resnet8 training 512 img/s"
