@@ -5,7 +5,7 @@
 #
 #   bash carry/study.sh start [extra cifar_study flags]   # pinned checkout, restore carry/state/, start in the background
 #   bash carry/study.sh status                              # the log's last lines and each unfinished run's epochs
-#   bash carry/study.sh save                                # stop it; unfinished runs' checkpoints -> carry/state/ (commit)
+#   bash carry/study.sh save [--running]                    # stop it (or not); unfinished runs' checkpoints -> carry/state/
 #
 # The study runs from a checkout pinned at $PIN (the commit its first runs were made with), outside the work tree,
 # with its workdirs in $RUNS; finished runs' records go straight into this work tree's
@@ -56,9 +56,11 @@ case "${1:-}" in
     done
     ;;
   save)
-    pkill -f "benchmarks.cifar_study.*study_xlong" || true
-    pkill -f "akd_tf.main --flagfile=$RUNS/study_xlong" || true
-    sleep 5
+    if [[ "${2:-}" != "--running" ]]; then  # --running: a snapshot of the newest checkpoints, the study goes on
+      pkill -f "benchmarks.cifar_study.*study_xlong" || true
+      pkill -f "akd_tf.main --flagfile=$RUNS/study_xlong" || true
+      sleep 5
+    fi
     rm -rf "$STATE.new" && mkdir -p "$STATE.new"
     for run in "$RUNS"/study_xlong/*/; do
       name=$(basename "$run")
