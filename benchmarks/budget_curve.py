@@ -24,6 +24,7 @@ import numpy as np
 from absl import app, flags
 
 from akd_tf.command import command_line
+from benchmarks.method_names import SHORT as NAMES
 
 FLAGS = flags.FLAGS
 
@@ -40,7 +41,6 @@ def define_flags():
 
 
 METHODS = ("scratch", "kd", "takd", "akd", "ckd")
-NAMES = {"scratch": "scratch", "kd": "KD", "takd": "TAKD", "akd": "AKD", "ckd": "CKD"}
 AGAINST = ("kd", "takd", "scratch")
 # Continuation-KD, where a study has it: against the baseline it must beat and the method it succeeds.
 CKD_AGAINST = ("kd", "akd", "takd")

@@ -25,6 +25,7 @@ from absl import app, flags
 from akd_tf import main as cli  # defines the run flags this study passes on
 from akd_tf.command import command_line
 from benchmarks import study_runs
+from benchmarks.method_names import LONG as NAMES
 
 FLAGS = flags.FLAGS
 
@@ -48,8 +49,7 @@ _NOT_PASSED = ("workdir", "overwrite", "assistant")
 _STUDENTS_ONLY = ("phase2_learning_rate",)
 # The paper's CIFAR-10 rows (ResNet-110 -> ResNet-8, ../shared/docs/paper.md), for the table.
 PAPER = {"scratch": 88.44, "kd": 88.45, "takd": 88.47, "akd": 89.44, "ckd": 90.21}
-NAMES = {"scratch": "scratch (labels only)", "kd": "Hinton KD", "takd": "TAKD", "akd": "Annealing-KD",
-         "ckd": "Continuation-KD"}
+METHODS = ("scratch", "kd", "takd", "akd", "ckd")
 
 
 def _passed_on():
@@ -202,7 +202,7 @@ def _plots(runs, output):
 
 
 def main(argv):
-    study_runs.check_arguments(argv, FLAGS.methods, NAMES)
+    study_runs.check_arguments(argv, FLAGS.methods, METHODS)
     os.makedirs(FLAGS.workdir, exist_ok=True)
     total = FLAGS.teacher_epochs
     study_runs.log(f"study in {FLAGS.workdir}: teacher, assistant, then {len(FLAGS.methods)} methods x {len(FLAGS.seeds)} seeds")

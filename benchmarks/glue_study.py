@@ -27,6 +27,7 @@ from akd_tf import main as cli  # defines the run flags (and --workdir)
 from akd_tf.command import command_line
 from akd_tf.data import glue
 from benchmarks import study_runs
+from benchmarks.method_names import SHORT
 
 FLAGS = flags.FLAGS
 
@@ -154,7 +155,6 @@ def _summarise(task, teacher, runs):
 
 # Gap columns of the table, (method, baseline), each shown when the study ran both.
 GAPS = (("akd", "finetune"), ("akd", "kd"), ("ckd", "kd"), ("ckd", "akd"))
-SHORT = {"finetune": "fine-tune", "kd": "KD", "akd": "AKD", "ckd": "CKD"}
 
 
 def _table(tasks, command, methods):
