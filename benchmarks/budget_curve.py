@@ -56,7 +56,8 @@ def summarise(study: dict, label: str) -> dict:
     methods = study["methods"]
     if "akd" not in methods:
         raise ValueError(f"{label}: the study has no akd runs; methods: {sorted(methods)}")
-    row = {"label": label, "epochs": methods["akd"]["epochs"], "methods": {}, "akd_minus": {}}
+    row = {"label": label, "epochs": methods["akd"]["epochs"], "teacher_views": _teacher_views(study), "methods": {},
+           "akd_minus": {}}
     for method in METHODS:
         if method in methods:
             row["methods"][method] = _mean_std(methods[method]["test_top1"])
@@ -67,6 +68,14 @@ def summarise(study: dict, label: str) -> dict:
         row["ckd_minus"] = {other: _paired(methods["ckd"], methods[other], f"{label}: ckd and {other}")
                             for other in CKD_AGAINST if other in methods}
     return row
+
+
+def _teacher_views(study: dict):
+    """K of the study's ``--teacher_views`` (0: the teacher ran at every step), None where its flags are not given."""
+    for flag in study.get("protocol", {}).get("flags", ()):
+        if flag.startswith("--teacher_views="):
+            return int(flag.split("=", 1)[1])
+    return None
 
 
 def _paired(mine: dict, theirs: dict, what: str) -> dict:
@@ -130,7 +139,7 @@ def table(rows) -> str:
     present = [m for m in METHODS if any(m in r["methods"] for r in rows)]
     against = [m for m in AGAINST if any(m in r["akd_minus"] for r in rows)]
     ckd_against = [m for m in CKD_AGAINST if any(m in r.get("ckd_minus", {}) for r in rows)]
-    head = (["study", "student epochs"] + [f"{NAMES[m]} test top-1 %" for m in present]
+    head = (["study", "student epochs", "teacher views K"] + [f"{NAMES[m]} test top-1 %" for m in present]
             + [f"AKD − {NAMES[m]} (pt)" for m in against] + [f"CKD − {NAMES[m]} (pt)" for m in ckd_against])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
@@ -138,7 +147,8 @@ def table(rows) -> str:
         return f"{diffs[m]['mean_std'][0]:+.2f} ± {diffs[m]['mean_std'][1]:.2f}" if m in diffs else "—"
 
     for r in rows:
-        cells = [r["label"], str(r["epochs"])]
+        views = r.get("teacher_views")
+        cells = [r["label"], str(r["epochs"]), "—" if views is None else str(views) if views else "none"]
         cells += [f"{r['methods'][m][0]:.2f} ± {r['methods'][m][1]:.2f}" if m in r["methods"] else "—" for m in present]
         cells += [difference(r["akd_minus"], m) for m in against]
         cells += [difference(r.get("ckd_minus", {}), m) for m in ckd_against]

@@ -31,10 +31,20 @@ def test_differences_are_paired_by_seed():
     assert mean == 0.0 and std == pytest.approx(2 ** 0.5)
     assert row["methods"]["akd"] == pytest.approx((70.5, 0.5 ** 0.5))
     text = budget_curve.table([row, budget_curve.summarise(LONG, "long")])
-    assert "| short | 15 | 70.50 ± 0.71 | 72.50 ± 0.71 | 72.50 ± 0.00 | 70.50 ± 0.71 | -2.00 ± 0.00 |" in text
+    assert "| short | 15 | — | 70.50 ± 0.71 | 72.50 ± 0.71 | 72.50 ± 0.00 | 70.50 ± 0.71 | -2.00 ± 0.00 |" in text
     assert "- short: AKD lost to KD by 2.00 pt (behind on both seeds: -2.00, -2.00)" in text
     assert "beat scratch by 1.00 pt" not in text and "tied with scratch" in text  # +1 and -1: a tie, not a win
     assert "- long: AKD beat KD by 1.50 pt" in text and "beat scratch by 3.50 pt" in text
+
+
+def test_each_row_states_its_teacher_views():
+    flags = {"protocol": {"flags": ["--teacher_net=resnet110", "--teacher_views=16", "--phase1_epochs=60"]}}
+    rows = [budget_curve.summarise({**LONG, **flags}, "long"),
+            budget_curve.summarise({**SHORT, "protocol": {"flags": ["--teacher_views=0"]}}, "short")]
+    assert [r["teacher_views"] for r in rows] == [16, 0]
+    lines = budget_curve.table(rows).splitlines()
+    assert lines[0].startswith("| study | student epochs | teacher views K | scratch test top-1 % |")
+    assert lines[2].startswith("| long | 45 | 16 | ") and lines[3].startswith("| short | 15 | none | ")
 
 
 def test_unpaired_or_akd_free_studies_are_refused():

@@ -56,6 +56,32 @@ def test_no_page_tells_of_the_machines_as_prose(page):
     assert not found, f"{page} speaks of {found}: dates and machines belong in the result files, as data"
 
 
+def test_the_headline_table_is_the_budget_curve_result():
+    """Each figure of the README's headline table, as benchmarks/results/budget_curve.json has it."""
+    import json
+
+    with open(os.path.join(ROOT, "benchmarks", "results", "budget_curve.json")) as f:
+        rows = {row["epochs"]: row for row in json.load(f)["rows"]}
+    section = _read("README.md").split("## What it buys", 1)[1].split("\n## ", 1)[0]
+    table = [line.strip("|").split("|") for line in section.splitlines() if line.startswith("| ")]
+    head, body = [cell.strip() for cell in table[0]], table[1:]
+    assert head[:2] == ["student epochs", "teacher views K"], head
+    columns = {"scratch": ("methods", "scratch"), "Hinton KD": ("methods", "kd"), "TAKD": ("methods", "takd"),
+               "Annealing-KD": ("methods", "akd"), "Continuation-KD": ("methods", "ckd"),
+               "AKD − KD": ("akd_minus", "kd"), "CKD − KD": ("ckd_minus", "kd"), "CKD − AKD": ("ckd_minus", "akd")}
+    assert set(head[2:]) <= set(columns), head
+    assert sorted(int(cells[0]) for cells in body) == sorted(rows), "the table's budgets are not the result's"
+    for cells in body:
+        cells = [cell.strip().strip("*").replace("−", "-") for cell in cells]
+        row = rows[int(cells[0])]
+        assert cells[1] == str(row["teacher_views"]), (cells[0], head[1])
+        for name, cell in zip(head[2:], cells[2:]):
+            group, method = columns[name]
+            mean, std = row[group][method] if group == "methods" else row[group][method]["mean_std"]
+            expected = f"{mean:.2f} ± {std:.2f}" if group == "methods" else f"{mean:+.2f} ± {std:.2f}"
+            assert cell == expected, f"{cells[0]} epochs, {name}: README {cell}, result {expected}"
+
+
 README_EXAMPLES = {  # what each of the README's Python blocks prints, in order
     "images": ("'accuracy':", "'fp32':", "'int8':"),
     "text": ("'fp32': (", "'int4': ("),

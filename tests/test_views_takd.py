@@ -205,24 +205,23 @@ def test_study_runner_end_to_end(tmp_path):
         assert (tmp_path / png).stat().st_size > 10_000
 
 
-def test_two_processes_of_one_study_share_out_the_runs_of_a_given_teacher(tmp_path, smoke_workdir):
+def test_a_study_given_a_teacher_runs_the_ablation_without_an_assistant(tmp_path, smoke_workdir):
     """A study given a teacher and an assistant (as the shipped teacher is given), with the phase-2 restart
-    ablation and no TAKD run, started twice at once (two processes of the same study): each run is
-    trained by one of them, nothing is trained again, the assistant reaches no run and the table names none, the
-    restart reaches every student, and a labels-only run (scratch) is run without teacher views. (A finished run
-    reused when a study starts again, and a run left to another process: tests/test_study_runs.py.)"""
+    ablation and no TAKD run: nothing is trained but the students, the assistant reaches no run and the table names
+    none, the restart reaches every student, and a labels-only run (scratch) is run without teacher views. (A
+    finished run reused when a study starts again, and runs shared out by processes of one study:
+    tests/test_study_runs.py.)"""
     given = {"teacher": os.path.join(smoke_workdir, "teacher.keras"),
              "assistant": os.path.join(smoke_workdir, "student.keras")}
-    lanes = [subprocess.Popen(
+    proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.cifar_study", *TINY_STUDY, f"--workdir={tmp_path / 'ablation'}",
          f"--output={tmp_path / 'ablation_study'}", "--seeds=0", "--methods=scratch,kd", f"--teacher={given['teacher']}",
          f"--assistant={given['assistant']}", "--phase2_learning_rate=0.004"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
-    logs = [lane.communicate(timeout=600)[0] for lane in lanes]
-    assert [lane.returncode for lane in lanes] == [0, 0], [log[-3000:] for log in logs]
-    trained = sorted(line.split("] ")[1].split(":")[0] for log in logs for line in log.splitlines()
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    trained = sorted(line.split("] ")[1].split(":")[0] for line in proc.stdout.splitlines()
                      if " -m akd_tf.main --flagfile=" in line)
-    assert trained == ["kd_seed0", "scratch_seed0"], logs
+    assert trained == ["kd_seed0", "scratch_seed0"], proc.stdout[-3000:]
     assert sorted(os.listdir(tmp_path / "ablation")) == ["kd_seed0", "scratch_seed0"]
     flagfiles = {m: (tmp_path / "ablation" / f"{m}_seed0" / "study.flags").read_text() for m in ("scratch", "kd")}
     assert all("--assistant=" not in text and f"--teacher={given['teacher']}" in text for text in flagfiles.values())
