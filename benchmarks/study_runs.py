@@ -63,8 +63,8 @@ def run_main(workdir, lines, name=None, last=(), records=None, when_busy="wait")
     nothing reads later: ``workdir`` then has the record, not the model.
 
     A run is trained by one process at a time (``<workdir>.lock``): when another live process is training it,
-    ``when_busy="wait"`` waits for it to finish and takes its result, ``"skip"`` returns None at once (studies
-    in several lanes share out their runs so)."""
+    ``when_busy="wait"`` waits for it to finish and takes its result, ``"skip"`` returns None at once (several
+    processes of one study, e.g. one per GPU, share out its runs so)."""
     if when_busy not in ("wait", "skip"):
         raise ValueError(f"when_busy must be 'wait' or 'skip'. Received: {when_busy!r}")
     name = name or os.path.basename(workdir)

@@ -201,20 +201,20 @@ def test_a_run_whose_lock_file_outlived_its_process_is_trained(tmp_path, monkeyp
     assert not (tmp_path / "akd_seed1.lock").exists()
 
 
-def test_runs_shared_out_between_lanes_give_one_table_to_the_lane_that_finishes_last(tmp_path):
-    # Lane A trains kd (slow); lane B finds it busy, trains akd, and reports no table; A, done with kd, takes akd
-    # from B on its second look and has every run.
+def test_runs_shared_out_between_processes_give_one_table_to_the_process_that_finishes_last(tmp_path):
+    # Process A trains kd (slow); process B finds it busy, trains akd, and reports no table; A, done with kd, takes
+    # akd from B on its second look and has every run.
     busy = {"kd": True}
     asked = []
 
-    def lane_b(key):
+    def process_b(key):
         asked.append(key)
         return None if key == "kd" and busy["kd"] else {"run": key}
 
-    runs, elsewhere = study_runs.shared_out(["scratch", "kd", "akd"], lane_b)
+    runs, elsewhere = study_runs.shared_out(["scratch", "kd", "akd"], process_b)
     assert runs is None and elsewhere == ["kd"] and asked == ["scratch", "kd", "akd", "kd"]
     busy["kd"] = False
-    runs, elsewhere = study_runs.shared_out(["scratch", "kd", "akd"], lane_b)
+    runs, elsewhere = study_runs.shared_out(["scratch", "kd", "akd"], process_b)
     assert runs == [{"run": "scratch"}, {"run": "kd"}, {"run": "akd"}] and elsewhere == []
 
     # A run that finishes between the two looks is taken on the second.
