@@ -80,7 +80,12 @@ def _from_keras(model, source, metadata, dataset):
         model = model.student
     if getattr(model, "preprocessor", None) is not None:
         return _text_from_keras(model, source, metadata, dataset)
-    from akd_tf import precision
+    from akd_tf import nets, precision
+
+    if "net" not in metadata and model.name in nets.NETS:
+        # akd_tf.nets names each model after its architecture, so a bare .keras student can still take the qat
+        # mode, which rebuilds it by that name (and refuses a copy whose weights or logits differ).
+        metadata = {**metadata, "net": model.name}
 
     temporary = tempfile.TemporaryDirectory(prefix="akd_tf_export_")
     directory = os.path.join(temporary.name, "saved_model")

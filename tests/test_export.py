@@ -114,6 +114,17 @@ def test_student_loading_errors(tmp_path, tiny):
         student_lib.load(str(tmp_path / "flat"), dataset="cifar10")
 
 
+def test_a_bare_keras_file_named_after_an_akd_tf_net_names_that_net(tmp_path):
+    # The qat mode rebuilds the student by its net's name; a .keras without akd_tf.json has only the model's name.
+    from akd_tf import nets
+
+    nets.build("plane2", input_shape=(8, 8, 3)).save(tmp_path / "plane2.keras")
+    keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(10)], name="mine").save(
+        tmp_path / "mine.keras")
+    assert student_lib.load(str(tmp_path / "plane2.keras")).metadata["net"] == "plane2"
+    assert "net" not in student_lib.load(str(tmp_path / "mine.keras")).metadata
+
+
 def _export(*args, timeout=600):
     return subprocess.run([sys.executable, "-m", "export.tflite", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout)
