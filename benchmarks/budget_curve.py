@@ -24,6 +24,7 @@ import numpy as np
 from absl import app, flags
 
 from akd_tf.command import command_line
+from benchmarks.method_names import CIFAR_STUDY as METHODS
 from benchmarks.method_names import SHORT as NAMES
 
 FLAGS = flags.FLAGS
@@ -40,7 +41,6 @@ def define_flags():
                       "each method's change from it, paired by seed (keeps the given order).")
 
 
-METHODS = ("scratch", "kd", "takd", "akd", "ckd")
 AGAINST = ("kd", "takd", "scratch")
 # Continuation-KD, where a study has it: against the baseline it must beat and the method it succeeds.
 CKD_AGAINST = ("kd", "akd", "takd")
