@@ -24,6 +24,7 @@ from absl import app, flags
 
 from akd_tf import main as cli  # defines the run flags this study passes on
 from akd_tf.command import command_line
+from akd_tf.machine import describe
 from benchmarks import study_runs
 from benchmarks.method_names import CIFAR_STUDY as METHODS
 from benchmarks.method_names import LONG as NAMES
@@ -94,6 +95,7 @@ def _summarise(runs, teacher, assistant):
             "epochs": len(mine[0]["history"].get("loss", [])),
             "training_wall_time_s": [study_runs.training_time(r) for r in mine],
             "run_wall_time_s": [r["study"]["wall_time_s"] for r in mine],
+            "machine": [r["study"].get("machine") for r in mine],
             "paper_top1": PAPER.get(method),
         }
     def model(record):
@@ -142,8 +144,21 @@ def _table(summary, protocol, total_minutes):
         "std: sample standard deviation over seeds. training min: the student's epochs; run min: the whole command "
         "(data, teacher views, evaluation, export).",
         f"Whole study: {total_minutes:.0f} min (the sum of its runs' wall times). Command: `{protocol['command']}`",
+        runs_cpus(summary["methods"]),
     ]
     return "\n".join(lines)
+
+
+def runs_cpus(methods) -> str:
+    """Which CPU each run's minutes come from, grouped by CPU (``methods`` as `_summarise` returns them): a study
+    that outlives its machine has runs on several, and an AVX2-only epoch can take twice an AVX-512 one. A record
+    keeps the CPU of the attempt that finished the run; records written before CPUs were recorded have none."""
+    groups = {}
+    for method, m in methods.items():
+        for seed, machine in zip(m["seeds"], m.get("machine") or [None] * len(m["seeds"])):
+            groups.setdefault(describe(machine) if machine else "not recorded", []).append(f"{method}_seed{seed}")
+    return "CPU of each run (the attempt that finished it): " + "; ".join(
+        f"{cpu}: {', '.join(names)}" for cpu, names in groups.items()) + "."
 
 
 def _plots(runs, output):

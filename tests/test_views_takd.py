@@ -235,6 +235,8 @@ def test_a_study_given_a_teacher_runs_the_ablation_without_an_assistant(tmp_path
     table = (tmp_path / "ablation_study.md").read_text()
     assert "given: `" in table and "Teacher resnet8 " in table and "TAKD assistant" not in table
     assert "| Hinton KD |" in table and "| scratch (labels only) |" in table
+    assert "CPU of each run (the attempt that finished it): " in table and "scratch_seed0, kd_seed0." in table
+    assert all(m["machine"][0]["cores"] >= 1 for m in summary["methods"].values())
     assert (tmp_path / "ablation_study_val_accuracy.png").stat().st_size > 10_000
 
 
