@@ -155,7 +155,7 @@ def runs_cpus(methods) -> str:
     keeps the CPU of the attempt that finished the run; records written before CPUs were recorded have none."""
     groups = {}
     for method, m in methods.items():
-        for seed, machine in zip(m["seeds"], m.get("machine") or [None] * len(m["seeds"])):
+        for seed, machine in zip(m["seeds"], m["machine"]):
             groups.setdefault(describe(machine) if machine else "not recorded", []).append(f"{method}_seed{seed}")
     return "CPU of each run (the attempt that finished it): " + "; ".join(
         f"{cpu}: {', '.join(names)}" for cpu, names in groups.items()) + "."
