@@ -165,7 +165,7 @@ def plot(rows, path):
     import matplotlib.pyplot as plt
 
     colors = {"kd": "tab:blue", "takd": "tab:green", "scratch": "tab:gray", "akd": "tab:red"}
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8.5, 4.5))
     for method, against, style in (("akd", AGAINST, "-"), ("ckd", CKD_AGAINST, "--")):
         for other in against:
             points = [(r["epochs"], *r[f"{method}_minus"][other]["mean_std"]) for r in rows
@@ -180,7 +180,7 @@ def plot(rows, path):
     ax.set_title(("Annealing-KD and Continuation-KD" if any(r.get("ckd_minus") for r in rows) else "Annealing-KD")
                  + " against the baselines, by student budget\n(mean ± std over seeds, paired by seed)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes: inside, it hides the error bars
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
