@@ -40,6 +40,11 @@ def define_flags():
     flags.DEFINE_string("config", "configs/glue_minilm_{task}.flags", "Each task's flagfile; {task} is replaced.")
     flags.DEFINE_integer("teacher_seed", 0, "Seed of the teacher's fine-tuning run.")
     flags.DEFINE_string("output", "benchmarks/results/glue_minilm", "Output path prefix (.md, .json, .png).")
+    flags.DEFINE_string("records", None, "A directory (committed, unlike --workdir) where each finished run's record "
+                        "is kept, <records>/<task>/<run>: metrics, history, flags, the commit and CPU, not the model "
+                        "(text models are tens of MB). A student run recorded there is not trained again.")
+    flags.DEFINE_string("teacher_workdir", None, "A finished teacher run to reuse instead of fine-tuning one, e.g. "
+                        "another study's <workdir>/{task}/teacher ({task} is replaced). Default: <workdir>/<task>/teacher.")
 
 
 NAMES = {"finetune": "fine-tuned student", "kd": "Hinton KD", "akd": "Annealing-KD", "ckd": "Continuation-KD"}
@@ -103,7 +108,13 @@ def _teacher(task, config):
     lines = [f"--flagfile={config}", *_explicit(students_only=False), "--method=finetune", model, "--student_init=",
              f"--seed={FLAGS.teacher_seed}", f"--phase1_epochs={epochs - 1}", "--phase2_epochs=1",
              f"--learning_rate={rate}"]
-    return study_runs.run_main(os.path.join(FLAGS.workdir, task, "teacher"), lines, f"{task}/teacher")
+    workdir = (FLAGS.teacher_workdir.format(task=task) if FLAGS.teacher_workdir
+               else os.path.join(FLAGS.workdir, task, "teacher"))
+    # Its record is kept, never taken in place of the run: the students read the teacher's model file.
+    metrics = study_runs.run_main(workdir, lines, f"{task}/teacher")
+    if FLAGS.records:
+        study_runs.keep_record(workdir, os.path.join(FLAGS.records, task, "teacher"), study_runs.TEXT_RECORD)
+    return metrics
 
 
 def _task(task):
@@ -117,8 +128,10 @@ def _task(task):
         for method in methods:
             lines = [f"--flagfile={config}", *_explicit(), f"--method={method}", f"--seed={seed}",
                      f"--teacher={teacher_path}", f"--teacher_logits_cache={os.path.join(FLAGS.workdir, task, 'logits')}"]
-            metrics = study_runs.run_main(os.path.join(FLAGS.workdir, task, f"{method}_seed{seed}"), lines,
-                                          f"{task}/{method}_seed{seed}")
+            name = f"{method}_seed{seed}"
+            records = os.path.join(FLAGS.records, task, name) if FLAGS.records else None
+            metrics = study_runs.run_main(os.path.join(FLAGS.workdir, task, name), lines, f"{task}/{name}",
+                                          records=records, record=study_runs.TEXT_RECORD)
             runs.append({**metrics, "method": method, "seed": int(seed)})
     return teacher, runs
 

@@ -42,25 +42,28 @@ STUDY_METHODS = ("scratch", "kd", "takd", "akd")
 # student as a .keras file without optimizer state (~0.3 MB for a ResNet-8), so that a clean clone can re-evaluate it.
 RECORD = ("metrics.json", "study_run.json", "history_student.csv", "study.flags", "flags.txt", "config.json",
           "student.keras")
+# A text run's record: its models are tens of MB, so the files that retrain it stand in for them.
+TEXT_RECORD = RECORD[:-1]
 
 
 def _finished(directory):
     return all(os.path.isfile(os.path.join(directory, name)) for name in RECORD[:2])
 
 
-def _copy_record(source, target):
+def keep_record(source, target, record=RECORD):
+    """Copies the files of ``record`` that a finished run in ``source`` wrote to ``target``."""
     os.makedirs(target, exist_ok=True)
-    for name in RECORD:
+    for name in record:
         if os.path.isfile(os.path.join(source, name)):
             shutil.copy2(os.path.join(source, name), os.path.join(target, name))
 
 
-def run_main(workdir, lines, name=None, last=(), records=None, when_busy="wait"):
+def run_main(workdir, lines, name=None, last=(), records=None, when_busy="wait", record=RECORD):
     """Runs ``akd_tf.main`` with the flags ``lines``, then ``--workdir`` (after any flagfile in ``lines`` that sets
     one), then ``last``, in ``workdir`` unless it finished there; returns its metrics with ``study`` (command,
     wall time), ``history`` and ``workdir``. With ``records`` (a directory for this run's record), a run
-    finished there is taken from it, and a run finished here is recorded there. Only for runs whose model
-    nothing reads later: ``workdir`` then has the record, not the model.
+    finished there is taken from it, and a run finished here is recorded there (the files of ``record``). Only for
+    runs whose model nothing reads later: ``workdir`` then has the record, not the model.
 
     A run is trained by one process at a time (``<workdir>.lock``): when another live process is training it,
     ``when_busy="wait"`` waits for it to finish and takes its result, ``"skip"`` returns None at once (several
@@ -71,7 +74,7 @@ def run_main(workdir, lines, name=None, last=(), records=None, when_busy="wait")
     if _finished(workdir):
         log(f"{name}: finished before, reusing {workdir}")
     elif records and _finished(records):
-        _copy_record(records, workdir)
+        keep_record(records, workdir, record)
         log(f"{name}: finished before (its record is in {records}), reusing it")
     else:
         held = (files.one_maker(workdir, say=lambda message, **_: log(f"{name}: {message}"))
@@ -85,7 +88,7 @@ def run_main(workdir, lines, name=None, last=(), records=None, when_busy="wait")
             else:
                 _train(workdir, lines, name, last)
     if records and not _finished(records):
-        _copy_record(workdir, records)
+        keep_record(workdir, records, record)
     with open(os.path.join(workdir, "metrics.json")) as f:
         metrics = json.load(f)
     with open(os.path.join(workdir, "study_run.json")) as f:

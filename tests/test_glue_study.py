@@ -36,7 +36,8 @@ TINY = """--dataset=glue/{task}
 def test_glue_study_runs_teacher_and_students_per_seed(tmp_path):
     (tmp_path / "stsb.flags").write_text(TINY.format(task="stsb"))
     command = [sys.executable, "-m", "benchmarks.glue_study", f"--config={tmp_path}/{{task}}.flags", "--tasks=stsb",
-               "--seeds=0,1", "--methods=kd,akd", f"--workdir={tmp_path}/study", f"--output={tmp_path}/out"]
+               "--seeds=0,1", "--methods=kd,akd", f"--workdir={tmp_path}/study", f"--output={tmp_path}/out",
+               f"--records={tmp_path}/records"]
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     # Hinton KD has no meaning on a regression task: the study skips it and runs AKD only.
@@ -66,6 +67,17 @@ def test_glue_study_runs_teacher_and_students_per_seed(tmp_path):
     akd = [100 * r["student"]["dev"]["dev"]["spearman"] for r in per_run]
     assert f"({akd[0]:.1f}, {akd[1]:.1f})" in spearman and "92.3" not in spearman
     assert (tmp_path / "out.png").stat().st_size > 10_000
+    # Each run's record is kept without its model (text models are tens of MB), the teacher's too.
+    assert sorted(os.listdir(tmp_path / "records" / "stsb")) == ["akd_seed0", "akd_seed1", "teacher"]
+    kept = sorted(os.listdir(tmp_path / "records" / "stsb" / "akd_seed1"))
+    assert "student.keras" not in kept and {"metrics.json", "study.flags", "study_run.json"} <= set(kept)
+    # A second study (another workdir) with the first one's teacher and records trains nothing.
+    again = [*command[:-3], f"--workdir={tmp_path}/again", f"--output={tmp_path}/again",
+             f"--teacher_workdir={tmp_path}/study/{{task}}/teacher", f"--records={tmp_path}/records"]
+    proc = subprocess.run(again, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "stsb/teacher: finished before" in proc.stdout and proc.stdout.count("its record is in") == 2
+    assert json.load(open(tmp_path / "again.json"))["tasks"][0]["methods"]["akd"]["dev"] == m["dev"]
 
 
 def _task(metric_values):
