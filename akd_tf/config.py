@@ -9,11 +9,10 @@ import os
 from akd_tf import data as data_lib
 from akd_tf import logits, nets, precision, schedule
 from akd_tf.data import glue
+from akd_tf.methods import registry
 from akd_tf.nets import text as text_nets
 
-# "finetune" is "scratch" (labels only) under the name that reads right for a pre-trained student.
-METHODS = ("akd", "scratch", "kd", "takd", "finetune", "ckd")
-LABELS_ONLY = ("scratch", "finetune")
+METHODS = registry.names()
 OPTIMIZERS = ("sgd", "adamw")
 STRATEGIES = ("auto", "mirrored", "one_device", "default", "multi_worker")
 
@@ -45,11 +44,9 @@ class Config:
     validation_size: int = setting(5000, help='Training examples held out for model selection.')
     train_size: int | None = setting(None, help='Use only the first N training examples (quick runs).')
     test_size: int | None = setting(None, help='Use only the first N test examples (quick runs).')
-    method: str = setting("akd", choices=METHODS, help=(
-        'akd: Annealing-KD; scratch (or finetune, its name for a pre-trained student): labels only; kd: '
-        'Hinton KD; takd: Hinton KD through a teacher assistant (--assistant or --assistant_net); ckd: '
-        'Continuation-KD (T annealed over phase1_epochs while the labels come in, one phase). All train the '
-        'student for phase1_epochs + phase2_epochs epochs.'))
+    method: str = setting("akd", choices=METHODS, help="; ".join(
+        f"{name}: {registry.get(name).help}" for name in METHODS) + (
+        ". All train the student for phase1_epochs + phase2_epochs epochs."))
     teacher_net: str = setting("resnet110", choices=NET_NAMES, help=(
         'Teacher network, when it is trained here (GLUE: a BERT architecture trained from scratch, unless '
         '--teacher_preset).'))
@@ -188,22 +185,20 @@ class Config:
             self._validate_student_init(truncate)
         if not (self.text and (self.student_preset or truncate)):
             one_of("student_net", architectures)
-        if self.method == "takd":
-            if self.text:
-                raise ValueError("`method` 'takd' is implemented for image datasets. Received: "
-                                 f"dataset={self.dataset!r}. Allowed there: akd, ckd, scratch, kd, finetune")
-            if self.assistant_path is None:
-                one_of("assistant_net", architectures)
-        elif self.assistant_path is not None:
-            raise ValueError(f"`assistant_path` is read by method='takd' only. Received: method={self.method!r}, "
-                             f"assistant_path={self.assistant_path!r}")
+        method = registry.get(self.method)
+        defaults = {field.name: field.default for field in dataclasses.fields(self)}
+        registry.check_config(self, regression=self.text and glue.DATASETS[self.dataset]["num_classes"] == 1,
+                              text=self.text, defaults=defaults)
+        if method.via_assistant and self.assistant_path is None:
+            one_of("assistant_net", architectures)
         if self.teacher_path is None and self.needs_teacher and not (self.text and self.teacher_preset):
             one_of("teacher_net", architectures)
         if isinstance(self.teacher_views, bool) or not isinstance(self.teacher_views, int) or self.teacher_views < 0:
             raise ValueError(f"`teacher_views` must be an integer >= 0. Received: teacher_views={self.teacher_views!r}")
-        if self.teacher_views and (self.text or self.method in LABELS_ONLY):
+        if self.teacher_views and (self.text or not method.teacher):
+            distilling = ", ".join(name for name in METHODS if registry.get(name).teacher)
             raise ValueError(
-                "`teacher_views` caches the teacher's logits of augmented images for akd, ckd, kd and takd on image "
+                f"`teacher_views` caches the teacher's logits of augmented images for {distilling} on image "
                 f"datasets. Received: teacher_views={self.teacher_views}, method={self.method!r}, "
                 f"dataset={self.dataset!r}" + (" (text runs cache logits with `cache_teacher_logits`)" if self.text
                                                 else ""))
@@ -215,9 +210,6 @@ class Config:
         if not self.text and (self.teacher_preset or self.student_preset):
             raise ValueError("`teacher_preset`/`student_preset` name keras-nlp text models; they need a GLUE dataset "
                              f"(glue/<task>). Received: dataset={self.dataset!r}")
-        if self.text and self.method == "kd" and glue.DATASETS[self.dataset]["num_classes"] == 1:
-            raise ValueError(f"`method` 'kd' needs class probabilities; {self.dataset} is a regression task. "
-                             "Allowed there: akd, ckd, scratch, finetune")
         one_of("lr_schedule", tuple(schedule.LR_SCHEDULES) + (schedule.LINEAR,))
         one_of("teacher_outputs", logits.OUTPUTS)
         if self.teacher_outputs == "probabilities":
@@ -246,7 +238,7 @@ class Config:
             value = getattr(self, name)
             # Only Annealing-KD has a second phase; the others train phase1_epochs + phase2_epochs, and may say all
             # of them in phase1_epochs (Continuation-KD anneals T over phase1_epochs: the paper's whole run).
-            if name == "phase2_epochs" and self.method != "akd" and value == 0:
+            if name == "phase2_epochs" and len(method.phases(self, self.student_epochs)[0]) == 1 and value == 0:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
@@ -259,23 +251,7 @@ class Config:
             raise ValueError(f"`kd_alpha` must lie in [0, 1]. Received: kd_alpha={self.kd_alpha!r}")
         if self.weight_decay < 0:
             raise ValueError(f"`weight_decay` must be >= 0. Received: weight_decay={self.weight_decay!r}")
-        if self.method in ("akd", "ckd"):
-            schedule.validate_schedule(self.phase1_epochs, self.max_temperature)
-        if self.method == "ckd":
-            if isinstance(self.ckd_margin, bool) or not isinstance(self.ckd_margin, (int, float)) \
-                    or not self.ckd_margin >= 0:
-                raise ValueError(f"`ckd_margin` must be a number >= 0. Received: ckd_margin={self.ckd_margin!r}")
-            try:
-                schedule.validate_label_ramp(self.label_ramp_epochs, self.student_epochs)
-            except ValueError:
-                raise ValueError("`ckd_label_ramp_epochs` must be a number > 0 and at most the student's epochs "
-                                 f"(phase1_epochs + phase2_epochs = {self.student_epochs}), so that the run ends on "
-                                 f"labels alone. Received: ckd_label_ramp_epochs={self.ckd_label_ramp_epochs!r}"
-                                 ) from None
-        elif self.ckd_label_ramp_epochs is not None or self.ckd_margin:
-            raise ValueError(f"`ckd_label_ramp_epochs` and `ckd_margin` are read by method='ckd' only. Received: "
-                             f"method={self.method!r}, ckd_label_ramp_epochs={self.ckd_label_ramp_epochs!r}, "
-                             f"ckd_margin={self.ckd_margin!r}")
+        method.check(self)
         for name, path in (("teacher_path", self.teacher_path), ("assistant_path", self.assistant_path),
                            ("student_init", self.student_init_file)):
             if path is not None and not os.path.isfile(path):
@@ -306,36 +282,21 @@ class Config:
         return None if text_nets.truncate_layers(self.student_init) else self.student_init
 
     @property
-    def label_ramp_epochs(self):
-        """Continuation-KD's ψ ramp: ``ckd_label_ramp_epochs``, or three quarters of the student's epochs."""
-        if self.ckd_label_ramp_epochs is not None:
-            return self.ckd_label_ramp_epochs
-        return 0.75 * self.student_epochs
-
-    @property
     def student_epochs(self):
         """Every method trains the student for as many epochs as AKD's two phases together."""
         return self.phase1_epochs + self.phase2_epochs
 
     def student_phases(self, method=None, epochs=None):
-        """``(epochs of each phase, base learning rate of each phase)`` of a stage trained by ``method`` for
-        ``epochs`` (default: the student's). AKD has its two phases, the second restarting at
-        ``phase2_learning_rate`` (default: ``learning_rate``, the recipe). The other methods train one phase, or,
-        when ``phase2_learning_rate`` is set, the same two learning-rate phases (the rate restarts at epoch
-        ``phase1_epochs``; the loss stays theirs): an ablation of the restart changes the same thing for all."""
-        method, epochs = method or self.method, epochs or self.student_epochs
-        rates = (self.learning_rate, self.phase2_learning_rate or self.learning_rate)
-        if method == "akd":
-            return (self.phase1_epochs, self.phase2_epochs), rates
-        if self.phase2_learning_rate is not None and epochs > self.phase1_epochs:
-            return (self.phase1_epochs, epochs - self.phase1_epochs), rates
-        return (epochs,), (self.learning_rate,)
+        """``(epochs of each phase, base learning rate of each phase)`` of a stage trained by ``method`` (default:
+        the run's) for ``epochs`` (default: the student's); `akd_tf.methods.registry.Method.phases`."""
+        return registry.get(method or self.method).phases(self, epochs or self.student_epochs)
 
     @property
     def needs_teacher(self):
         """Is the teacher loaded (or trained)? Not for TAKD with a given assistant; for labels-only methods
         only when ``--teacher`` is given (its test accuracy is then reported beside the student's)."""
-        if self.method == "takd" and self.assistant_path:
+        method = registry.get(self.method)
+        if method.via_assistant and self.assistant_path:
             return False
-        return self.method not in LABELS_ONLY or self.teacher_path is not None
+        return method.teacher or self.teacher_path is not None
 

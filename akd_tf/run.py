@@ -23,7 +23,7 @@ from akd_tf.checkpoint import TrainingCheckpoint, is_chief
 from akd_tf.config import Config, STRATEGIES
 from akd_tf.nets import fused_batchnorm
 from akd_tf.workdir import read_history, truncate_history
-from akd_tf.methods import AnnealingSchedule, ContinuationSchedule
+from akd_tf.methods import labels, registry
 
 
 def make_strategy(name):
@@ -92,11 +92,13 @@ class Run:
         self.chief = is_chief(strategy)
         self.out = workdir if self.chief else tempfile.mkdtemp(prefix="akd_tf_worker_")
 
-    def fit(self, model, data, stage, epochs, phase_epochs, base_learning_rate, stateful, first=()):
+    def fit(self, model, data, stage, epochs, phase_epochs, base_learning_rate, stateful, first=(), early=()):
         """``model.fit`` that resumes from the stage's checkpoint; returns the stage's full history.
 
-        ``first``: stateless callbacks that run before all others (e.g. validation metrics they read).
+        ``first``: stateless callbacks that run before all others (e.g. validation metrics they read); ``early``:
+        stateful callbacks that run before the logging ones, so that the logs carry what they set (e.g. T, phase).
         """
+        stateful = [*early, *stateful]
         config = self.config
         checkpoint = TrainingCheckpoint(os.path.join(self.workdir, "checkpoints", stage), stateful=stateful)
         # Made here rather than by the first traced step: variables created while tf.function traces make it trace
@@ -114,9 +116,9 @@ class Run:
         if start < epochs:
             callbacks = (
                 list(first)
-                + [c for c in stateful if isinstance(c, AnnealingSchedule)]  # early: it adds T/phase to the logs
+                + list(early)
                 + _callbacks(config, self.out, stage, phase_epochs, base_learning_rate, data.steps_per_epoch)
-                + [c for c in stateful if not isinstance(c, AnnealingSchedule)]
+                + stateful[len(early):]
                 + [StopOnDivergence(), checkpoint]  # last: it records what the others did
             )
             model.jit_compile = config.jit_compile  # read when fit traces the step
@@ -141,31 +143,8 @@ class Run:
         return read_history(history_path)
 
 
-def continuation_schedule(config, method=None):
-    """``[ContinuationSchedule]`` for a Continuation-KD run (T over ``phase1_epochs``, ψ over its ramp), else ``[]``.
-    Stateless (T and ψ are functions of the epoch), it runs first so the epoch's logs carry them."""
-    if (method or config.method) != "ckd":
-        return []
-    return [ContinuationSchedule(config.student_epochs, config.phase1_epochs, config.label_ramp_epochs,
-                                 config.max_temperature, verbose=config.verbose)]
-
-
-def continuation_summary(config, history):
-    """What ``metrics.json`` records of a Continuation-KD run's schedule: its settings and T, ψ per epoch."""
-    if config.method != "ckd":
-        return {}
-    return {"schedule": {"max_temperature": config.max_temperature, "anneal_epochs": config.phase1_epochs,
-                         "label_ramp_epochs": config.label_ramp_epochs, "margin": config.ckd_margin,
-                         "temperature": history.get("temperature", []),
-                         "label_weight": history.get("label_weight", [])}}
-
-
 def compile_classifier(model, optimizer, from_logits=True):
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
+    labels.compile_for_labels(model, optimizer, from_logits=from_logits)
 
 
 def evaluate_classifier(model, dataset, verbose):
@@ -203,7 +182,7 @@ def finish(run, metrics, history, title, teacher_history=None, teacher_title=Non
     """The end of a run: plots, then ``metrics.json`` (which marks the run finished), then no checkpoints."""
     with files.atomic_path(os.path.join(run.out, "run.png")) as tmp:
         plots.plot_run(history, tmp, title=title,
-                       phase1_epochs=run.config.phase1_epochs if run.config.method == "akd" else None)
+                       phase1_epochs=registry.get(run.config.method).phase_boundary(run.config))
     if teacher_history:
         with files.atomic_path(os.path.join(run.out, "teacher.png")) as tmp:
             plots.plot_run(teacher_history, tmp, title=teacher_title)

@@ -30,13 +30,13 @@ import numpy as np
 from absl import logging
 
 from akd_tf import data as data_lib
-from akd_tf import files, nets, precision, schedule, teacher_views
+from akd_tf import files, nets, precision, teacher_views
 from akd_tf.callbacks import KeepBest
-from akd_tf.config import LABELS_ONLY, Config
-from akd_tf.methods import AnnealingKD, AnnealingSchedule, ContinuationKD, HintonKD
+from akd_tf.config import Config
+from akd_tf.methods import registry
 from akd_tf.model_files import FIELDS, count_params, in_run_precision, load_model, save_model
-from akd_tf.run import (compile_classifier, continuation_schedule, continuation_summary, evaluate_classifier, finish,
-                        make_optimizer, phase_summary, start, teacher_summary)
+from akd_tf.run import (compile_classifier, evaluate_classifier, finish, make_optimizer, phase_summary, start,
+                        teacher_summary)
 from akd_tf.workdir import read_history
 
 
@@ -87,7 +87,8 @@ def _assistant(run, data, teacher):
         history = read_history(os.path.join(run.workdir, "history_assistant.csv"))
     else:
         logging.info("Training the assistant %s for %d epochs by KD from the teacher", config.assistant_net, epochs)
-        assistant, history, _ = _student(run, data, teacher, "assistant", config.assistant_net, "kd", epochs)
+        assistant, history, _ = _student(run, data, teacher, "assistant", config.assistant_net,
+                                         registry.get(config.method).assistant_method, epochs)
         with run.strategy.scope():  # for evaluate() and a loadable file, like the teacher's
             compile_classifier(assistant, make_optimizer(config))
         save_model(assistant, os.path.join(run.out, "assistant.keras"))
@@ -97,63 +98,33 @@ def _assistant(run, data, teacher):
 
 def _student(run, data, teacher, stage="student", net=None, method=None, epochs=None):
     """Trains ``net`` (the student) by ``method`` (``config.method``) in ``stage``; returns it, its history
-    and per-phase figures. TAKD's student is trained like KD's, with the assistant as ``teacher``."""
+    and per-phase figures. A student of a method that learns through an assistant has the assistant as ``teacher``."""
     config, strategy = run.config, run.strategy
-    net, method, epochs = net or config.student_net, method or config.method, epochs or config.student_epochs
-    # What ``teacher`` returns: TAKD's student learns from the assistant, which returns logits.
-    teacher_outputs = "logits" if method == "takd" else config.teacher_outputs
+    net, epochs = net or config.student_net, epochs or config.student_epochs
+    method = registry.get(method or config.method)
+    # What ``teacher`` returns: an assistant trained here returns logits.
+    teacher_outputs = "logits" if method.via_assistant else config.teacher_outputs
     keras.utils.set_random_seed(config.seed + 1)
     with strategy.scope():
         student = nets.build(net, data.num_classes, data.input_shape, config.weight_decay,
                              sync_batchnorm=config.sync_batchnorm)
         if config.student_init_file and stage == "student":  # checked in preflight: the same network
             student.set_weights(load_model(config.student_init_file, FIELDS["student_init"]).get_weights())
-        if method == "akd":
-            model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
+        training = method.build(teacher, student, config, optimizer=make_optimizer(config),
                                 teacher_outputs=teacher_outputs)
-            model.compile(optimizer=make_optimizer(config))
-            stateful = [AnnealingSchedule(config.phase1_epochs, config.max_temperature, verbose=config.verbose)]
-        elif method in ("kd", "takd"):
-            model = HintonKD(teacher=teacher, student=student, temperature=config.kd_temperature, alpha=config.kd_alpha,
-                             teacher_outputs=teacher_outputs)
-            model.compile(optimizer=make_optimizer(config))
-            stateful = []
-        elif method == "ckd":
-            model = ContinuationKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
-                                   margin=config.ckd_margin, teacher_outputs=teacher_outputs)
-            model.compile(optimizer=make_optimizer(config))
-            stateful = []
-        else:
-            model = student
-            compile_classifier(model, make_optimizer(config))
-            stateful = []
-    if method != "akd" and data.validation is not None:
+    stateful = list(training.stateful)
+    if not method.keeps_best and data.validation is not None:
         stateful.append(KeepBest(verbose=config.verbose))
-    if config.teacher_views and method not in LABELS_ONLY:
+    if config.teacher_views and method.teacher:
         views, validation = teacher_views.teacher_view_logits(run, data, teacher, stage, teacher_outputs)
-        data = data.with_teacher_logits(views, validation, _teacher_epochs(config, method))
-    phases, rates = config.student_phases(method, epochs)
-    history = run.fit(model, data, stage, epochs, phases, rates, stateful, first=continuation_schedule(config, method))
+        data = data.with_teacher_logits(views, validation, method.cached_teacher_epochs(config))
+    phases, rates = method.phases(config, epochs)
+    history = run.fit(training.model, data, stage, epochs, phases, rates, stateful, first=training.first,
+                      early=training.early)
     num_train = data.num_examples["train"]
-    if method == "akd":
-        p1 = config.phase1_epochs
-        summary = {
-            "phase1": phase_summary(history, 0, p1, num_train),
-            "phase2": phase_summary(history, p1, epochs, num_train),
-        }
-    else:
-        summary = {"training": phase_summary(history, 0, epochs, num_train), **continuation_summary(config, history)}
+    summary = method.summary(config, history, epochs,
+                             lambda begin, end: phase_summary(history, begin, end, num_train))
     return student, history, summary
-
-
-def _teacher_epochs(config, method):
-    """The epochs whose batches carry cached teacher logits: AKD's phase 1, Continuation-KD's epochs with ψ < 1
-    (None: every epoch). Later epochs are augmented afresh, as training without a teacher is."""
-    if method == "akd":
-        return config.phase1_epochs
-    if method == "ckd":
-        return schedule.teacher_epochs(config.label_ramp_epochs)
-    return None
 
 
 def save_serving_model(student, directory, data, config):
@@ -207,7 +178,7 @@ def train_and_evaluate(config: Config, workdir: str, overwrite: bool = False, no
             **teacher_views.teacher_test_figures(run, data, teacher),
         }
         logging.info("Teacher: %s", metrics["teacher"])
-    if config.method == "takd":
+    if registry.get(config.method).via_assistant:
         teacher, assistant_summary, _ = _assistant(run, data, teacher)  # the student's teacher from here on
         metrics["assistant"] = {"net": teacher.name, "params": count_params(teacher), **assistant_summary,
                                 **evaluate_classifier(teacher, data.test, config.verbose)}
@@ -229,7 +200,7 @@ def train_and_evaluate(config: Config, workdir: str, overwrite: bool = False, no
     save_serving_model(student, os.path.join(run.out, "student"), data, config)
     guide = metrics.get("assistant") or metrics.get("teacher")
     title = (f"{config.method}: {config.student_net} on {config.dataset}"
-             + (f" ({'assistant' if config.method == 'takd' else 'teacher'} {guide['net']}: "
+             + (f" ({'assistant' if 'assistant' in metrics else 'teacher'} {guide['net']}: "
                 f"{guide['test_accuracy']:.2%})" if guide else "")
              + f" — student test {metrics['student']['test_accuracy']:.2%}")
     return finish(run, metrics, history, title, teacher_history, f"teacher {config.teacher_net}")

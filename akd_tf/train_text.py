@@ -28,27 +28,17 @@ from absl import logging
 
 from akd_tf import files, glue_metrics, precision
 from akd_tf.callbacks import KeepBest, ValidationMetrics
-from akd_tf.config import LABELS_ONLY, BadInput
+from akd_tf.config import BadInput
 from akd_tf.data import glue
 from akd_tf.batch_keys import TEACHER_INPUTS, TEACHER_LOGITS
-from akd_tf.methods import AnnealingKD, AnnealingSchedule, ContinuationKD, HintonKD
+from akd_tf.methods import labels, registry
 from akd_tf.logits import outputs_as_logits
 from akd_tf.nets import text as text_nets
 from akd_tf.model_files import FIELDS, count_params, in_run_precision, load_model, save_model, weights_digest
-from akd_tf.run import (best_epoch, continuation_schedule, continuation_summary, finish, make_optimizer, phase_summary,
-                        teacher_summary)
+from akd_tf.run import best_epoch, finish, make_optimizer, phase_summary, teacher_summary
 from akd_tf.workdir import read_history
 
 PRESET_DIR = "preset"
-
-
-def compile_model(model, optimizer, regression):
-    if regression:
-        model.compile(optimizer=optimizer, loss=keras.losses.MeanSquaredError(),
-                      metrics=[keras.metrics.MeanSquaredError(name="mse")])
-    else:
-        model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 
 
 def _build(run, raw, who, vocabularies):
@@ -149,7 +139,7 @@ def _teacher(run, raw, vocabularies):
     features = raw.features(preprocessor)
     learning_rate = config.teacher_learning_rate or config.learning_rate
     with run.strategy.scope():
-        compile_model(teacher, make_optimizer(config, learning_rate), raw.regression)
+        labels.compile_for_labels(teacher, make_optimizer(config, learning_rate), raw.regression)
     keep_best = [KeepBest(monitor=monitor, verbose=config.verbose)] if features.validation is not None else []
     logging.info("Training the teacher %s for %d epochs", teacher.name, config.teacher_epochs)
     history = run.fit(teacher, features, "teacher", config.teacher_epochs, (config.teacher_epochs,), learning_rate,
@@ -219,7 +209,8 @@ def _student(run, raw, student, preprocessor, teacher, teacher_features, metrics
     monitor = f"val_{raw.spec['metric']}"
     plain = raw.features(preprocessor)
     features = plain
-    if teacher is not None and config.method in ("akd", "kd", "ckd"):
+    method = registry.get(config.method)
+    if teacher is not None and method.teacher:
         if config.cache_teacher_logits:
             start = time.perf_counter()
             logits = teacher_logits(run, teacher, teacher_features)
@@ -229,41 +220,18 @@ def _student(run, raw, student, preprocessor, teacher, teacher_features, metrics
             metrics["teacher_logits"] = {"cached": False}
             features = plain.with_inputs(**{TEACHER_INPUTS: {s: a[0] for s, a in teacher_features.arrays.items()}})
     with run.strategy.scope():
-        if config.method == "akd":
-            model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
-                                regression=raw.regression, teacher_outputs=config.teacher_outputs)
-            model.compile(optimizer=make_optimizer(config))
-            stateful = [AnnealingSchedule(config.phase1_epochs, config.max_temperature, monitor=monitor,
-                                          verbose=config.verbose)]
-        elif config.method == "kd":
-            model = HintonKD(teacher=teacher, student=student, temperature=config.kd_temperature, alpha=config.kd_alpha,
-                             teacher_outputs=config.teacher_outputs)
-            model.compile(optimizer=make_optimizer(config))
-            stateful = []
-        elif config.method == "ckd":
-            model = ContinuationKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
-                                   margin=config.ckd_margin, regression=raw.regression,
-                                   teacher_outputs=config.teacher_outputs)
-            model.compile(optimizer=make_optimizer(config))
-            stateful = []
-        else:
-            model = student
-            compile_model(model, make_optimizer(config), raw.regression)
-            stateful = []
-    if config.method != "akd" and features.validation is not None:
+        training = method.build(teacher, student, config, optimizer=make_optimizer(config),
+                                teacher_outputs=config.teacher_outputs, regression=raw.regression, monitor=monitor)
+    stateful = list(training.stateful)
+    if not method.keeps_best and features.validation is not None:
         stateful.append(KeepBest(monitor=monitor, verbose=config.verbose))
     logging.info("Training the student %s with method %s", student.name, config.method)
-    phases, rates = config.student_phases()
-    history = run.fit(model, features, "student", config.student_epochs, phases, rates, stateful,
-                      first=[*_validation_metrics(features, task), *continuation_schedule(config)])
+    phases, rates = method.phases(config, config.student_epochs)
+    history = run.fit(training.model, features, "student", config.student_epochs, phases, rates, stateful,
+                      first=[*_validation_metrics(features, task), *training.first], early=training.early)
     num_train = plain.num_examples["train"]
-    if config.method == "akd":
-        p1 = config.phase1_epochs
-        summary = {"phase1": _phase(history, 0, p1, num_train, monitor),
-                   "phase2": _phase(history, p1, config.student_epochs, num_train, monitor)}
-    else:
-        summary = {"training": _phase(history, 0, config.student_epochs, num_train, monitor),
-                   **continuation_summary(config, history)}
+    summary = method.summary(config, history, config.student_epochs,
+                             lambda begin, end: _phase(history, begin, end, num_train, monitor))
     return student, preprocessor, plain, history, summary
 
 
@@ -325,7 +293,7 @@ def train_and_evaluate(run) -> dict:
     student, preprocessor = _new_student(run, raw, vocabularies)
     teacher = teacher_features = None
     teacher_history = {}
-    if config.method not in LABELS_ONLY or config.teacher_path:
+    if config.needs_teacher:
         teacher, teacher_preprocessor, teacher_features, summary, teacher_history = _teacher(run, raw, vocabularies)
         metrics["teacher"] = {"net": teacher.name, "params": count_params(teacher), **summary,
                               "dev": _dev_metrics(teacher, teacher_features, raw.task, config.verbose)}

@@ -41,9 +41,12 @@ def define_flags():
                       "each method's change from it, paired by seed (keeps the given order).")
 
 
-AGAINST = ("kd", "takd", "scratch")
-# Continuation-KD, where a study has it: against the baseline it must beat and the method it succeeds.
-CKD_AGAINST = ("kd", "akd", "takd")
+# The methods the curve is about, each against the methods it is measured against (paired by seed): Annealing-KD,
+# which every study has; Continuation-KD, where a study has it, against the baseline it must beat and the method it
+# succeeds. The first is the reference: its epochs are the row's budget.
+SUBJECTS = {"akd": ("kd", "takd", "scratch"), "ckd": ("kd", "akd", "takd")}
+REFERENCE = next(iter(SUBJECTS))
+AGAINST, CKD_AGAINST = SUBJECTS.values()
 
 
 def _mean_std(values):
@@ -54,19 +57,17 @@ def _mean_std(values):
 def summarise(study: dict, label: str) -> dict:
     """Mean ± std per method and AKD's paired differences against each other method, for one study."""
     methods = study["methods"]
-    if "akd" not in methods:
-        raise ValueError(f"{label}: the study has no akd runs; methods: {sorted(methods)}")
-    row = {"label": label, "epochs": methods["akd"]["epochs"], "teacher_views": _teacher_views(study), "methods": {},
-           "akd_minus": {}}
+    if REFERENCE not in methods:
+        raise ValueError(f"{label}: the study has no {REFERENCE} runs; methods: {sorted(methods)}")
+    row = {"label": label, "epochs": methods[REFERENCE]["epochs"], "teacher_views": _teacher_views(study),
+           "methods": {}}
     for method in METHODS:
         if method in methods:
             row["methods"][method] = _mean_std(methods[method]["test_top1"])
-    for other in AGAINST:
-        if other in methods:
-            row["akd_minus"][other] = _paired(methods["akd"], methods[other], f"{label}: akd and {other}")
-    if "ckd" in methods:
-        row["ckd_minus"] = {other: _paired(methods["ckd"], methods[other], f"{label}: ckd and {other}")
-                            for other in CKD_AGAINST if other in methods}
+    for subject, against in SUBJECTS.items():
+        if subject in methods:
+            row[f"{subject}_minus"] = {other: _paired(methods[subject], methods[other], f"{label}: {subject} and {other}")
+                                       for other in against if other in methods}
     return row
 
 
@@ -98,7 +99,7 @@ def _seeds_agreeing(per_seed, mean, sides=("ahead", "behind")) -> str:
     return f"{side} on {count} seed{'s' if len(per_seed) > 1 else ''}: " + ", ".join(f"{d:+.2f}" for d in per_seed)
 
 
-def _verdict(row, method="akd"):
+def _verdict(row, method=REFERENCE):
     parts = []
     for other, diff in row[f"{method}_minus"].items():
         mean = diff["mean_std"][0]
@@ -154,7 +155,7 @@ def table(rows) -> str:
         cells += [difference(r.get("ckd_minus", {}), m) for m in ckd_against]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Mean ± sample std over seeds; differences are per seed (same student initialisation), then averaged.",
-              ""] + [f"- {_verdict(r)}" for r in rows] + [f"- {_verdict(r, 'ckd')}" for r in rows if r.get("ckd_minus")]
+              ""] + [f"- {_verdict(r, subject)}" for subject in SUBJECTS for r in rows if f"{subject}_minus" in r]
     return "\n".join(lines)
 
 
@@ -166,13 +167,13 @@ def plot(rows, path):
 
     colors = {"kd": "tab:blue", "takd": "tab:green", "scratch": "tab:gray", "akd": "tab:red"}
     fig, ax = plt.subplots(figsize=(8.5, 4.5))
-    for method, against, style in (("akd", AGAINST, "-"), ("ckd", CKD_AGAINST, "--")):
+    for (method, against), style, marker in zip(SUBJECTS.items(), ("-", "--"), ("o", "s")):
         for other in against:
             points = [(r["epochs"], *r[f"{method}_minus"][other]["mean_std"]) for r in rows
                       if other in r.get(f"{method}_minus", {})]
             if points:
                 x, mean, std = map(np.asarray, zip(*sorted(points)))
-                ax.errorbar(x, mean, yerr=std, marker="o" if method == "akd" else "s", capsize=4, linestyle=style,
+                ax.errorbar(x, mean, yerr=std, marker=marker, capsize=4, linestyle=style,
                             color=colors[other], label=f"{NAMES[method]} − {NAMES[other]}")
     ax.axhline(0, color="k", linewidth=0.8)
     ax.set_xlabel("student epochs (AKD: phase 1 + phase 2; CKD: one phase)")

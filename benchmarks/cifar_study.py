@@ -25,6 +25,7 @@ from absl import app, flags
 from akd_tf import main as cli  # defines the run flags this study passes on
 from akd_tf.command import command_line
 from akd_tf.machine import describe
+from akd_tf.methods import registry
 from benchmarks import study_runs
 from benchmarks.method_names import CIFAR_STUDY as METHODS
 from benchmarks.method_names import LONG as NAMES
@@ -176,7 +177,8 @@ def _plots(runs, output):
         first = r["seed"] == runs[0]["seed"]
         ax.plot(range(1, len(accuracy) + 1), accuracy, color=colors.get(r["method"]), alpha=0.85,
                 linestyle="-" if first else "--", label=f"{NAMES.get(r['method'], r['method'])}, seed {r['seed']}")
-    akd = [r for r in runs if r["method"] == "akd"]
+    # Runs of a method whose loss changes at phase1_epochs (Annealing-KD): the line, and the logged T.
+    akd = [r for r in runs if registry.get(r["method"]).phase_boundary(FLAGS) is not None]
     restart = FLAGS.phase2_learning_rate
     if restart is not None:  # --phase2_learning_rate restarts every method there, not only AKD
         ax.axvline(FLAGS.phase1_epochs + 0.5, color="k", linestyle=":",
@@ -230,20 +232,23 @@ def main(argv):
                        phase1_epochs=total - 1, phase2_epochs=1, teacher_views=0, omit=_STUDENTS_ONLY,
                        learning_rate=FLAGS.teacher_learning_rate or FLAGS.learning_rate)
         teacher_path = os.path.join(teacher["workdir"], "student.keras")
-    if "takd" in FLAGS.methods:
+    via_assistant = [m for m in FLAGS.methods if registry.get(m).via_assistant]
+    if via_assistant:
         if FLAGS.assistant:
             assistant_path = FLAGS.assistant
         else:
-            assistant = _run("assistant", method="kd", seed=FLAGS.teacher_seed, teacher=teacher_path,
+            assistant = _run("assistant", method=registry.get(via_assistant[0]).assistant_method,
+                             seed=FLAGS.teacher_seed, teacher=teacher_path,
                              student_net=FLAGS.assistant_net, omit=_STUDENTS_ONLY)
             assistant_path = os.path.join(assistant["workdir"], "student.keras")
 
     def student(method, seed):
-        extra = {"teacher_views": 0} if method == "scratch" else {}
-        if method == "takd":
+        spec = registry.get(method)
+        extra = {"teacher_views": 0} if not spec.teacher else {}
+        if spec.via_assistant:
             extra["assistant"] = assistant_path
         metrics = _run(f"{method}_seed{seed}", method=method, seed=int(seed), records=True,
-                       teacher=teacher_path if method != "takd" else None, **extra)
+                       teacher=None if spec.via_assistant else teacher_path, **extra)
         return None if metrics is None else {**metrics, "method": method, "seed": int(seed)}
 
     order = [(method, seed) for seed in FLAGS.seeds for method in FLAGS.methods]
@@ -262,7 +267,7 @@ def main(argv):
                 "machine": {"cpus": os.cpu_count(), "cores": study_runs.cores(r["study"].get("cpus") for r in runs),
                             "platform": platform.platform()}}
     teacher = teacher or _given(teacher_path, runs, "teacher")
-    if "takd" in FLAGS.methods:
+    if via_assistant:
         assistant = assistant or _given(assistant_path, runs, "assistant")
     summary = _summarise(runs, teacher, assistant)  # no assistant without TAKD runs
     table = _table(summary, protocol, minutes)

@@ -76,7 +76,7 @@ def main(argv):
 
     teacher_params = int(teacher.count_params())
     students = {}
-    train_text.compile_model(student, run_lib.make_optimizer(config), raw.regression)
+    labels.compile_for_labels(student, run_lib.make_optimizer(config), raw.regression)
     students["finetune"] = (student, features)
     for name, extra in (("akd_cached", {TEACHER_LOGITS: logits}),
                         ("akd_teacher_every_step", {TEACHER_INPUTS: {s: a[0] for s, a in teacher_features.arrays.items()}})):

@@ -26,6 +26,7 @@ from absl import app, flags
 from akd_tf import main as cli  # defines the run flags (and --workdir)
 from akd_tf.command import command_line
 from akd_tf.data import glue
+from akd_tf.methods import registry
 from benchmarks import study_runs
 from benchmarks.method_names import SHORT
 
@@ -122,7 +123,7 @@ def _task(task):
     regression = glue.DATASETS[f"glue/{task}"]["num_classes"] == 1
     teacher = _teacher(task, config)
     teacher_path = os.path.join(teacher["workdir"], "student.keras")
-    methods = [m for m in FLAGS.methods if not (regression and m == "kd")]
+    methods = [m for m in FLAGS.methods if registry.get(m).regression or not regression]
     runs = []
     for seed in FLAGS.seeds:
         for method in methods:

@@ -19,6 +19,7 @@ import os
 from absl import app, flags
 
 from akd_tf.command import command_line
+from akd_tf.methods import registry
 from akd_tf.workdir import read_history
 from benchmarks.study_runs import read_flags
 
@@ -44,7 +45,8 @@ def read_cycle(prefix: str) -> dict:
                          f"(a record is a run's {', '.join(s[1:] for s in RECORD)})")
     with open(prefix + "_metrics.json") as f:
         metrics = json.load(f)
-    if metrics.get("method") != "scratch" or "training" not in metrics.get("phases", {}):
+    method = metrics.get("method")
+    if method not in registry.names() or registry.get(method).teacher or "training" not in metrics.get("phases", {}):
         raise ValueError(f"{prefix}_metrics.json is not a labels-only training run (method "
                          f"{metrics.get('method')!r}); a teacher is trained with --method=scratch")
     flag_values = read_flags(prefix + "_flags.txt")

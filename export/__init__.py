@@ -186,12 +186,12 @@ def _labels(labels, student, data_dir):
 
 def _model_info(student):
     import akd_tf
+    from akd_tf.methods import registry
     from export import metadata
 
     meta = student.metadata
     net, dataset, method = meta.get("net", "student"), meta.get("dataset", "user data"), meta.get("method")
-    how = {"akd": "Annealing-KD", "ckd": "Continuation-KD", "kd": "Hinton KD", "takd": "TAKD",
-           "scratch": "training from scratch"}.get(method, method)
+    how = registry.title(method) if method else None
     what = "text classifier" if student.text else "image classifier"
     given = "text (WordPiece tokens)" if student.text else "RGB pixels 0-255"
     return metadata.ModelInfo(

@@ -1,6 +1,7 @@
 """Runs one AnnealingKD training step per phase and one ContinuationKD step under a given number of logical CPU
 replicas and writes the student's weights and the logged losses to an .npz file: small dense models (no
-BatchNorm), then a ResNet-8 student with BatchNorm, synchronised (``sync_batchnorm=True``) and not.
+BatchNorm), then a ResNet-8 student with BatchNorm, synchronised (``sync_batchnorm=True``) and not; then an epoch of
+every registered method as the run pipeline builds it.
 
 Run as a script, at most one MirroredStrategy per process (several in one process can abort collectives); the
 1-device run takes a OneDeviceStrategy, so it shares the process and its TensorFlow start:
@@ -110,6 +111,34 @@ def _steps(strategy):
         results[f"{name}_loss"] = np.float64(history.history["loss"][0])
         for i, w in enumerate(student.get_weights()):  # kernels, BN scale/offset and moving statistics
             results[f"{name}_student_{i}"] = w
+    results.update(_registered_methods(strategy, x, y))
+    return results
+
+
+def _registered_methods(strategy, x, y):
+    """Every registered method as the run pipeline builds it (`akd_tf.methods.registry`), one epoch of two steps
+    with its own callbacks: ``method_<name>_loss`` and ``method_<name>_student_<i>``."""
+    import keras
+
+    from akd_tf.config import Config
+    from akd_tf.methods import registry
+
+    config = Config(phase1_epochs=2, phase2_epochs=1, max_temperature=2, verbose=0)
+    results = {}
+    for name in registry.names():
+        method = registry.get(name)
+        with strategy.scope():
+            teacher = _model("teacher", 3, 0.0)
+            student = _model("student", 3, 1e-2)
+            _set_weights(teacher, 1)
+            _set_weights(student, 2)
+            training = method.build(teacher, student, config, optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+        data = tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL_BATCH // 2)
+        history = training.model.fit(data, epochs=1, verbose=0,
+                                     callbacks=[*training.first, *training.early, *training.stateful])
+        results[f"method_{name}_loss"] = np.float64(history.history["loss"][0])
+        for i, w in enumerate(student.get_weights()):
+            results[f"method_{name}_student_{i}"] = w
     return results
 
 

@@ -243,5 +243,5 @@ def test_config_refuses_bad_continuation_settings_in_one_line(changes, message):
 
 
 def test_config_ramps_labels_over_three_quarters_of_the_run_by_default():
-    assert _smoke_config(phase1_epochs=10, phase2_epochs=5).label_ramp_epochs == 11.25
+    assert continuation.label_ramp_epochs(_smoke_config(phase1_epochs=10, phase2_epochs=5)) == 11.25
     assert _smoke_config(phase1_epochs=200, phase2_epochs=0, max_temperature=20).student_epochs == 200

@@ -12,6 +12,8 @@ import sys
 import numpy as np
 import pytest
 
+from akd_tf.methods import registry
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -59,3 +61,13 @@ def test_sync_batchnorm_resnet_two_replicas_match_one_device(runs):
     largest = max(float(np.max(np.abs(two[k.replace("sync", "local")] - one[k.replace("sync", "local")])))
                   for k in keys)
     assert largest > 1e-3
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_every_registered_method_two_replicas_match_one_device(runs, name):
+    one, two = runs
+    assert float(two[f"method_{name}_loss"]) == pytest.approx(float(one[f"method_{name}_loss"]), rel=1e-6)
+    keys = sorted(k for k in one.files if k.startswith(f"method_{name}_student_"))
+    assert keys
+    for key in keys:
+        np.testing.assert_allclose(two[key], one[key], rtol=1e-5, atol=1e-6, err_msg=key)

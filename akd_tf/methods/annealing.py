@@ -15,6 +15,7 @@ from keras import ops
 from keras.src.utils import io_utils  # the printer Keras callbacks use (respects absl logging)
 
 from akd_tf import callbacks, losses, schedule
+from akd_tf.methods import registry
 from akd_tf.methods.base import AnnealedDistiller
 
 
@@ -253,3 +254,38 @@ class AnnealingSchedule(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.model.phase == schedule.PHASE_LABELS:
             self._print(f"AnnealingSchedule: {self._restore_best(schedule.PHASE_LABELS)}")
+
+
+class _Annealing(registry.Method):
+    name, title, short = "akd", "Annealing-KD", "AKD"
+    help = ("Annealing-KD: phase 1 fits the student's logits to the annealed teacher's over phase1_epochs (T from "
+            "max_temperature down to 1), phase 2 trains on the labels for phase2_epochs")
+    keeps_best = True  # AnnealingSchedule keeps the best student of each phase
+
+    def check(self, config):
+        AnnealingSchedule(config.phase1_epochs, config.max_temperature)
+
+    def build(self, teacher, student, config, *, optimizer, teacher_outputs="logits", regression=False,
+              monitor="val_accuracy"):
+        model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
+                            regression=regression, teacher_outputs=teacher_outputs)
+        model.compile(optimizer=optimizer)
+        return registry.Training(model, early=(AnnealingSchedule(config.phase1_epochs, config.max_temperature,
+                                                                 monitor=monitor, verbose=config.verbose),))
+
+    def phases(self, config, epochs):
+        # Phase 2 restarts the learning rate, at phase2_learning_rate when set (the recipe: learning_rate).
+        return ((config.phase1_epochs, epochs - config.phase1_epochs),
+                (config.learning_rate, config.phase2_learning_rate or config.learning_rate))
+
+    def cached_teacher_epochs(self, config):
+        return config.phase1_epochs
+
+    def summary(self, config, history, epochs, phase):
+        return {"phase1": phase(0, config.phase1_epochs), "phase2": phase(config.phase1_epochs, epochs)}
+
+    def phase_boundary(self, config):
+        return config.phase1_epochs
+
+
+registry.register(_Annealing())

@@ -23,6 +23,7 @@ from keras import ops
 from keras.src.utils import io_utils  # the printer Keras callbacks use (respects absl logging)
 
 from akd_tf import losses, schedule
+from akd_tf.methods import registry
 from akd_tf.methods.base import AnnealedDistiller
 
 
@@ -148,3 +149,53 @@ class ContinuationSchedule(keras.callbacks.Callback):
         if logs is not None:
             logs.update(temperature=float(self.model.temperature), phi=float(self.model.phi),
                         label_weight=float(self.model.label_weight))
+
+
+def label_ramp_epochs(config):
+    """ψ's ramp of a run: ``ckd_label_ramp_epochs``, or three quarters of the student's epochs (the paper: 150 of 200)."""
+    if config.ckd_label_ramp_epochs is not None:
+        return config.ckd_label_ramp_epochs
+    return 0.75 * config.student_epochs
+
+
+class _Continuation(registry.Method):
+    name, title, short = "ckd", "Continuation-KD", "CKD"
+    help = ("Continuation-KD: one phase in which T anneals over phase1_epochs while the labels come in (ψ over "
+            "ckd_label_ramp_epochs)")
+    settings = ("ckd_label_ramp_epochs", "ckd_margin")
+
+    def check(self, config):
+        schedule.validate_schedule(config.phase1_epochs, config.max_temperature)
+        if isinstance(config.ckd_margin, bool) or not isinstance(config.ckd_margin, (int, float)) \
+                or not config.ckd_margin >= 0:
+            raise ValueError(f"`ckd_margin` must be a number >= 0. Received: ckd_margin={config.ckd_margin!r}")
+        try:
+            schedule.validate_label_ramp(label_ramp_epochs(config), config.student_epochs)
+        except ValueError:
+            raise ValueError("`ckd_label_ramp_epochs` must be a number > 0 and at most the student's epochs "
+                             f"(phase1_epochs + phase2_epochs = {config.student_epochs}), so that the run ends on "
+                             f"labels alone. Received: ckd_label_ramp_epochs={config.ckd_label_ramp_epochs!r}"
+                             ) from None
+
+    def build(self, teacher, student, config, *, optimizer, teacher_outputs="logits", regression=False,
+              monitor="val_accuracy"):
+        model = ContinuationKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
+                               margin=config.ckd_margin, regression=regression, teacher_outputs=teacher_outputs)
+        model.compile(optimizer=optimizer)
+        # Stateless (T and ψ are functions of the epoch): first, so the epoch's logs carry them.
+        return registry.Training(model, first=(ContinuationSchedule(
+            config.student_epochs, config.phase1_epochs, label_ramp_epochs(config), config.max_temperature,
+            verbose=config.verbose),))
+
+    def cached_teacher_epochs(self, config):
+        return schedule.teacher_epochs(label_ramp_epochs(config))
+
+    def summary(self, config, history, epochs, phase):
+        return {"training": phase(0, epochs),
+                "schedule": {"max_temperature": config.max_temperature, "anneal_epochs": config.phase1_epochs,
+                             "label_ramp_epochs": label_ramp_epochs(config), "margin": config.ckd_margin,
+                             "temperature": history.get("temperature", []),
+                             "label_weight": history.get("label_weight", [])}}
+
+
+registry.register(_Continuation())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from akd_tf import losses
+from akd_tf.methods import registry
 from akd_tf.methods.base import Distiller
 
 
@@ -27,3 +28,21 @@ class HintonKD(Distiller):
 
     def get_config(self):
         return {**super().get_config(), "temperature": self.temperature, "alpha": self.alpha}
+
+
+class HintonMethod(registry.Method):
+    """Hinton KD as the run pipeline builds it, from ``kd_temperature`` and ``kd_alpha``."""
+
+    name, title, short = "kd", "Hinton KD", "KD"
+    help = "Hinton KD: (1 − kd_alpha) · cross-entropy + kd_alpha · T² · KL at T = kd_temperature"
+    regression = False  # its soft term compares class probabilities
+
+    def build(self, teacher, student, config, *, optimizer, teacher_outputs="logits", regression=False,
+              monitor="val_accuracy"):
+        model = HintonKD(teacher=teacher, student=student, temperature=config.kd_temperature, alpha=config.kd_alpha,
+                         teacher_outputs=teacher_outputs)
+        model.compile(optimizer=optimizer)
+        return registry.Training(model)
+
+
+registry.register(HintonMethod())
