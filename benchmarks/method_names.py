@@ -4,7 +4,7 @@ methods a CIFAR-10 study compares, in its tables' order."""
 
 from akd_tf.methods import registry
 
-CIFAR_STUDY = ("scratch", "kd", "takd", "akd", "ckd")
+CIFAR_STUDY = ("scratch", "kd", "kd_ls", "takd", "akd", "ckd")
 
 SHORT = {name: registry.short(name) for name in registry.names()}
 LONG = {name: registry.title(name) for name in registry.names()}
