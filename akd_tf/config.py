@@ -8,7 +8,7 @@ import os
 
 from akd_tf import data as data_lib
 from akd_tf import logits, nets, precision, schedule
-from akd_tf.data import glue
+from akd_tf.data import glue, own
 from akd_tf.methods import registry
 from akd_tf.nets import text as text_nets
 
@@ -37,11 +37,18 @@ class BadInput(ValueError):
 class Config:
     """Everything a run needs; the defaults are the paper's CIFAR-10 recipe (``configs/cifar10.flags``)."""
 
-    dataset: str = setting("cifar10", choices=tuple(data_lib.DATASETS) + tuple(glue.DATASETS), help=(
-        'TFDS dataset: an image dataset, or a GLUE task (text).'))
+    dataset: str = setting("cifar10", help=(
+        'cifar10, cifar100, a GLUE task glue/<task> (text), or your own images: folder:DIR '
+        '(DIR/<class>/<image>, or DIR/train/ and DIR/test/ with class folders) or tfds:NAME (an image-'
+        'classification dataset prepared under the TFDS data dir).'))
     data_dir: str | None = setting(None, help="TFDS data directory (default: $TFDS_DATA_DIR or TFDS's default).")
     download: bool = setting(False, help='Let TFDS download and prepare the dataset when it is missing.')
-    validation_size: int = setting(5000, help='Training examples held out for model selection.')
+    validation_size: int | None = setting(None, help=(
+        'Training examples held out for model selection. Default: 5000 (CIFAR, the recipe; GLUE), a tenth of your '
+        'own images (by class) where they have no validation split.'))
+    image_size: int | None = setting(None, help=(
+        'Your own images (folder:, tfds:): the side they are resized to. Default: the --teacher file\'s input size, '
+        'else 64. CIFAR keeps 32.'))
     train_size: int | None = setting(None, help='Use only the first N training examples (quick runs).')
     test_size: int | None = setting(None, help='Use only the first N test examples (quick runs).')
     method: str = setting("akd", choices=METHODS, help="; ".join(
@@ -177,7 +184,14 @@ class Config:
             if value not in allowed:
                 raise ValueError(f"Unknown `{name}` {value!r}. Allowed: {', '.join(allowed)}")
 
-        one_of("dataset", tuple(data_lib.DATASETS) + tuple(glue.DATASETS))
+        if not own.is_own(self.dataset):
+            if self.dataset not in tuple(data_lib.DATASETS) + tuple(glue.DATASETS):
+                raise ValueError(f"Unknown `dataset` {self.dataset!r}. Allowed: "
+                                 f"{', '.join(tuple(data_lib.DATASETS) + tuple(glue.DATASETS))}, or your own images: "
+                                 f"{own.FOLDER}DIR, {own.TFDS}NAME")
+        if self.image_size is not None and not own.is_own(self.dataset):
+            raise ValueError(f"`image_size` resizes your own images ({own.FOLDER}DIR, {own.TFDS}NAME); "
+                             f"{self.dataset} has its own size. Received: image_size={self.image_size!r}")
         one_of("method", METHODS)
         architectures = tuple(text_nets.ARCHITECTURES if self.text else nets.NETS)
         truncate = text_nets.truncate_layers(self.student_init)  # validates K

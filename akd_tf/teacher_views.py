@@ -17,6 +17,7 @@ from absl import logging
 
 from akd_tf import files
 from akd_tf.callbacks import PredictionLines
+from akd_tf.data import own
 from akd_tf.logits import outputs_as_logits
 from akd_tf.model_files import weights_digest
 from akd_tf.nets import fold
@@ -35,8 +36,11 @@ def views_path(run, teacher, stage, teacher_outputs="logits"):
     config = run.config
     if not config.teacher_views_cache:
         return os.path.join(run.out, f"teacher_views_{stage}.npz")
-    return cache_path(config, teacher, "teacher_views_{}.npz", [VIEWS_VERSION, config.dataset, config.train_size,
-                       config.validation_size, config.seed, config.teacher_views, teacher_outputs])
+    keys = [VIEWS_VERSION, config.dataset, config.train_size, config.validation_size, config.seed,
+            config.teacher_views, teacher_outputs]
+    if own.is_own(config.dataset):  # the images behind the name may change; so may their size and split
+        keys += [own.fingerprint(config.dataset, config.data_dir), config.image_size, config.test_size]
+    return cache_path(config, teacher, "teacher_views_{}.npz", keys)
 
 
 def cache_path(config, teacher, name, keys):
@@ -136,12 +140,15 @@ def teacher_test_figures(run, data, teacher):
     """The teacher's test accuracy and loss. A given teacher's (``--teacher``) are kept in
     ``config.teacher_views_cache``, when there is one, under a digest of its weights and of what fixes them (the
     test split, the precision, what the teacher returns): each run of a study, and each resumed attempt, reported
-    the same figures after minutes of the teacher's inference (~2 min for a ResNet-56 on one core here)."""
+    the same figures after minutes of the teacher's inference (minutes for a ResNet-56 on one core)."""
     config = run.config
     if not (config.teacher_path and config.teacher_views_cache):
         return evaluate_classifier(teacher, data.test, config.verbose)
-    path = cache_path(config, teacher, "teacher_test_{}.json", [VIEWS_VERSION, config.dataset, config.test_size,
-                       data.num_examples["test"], config.mixed_precision, config.teacher_outputs])
+    keys = [VIEWS_VERSION, config.dataset, config.test_size, data.num_examples["test"], config.mixed_precision,
+            config.teacher_outputs]
+    if own.is_own(config.dataset):
+        keys += [own.fingerprint(config.dataset, config.data_dir), config.image_size, config.seed]
+    path = cache_path(config, teacher, "teacher_test_{}.json", keys)
     if os.path.isfile(path):
         with open(path) as f:
             figures = json.load(f)

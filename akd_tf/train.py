@@ -30,7 +30,7 @@ import numpy as np
 from absl import logging
 
 from akd_tf import data as data_lib
-from akd_tf import files, nets, precision, teacher_views
+from akd_tf import files, nets, precision, preflight, teacher_views
 from akd_tf.callbacks import KeepBest
 from akd_tf.config import Config
 from akd_tf.methods import registry
@@ -141,6 +141,9 @@ def _write_metadata(directory, data, config):
         "num_classes": data.num_classes,
         "input_shape": list(data.input_shape),
         "preprocessing": data.preprocessing,
+        "labels": list(data.label_names) if data.label_names else None,
+        # How the test split of your own images was drawn, so the export reads the same images.
+        "split": {"seed": config.seed, "validation_size": config.validation_size, "test_size": config.test_size},
         "net": config.student_net,
         "method": config.method,
     })
@@ -162,13 +165,18 @@ def train_and_evaluate(config: Config, workdir: str, overwrite: bool = False, no
 
         return train_text.train_and_evaluate(run)
 
+    own_images = data_lib.own.is_own(config.dataset)
     data = data_lib.load(
         config.dataset, batch_size=config.batch_size, data_dir=config.data_dir,
         validation_size=config.validation_size, train_size=config.train_size, test_size=config.test_size,
         shuffle_seed=config.seed, download=config.download,
+        image_size=preflight.image_size(config) if own_images else None,
+        progress=(lambda line: print(line, flush=True)) if config.verbose else None,
     )
     logging.info("Data %s: %s examples", config.dataset, data.num_examples)
     metrics = {"method": config.method, "dataset": config.dataset, "num_examples": data.num_examples}
+    if data.label_names:
+        metrics["labels"] = list(data.label_names)
 
     teacher, teacher_history = None, {}
     if config.needs_teacher:

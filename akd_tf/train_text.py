@@ -29,6 +29,7 @@ from absl import logging
 from akd_tf import files, glue_metrics, precision
 from akd_tf.callbacks import KeepBest, ValidationMetrics
 from akd_tf.config import BadInput
+from akd_tf import data as data_lib
 from akd_tf.data import glue
 from akd_tf.batch_keys import TEACHER_INPUTS, TEACHER_LOGITS
 from akd_tf.methods import labels, registry
@@ -282,7 +283,8 @@ def train_and_evaluate(run) -> dict:
     """The GLUE half of `akd_tf.train.train_and_evaluate` (after the workdir is prepared)."""
     config = run.config
     raw = glue.load(config.dataset, batch_size=config.batch_size, data_dir=config.data_dir,
-                    validation_size=config.validation_size, train_size=config.train_size,
+                    validation_size=data_lib.images.DEFAULT_VALIDATION_SIZE if config.validation_size is None
+                    else config.validation_size, train_size=config.train_size,
                     test_size=config.test_size, shuffle_seed=config.seed, download=config.download,
                     group_by_length=config.group_by_length)
     logging.info("Data %s: %s examples", config.dataset, raw.num_examples)

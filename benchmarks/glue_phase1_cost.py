@@ -58,6 +58,7 @@ def main(argv):
     from akd_tf import train_text
     from akd_tf.config import Config
     from akd_tf.data import glue
+    from akd_tf.methods import labels
     from akd_tf.batch_keys import TEACHER_INPUTS, TEACHER_LOGITS
     from akd_tf.methods import AnnealingKD
 

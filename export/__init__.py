@@ -41,8 +41,9 @@ def export_student(model_or_path, modes=None, *, representative=None, test=None,
         test: labelled examples the files are checked on: ``(x, y)`` or a `tf.data.Dataset` of ``(x, y)``; at
             most ``test_size``. Default: the test split of the student's TFDS dataset.
         dataset: the TFDS dataset for the defaults, when the student's ``akd_tf.json`` names none.
-        labels: the class names, in class-id order: a list, or a text file with one per line. Default: the
-            names of the TFDS dataset's ``label`` feature, else the class ids.
+        labels: the class names, in class-id order: a list, or a text file with one per line. Default: the names
+            the run wrote into the student's ``akd_tf.json``, else those of the TFDS dataset's ``label`` feature,
+            else the class ids.
         normalization: ``{"mean": [...], "std": [...], "scale": s}``: how the student's inputs were made from RGB
             pixels ``p`` (``(p * s - mean) / std``); the TFDS examples are prepared with it too. Default: its
             ``akd_tf.json``'s; without one, `akd_tf.data.images`' standardisation when a TFDS dataset is named,
@@ -87,9 +88,12 @@ def export_student(model_or_path, modes=None, *, representative=None, test=None,
     if QAT in modes:
         from akd_tf import nets
 
-        if student.metadata.get("net") not in nets.NETS or not student.metadata.get("dataset"):
-            raise ValueError(f"mode 'qat' rebuilds an akd_tf.nets student ({', '.join(nets.NETS)}) and fine-tunes it "
-                             f"on its TFDS dataset; model {student.source} names net "
+        from akd_tf.data import images as image_data
+
+        rebuilt = [name for name in nets.NETS if name not in nets.PIXEL_INPUT]
+        if student.metadata.get("net") not in rebuilt or student.metadata.get("dataset") not in image_data.DATASETS:
+            raise ValueError(f"mode 'qat' rebuilds a CIFAR net ({', '.join(rebuilt)}) and fine-tunes it on its TFDS "
+                             f"dataset ({', '.join(image_data.DATASETS)}); model {student.source} names net "
                              f"{student.metadata.get('net')!r} and dataset {student.metadata.get('dataset')!r}.")
         import importlib.util
 
@@ -177,6 +181,8 @@ def _labels(labels, student, data_dir):
             raise ValueError(f"labels: {len(labels)} name(s) for a {student.num_classes}-class student; expected one "
                              "non-empty name per class, in class-id order.")
         return labels
+    if student.metadata.get("labels") and len(student.metadata["labels"]) == student.num_classes:
+        return [str(name) for name in student.metadata["labels"]]  # the run's, from its akd_tf.json
     dataset = student.metadata.get("dataset")
     names = metadata.dataset_labels(dataset, data_dir) if dataset else None
     if names is not None and len(names) == student.num_classes:

@@ -223,12 +223,20 @@ def images(student: Student, split: str, count: int | None, data_dir: str | None
     """(float32 images normalised as in training, int labels) of the first ``count`` examples of ``split``;
     ``normalization`` (an `export.image_input.Normalization`) overrides `preprocessing`."""
     from akd_tf.data import images as image_data
-    from akd_tf.data import pipeline
+    from akd_tf.data import own, pipeline
 
+    prep = normalization.as_dict() if normalization is not None else preprocessing(student)
+    if own.is_own(student.metadata["dataset"]):  # the very split the run drew, from its akd_tf.json
+        drawn = student.metadata.get("split") or {}
+        read = own.read(student.metadata["dataset"], int(student.input_shape[0]), seed=drawn.get("seed", 0),
+                        validation_size=drawn.get("validation_size"), test_size=drawn.get("test_size"),
+                        data_dir=data_dir)
+        x, y = read.splits[split]
+        x = image_data.normalize(x[:count], prep["mean"], prep["std"], prep["scale"]).numpy()
+        return x, y[:count].astype(np.int64)
     builder = image_data.builder(student.metadata["dataset"], data_dir=data_dir)
     tfds_split = split if count is None else f"{split}[:{count}]"
     ds = builder.as_dataset(split=tfds_split, as_supervised=True, shuffle_files=False)
-    prep = normalization.as_dict() if normalization is not None else preprocessing(student)
     ds = ds.batch(1000).map(lambda x, y: (image_data.normalize(x, prep["mean"], prep["std"], prep["scale"]), y))
     ds = ds.with_options(pipeline.options())  # a pass that ends when its data does (akd_tf.data.pipeline)
     xs, ys = [], []

@@ -11,6 +11,7 @@ import types
 
 import keras
 import pytest
+import tensorflow as tf
 
 import cli_cases
 
@@ -39,6 +40,11 @@ def files(tmp_path_factory):
     (d / "other_run").mkdir()
     (d / "other_run" / "config.json").write_text(json.dumps({"batch_size": 32}))
     (d / "empty_tfds").mkdir()
+    for name in ("cat", "dog", "owl"):  # your own images: 3 classes of 4 small PNGs, and a folder of one class
+        for i in range(4):
+            for folder in ("folder", "one_class") if name == "cat" else ("folder",):
+                (d / folder / name).mkdir(parents=True, exist_ok=True)
+                (d / folder / name / f"{i}.png").write_bytes(tf.io.encode_png(tf.fill((8, 8, 3), tf.constant(40 * i, tf.uint8))).numpy())
     return {
         "dir": d, "not_a_model": str(d / "not_a_model.keras"), "corrupt": str(d / "corrupt.keras"),
         "cifar100": _teacher(d / "cifar100.keras", classes=100), "mnist": _teacher(d / "mnist.keras", (28, 28, 1)),
@@ -49,7 +55,16 @@ def files(tmp_path_factory):
 
 # (id, arguments (with {placeholders} from `files`), fragments the one error line must contain)
 CASES = [
-    ("unknown_dataset", [SMOKE, "--dataset=mnist"], ["--dataset=mnist", "cifar10|cifar100"]),
+    ("unknown_dataset", [SMOKE, "--dataset=mnist"], ["--dataset 'mnist'", "cifar10, cifar100", "folder:DIR, tfds:NAME"]),
+    ("folder_missing", [SMOKE, "--dataset=folder:/no/such/folder"], ["--dataset folder not found",
+                                                                     "folder:'/no/such/folder'"]),
+    ("folder_of_one_class", [SMOKE, "--dataset=folder:{dir}/one_class"], ["has 1 class folder(s) (cat)",
+                                                                          "at least 2"]),
+    ("teacher_other_classes_than_folder", [SMOKE, "--dataset=folder:{dir}/folder", "--teacher={good}"],
+     ["good.keras", "predicts 10 classes", "the dataset has 3"]),
+    ("teacher_other_size_than_image_size", [SMOKE, "--dataset=folder:{dir}/folder", "--teacher={good}",
+                                            "--image_size=48"], ["takes 32×32 images", "--image_size=48"]),
+    ("image_size_for_cifar", [SMOKE, "--image_size=48"], ["--image_size resizes your own images", "cifar10"]),
     ("unknown_student_net", [SMOKE, "--student_net=resnet9"], ["--student_net=resnet9", "resnet8|"]),
     ("unknown_teacher_net", [SMOKE, "--teacher_net=vgg16"], ["--teacher_net=vgg16", "resnet110"]),
     ("phase1_shorter_than_tau", [SMOKE, "--phase1_epochs=3", "--max_temperature=10"],

@@ -1,6 +1,7 @@
 """The front page and docs/: the README stays a front page, its Python example runs as printed, every relative link
 resolves, and no page speaks of the machines the project was measured on as prose (that is data, in results)."""
 
+import json
 import os
 import re
 import subprocess
@@ -108,7 +109,8 @@ def test_the_readme_python_examples_run_as_printed(tmp_path, index, name):
         assert all(0.5 <= accuracy <= 1 and agreement >= 0.98 for accuracy, agreement in results.values()), results
 
 
-EXAMPLE_OUTPUT = {"keras_api.py": ("AKD student", "Phase 2 (hard labels)")}  # what an example must print
+EXAMPLE_OUTPUT = {"keras_api.py": ("AKD student", "Phase 2 (hard labels)"),
+                  "own_images.py": ("Wrote 100 images of each of airplane, cat, ship", "Teacher (pixels 0-255 in")}  # what an example must print
 
 
 def test_each_example_script_runs_with_the_command_in_its_docstring():
@@ -123,3 +125,20 @@ def test_each_example_script_runs_with_the_command_in_its_docstring():
         assert proc.returncode == 0, f"{commands[0]}\n{proc.stderr[-3000:]}"
         for expected in EXAMPLE_OUTPUT.get(name, ()):
             assert expected in proc.stdout, f"{commands[0]}: no {expected!r} in\n{proc.stdout[-2000:]}"
+
+
+def _own_data_block(page):
+    text = _read(page)
+    return re.search(r"```bash\n(.*?)```", text[text.index("examples/own_images.py"):], re.S).group(1)
+
+
+@pytest.mark.slow  # about 2 minutes of the 2 cores: `pytest -m slow`; tests/test_own_data_run.py runs it quicker
+def test_the_own_data_commands_run_as_printed():
+    block = _own_data_block("README.md")
+    assert block == _own_data_block("docs/own-data.md")  # one run, told twice
+    env = {k: v for k, v in os.environ.items() if k != "TFDS_DATA_DIR"}  # the commands name their data
+    proc = subprocess.run(["bash", "-ec", block], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(open(os.path.join(ROOT, "runs", "mine", "tflite", "export_report.json")).read())
+    assert report["labels"] == ["airplane", "cat", "ship"]
+    assert [row["mode"] for row in report["results"]] == ["fp32", "uint8"]

@@ -104,7 +104,7 @@ def test_a_distiller_exports_its_student(user):
     ({"labels": ["a", "b"]}, r"labels: 2 name\(s\) for a 4-class student"),
     ({"modes": ["int8"], "representative": None}, r"names no dataset \(no akd_tf.json\) to read train examples"),
     ({"modes": ["fp32"], "test": None}, r"names no dataset \(no akd_tf.json\) to read test examples"),
-    ({"modes": ["qat"]}, r"mode 'qat' rebuilds an akd_tf.nets student .* names net None"),
+    ({"modes": ["qat"]}, r"mode 'qat' rebuilds a CIFAR net .* names net None"),
 ])
 def test_library_errors_are_one_line_and_raised_before_any_conversion(user, kwargs, message):
     arguments = {"modes": ["fp32", "int8"], "representative": user["x"][:8], "test": (user["x"][:8], user["y"][:8]),

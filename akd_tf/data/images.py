@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-import os
 
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from akd_tf.batch_keys import STUDENT_INPUTS, TEACHER_LOGITS
-from akd_tf.data import pipeline
+from akd_tf.data import own, pipeline
+from akd_tf.data.prepared import builder  # noqa: F401 (its users read it here)
 
 # The official Annealing-KD recipe normalises every CIFAR variant with these.
 MEAN = (0.507, 0.487, 0.441)
@@ -33,6 +32,12 @@ DATASETS = {
     "cifar10": {"num_classes": 10, "input_shape": (32, 32, 3), "train_examples": 50_000},
     "cifar100": {"num_classes": 100, "input_shape": (32, 32, 3), "train_examples": 50_000},
 }
+# The recipe's validation slice of CIFAR's training split.
+DEFAULT_VALIDATION_SIZE = 5000
+# Your own images are resized to this side when neither --image_size nor a teacher file says another.
+OWN_IMAGE_SIZE = 64
+# Your own images' input: RGB pixels 0-255 as they are, the convention of models from outside the tool.
+PIXELS = {"input": "uint8 RGB HWC pixels", "scale": 1.0, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +53,7 @@ class ImageSplits:
     num_examples: dict  # split name -> number of examples
     preprocessing: dict  # what a deployed model must do to raw uint8 pixels, for export
     batch_size: int = 0
+    label_names: tuple | None = None  # class names in class-id order, where the dataset has them
     train_examples: tf.data.Dataset | None = None  # (index, (uint8 image, label)) in file order, cached
     shuffle_seed: int = 0
     # Set by `with_teacher_logits`: [K, N, classes] logits of the teacher views, for epochs < distill_epochs.
@@ -78,8 +84,9 @@ class ImageSplits:
         as view ``epoch mod K`` beside that view's logits."""
         key = epoch_key(self.shuffle_seed, epoch)
         ds = _shuffle(self.train_examples, self.num_examples["train"], key)
+        prepare = self._prepare
         if self.view_logits is None:
-            example = lambda i, item: _train_example((i, item), key)  # noqa: E731
+            example = lambda i, item: _train_example((i, item), key, prepare)  # noqa: E731
         else:
             view = epoch % self.view_logits.shape[0]
             use_view = epoch < self.distill_epochs
@@ -88,7 +95,7 @@ class ImageSplits:
             logits = tf.where(use_view, self.view_logits[view], tf.zeros_like(self.view_logits[0]))
 
             def example(i, item):
-                image, label = _train_example((i, item), draw)
+                image, label = _train_example((i, item), draw, prepare)
                 return {STUDENT_INPUTS: image, TEACHER_LOGITS: tf.gather(logits, i)}, label
         return ds.map(as_is(example), num_parallel_calls=pipeline.PARALLEL_CALLS).batch(self.batch_size)
 
@@ -112,9 +119,14 @@ class ImageSplits:
         return pipeline.steady(self._view(tf.constant(view, tf.int64)).batch(self.batch_size))
 
     def _view(self, v):
+        prepare = self._prepare
         return self.train_examples.map(
-            as_is(lambda i, example: normalize(augment(example[0], tf.stack([view_key(self.shuffle_seed, v), i])))),
+            as_is(lambda i, example: prepare(augment(example[0], tf.stack([view_key(self.shuffle_seed, v), i])))),
             num_parallel_calls=pipeline.PARALLEL_CALLS)
+
+    def _prepare(self, image):
+        """uint8 pixels -> the model's float32 input, as ``preprocessing`` says."""
+        return prepare_fn(self.preprocessing)(image)
 
     def with_teacher_logits(self, view_logits, validation_logits=None, distill_epochs=None) -> "ImageSplits":
         """These splits with the teacher's logits in every batch: ``({STUDENT_INPUTS: x, TEACHER_LOGITS: z}, y)``.
@@ -156,14 +168,22 @@ def normalize(image, mean=MEAN, std=STD, scale=1 / 255.0):
     return (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
 
 
+def prepare_fn(preprocessing):
+    """The function that turns uint8 pixels into a model's input, as ``preprocessing`` (`ImageSplits`') says."""
+    mean, std, scale = preprocessing["mean"], preprocessing["std"], preprocessing["scale"]
+    return lambda image: normalize(image, mean, std, scale)
+
+
 def augment(image, seed):
-    """Random crop of the 4-pixel zero-padded image, random horizontal flip (uint8 in, uint8 out).
+    """Random crop of the zero-padded image (4 pixels of padding on a 32-pixel image, an eighth of the side on
+    others), random horizontal flip (uint8 in, uint8 out).
 
     ``seed``: an int32/int64 tensor of shape [2]; the same seed gives the same view.
     """
     height, width = image.shape[0], image.shape[1]
+    pad = max(1, height // 8)
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
+    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
     image = tf.image.stateless_random_crop(padded, tf.shape(image), crop_seed)
     image = tf.ensure_shape(image, (height, width, image.shape[-1]))
     return tf.image.stateless_random_flip_left_right(image, flip_seed)
@@ -208,63 +228,66 @@ def train_validation_splits(dataset_builder, name, validation_size, train_size=N
     return splits
 
 
-def builder(name, data_dir=None, download=False):
-    """The TFDS builder of a prepared dataset; `FileNotFoundError` in one line when it is not prepared."""
-    dataset_builder = tfds.builder(name, data_dir=data_dir)
-    if download:
-        dataset_builder.download_and_prepare()  # a no-op when the dataset is already prepared
-    # is_prepared() also turns away a directory with the dataset's folders but not its prepared files (a stopped
-    # preparation), on which the read alone fails with a KeyError deep in TFDS.
-    prepared = dataset_builder.is_prepared()
-    if prepared:
-        try:
-            dataset_builder.as_dataset(split="train[:1]")
-        except AssertionError:  # TFDS's "could not find data in <dir>"
-            prepared = False
-    if not prepared:
-        where = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
-        raise FileNotFoundError(
-            f"TFDS dataset {name!r} is not prepared under {where!r} and downloading is off. "
-            "Point `data_dir` or TFDS_DATA_DIR at a prepared TFDS directory, or allow the download."
-        )
-    return dataset_builder
-
-
 def load(
     name: str,
     *,
     batch_size: int,
     data_dir: str | None = None,
-    validation_size: int = 5000,
+    validation_size: int | None = None,
     train_size: int | None = None,
     test_size: int | None = None,
     shuffle_seed: int | None = None,
     download: bool = False,
+    image_size: int | None = None,
+    progress=None,
 ) -> ImageSplits:
-    """Builds the train/validation/test pipelines of a TFDS image dataset.
+    """Builds the train/validation/test pipelines of an image dataset.
 
     Args:
-        name: ``"cifar10"`` or ``"cifar100"``.
+        name: ``"cifar10"``, ``"cifar100"``, or your own images: ``"folder:DIR"`` or ``"tfds:NAME"``
+            (`akd_tf.data.own`).
         batch_size: the global batch size.
         data_dir: the TFDS data directory (default: ``TFDS_DATA_DIR`` or TFDS's own default).
-        validation_size: examples held out of the end of the training split; 0 for none.
+        validation_size: examples held out of the end of the training split; 0 for none. Default: 5,000 for CIFAR
+            (the recipe's), a tenth of your own images (by class, seeded) where they have no validation split.
         train_size: keep only the first ``train_size`` training examples (for quick runs).
-        test_size: keep only the first ``test_size`` test examples (for quick runs).
-        shuffle_seed: seed of the training shuffle.
+        test_size: keep only the first ``test_size`` test examples (for quick runs); your own images without a
+            test split: how many to hold out for it (default: a tenth).
+        shuffle_seed: seed of the training shuffle (and of the split of your own images).
         download: let TFDS download and prepare the dataset when it is not there.
+        image_size: your own images are resized to ``image_size`` × ``image_size`` (default `OWN_IMAGE_SIZE`);
+            CIFAR keeps its 32 × 32.
+        progress: a function that takes a line of progress while your own images are read.
     """
-    if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}. Allowed: {', '.join(DATASETS)}")
-    check_sizes(batch_size, validation_size, train_size, test_size)
-    spec = DATASETS[name]
-    dataset_builder = builder(name, data_dir, download)
-    splits = {**train_validation_splits(dataset_builder, name, validation_size, train_size),
-              "test": "test" if test_size is None else f"test[:{test_size}]"}
-
+    check_sizes(batch_size, 0 if validation_size is None else validation_size, train_size, test_size)
     seed = 0 if shuffle_seed is None else shuffle_seed
+    if own.is_own(name):
+        read = own.read(name, image_size or OWN_IMAGE_SIZE, validation_size=validation_size, test_size=test_size,
+                        train_size=train_size, seed=seed, data_dir=data_dir, progress=progress)
+        sources = {split: tf.data.Dataset.from_tensor_slices(arrays) for split, arrays in read.splits.items()}
+        num_classes, input_shape = read.num_classes, (read.image_size, read.image_size, 3)
+        preprocessing, label_names = dict(PIXELS), tuple(read.label_names)
+        for note in read.notes:
+            (progress or print)(f"Note: {note}")
+    else:
+        if name not in DATASETS:
+            raise ValueError(f"Unknown dataset {name!r}. Allowed: {', '.join(DATASETS)}, or your own images "
+                             f"({own.FOLDER}DIR, {own.TFDS}NAME)")
+        spec = DATASETS[name]
+        dataset_builder = builder(name, data_dir, download)
+        held_out = DEFAULT_VALIDATION_SIZE if validation_size is None else validation_size
+        splits = {**train_validation_splits(dataset_builder, name, held_out, train_size),
+                  "test": "test" if test_size is None else f"test[:{test_size}]"}
+        sources = {split: dataset_builder.as_dataset(split=tfds_split, as_supervised=True, shuffle_files=False)
+                   for split, tfds_split in splits.items()}
+        num_classes, input_shape = spec["num_classes"], spec["input_shape"]
+        preprocessing = {"input": "uint8 RGB HWC pixels", "scale": 1 / 255.0, "mean": list(MEAN), "std": list(STD)}
+        names = getattr(dataset_builder.info.features["label"], "names", None)
+        label_names = tuple(names) if names else None
+
+    prepare = prepare_fn(preprocessing)
     datasets, counts = {}, {}
-    for split, tfds_split in splits.items():
-        ds = dataset_builder.as_dataset(split=tfds_split, as_supervised=True, shuffle_files=False)
+    for split, ds in sources.items():
         counts[split] = int(ds.cardinality())
         ds = ds.cache()
         if split == "train":
@@ -272,9 +295,9 @@ def load(
             # Reshuffled each iteration, for plain `fit(train, epochs=…)` use; the CLI uses `train_epochs`.
             ds = tf.data.Dataset.zip(train_cache, tf.data.Dataset.random(shuffle_seed, rerandomize_each_iteration=True))
             ds = ds.shuffle(counts[split], seed=shuffle_seed, reshuffle_each_iteration=True)
-            ds = ds.map(as_is(_train_example), num_parallel_calls=pipeline.PARALLEL_CALLS)
+            ds = ds.map(as_is(lambda i, key: _train_example(i, key, prepare)), num_parallel_calls=pipeline.PARALLEL_CALLS)
         else:
-            ds = ds.map(as_is(lambda x, y: (normalize(x), y)), num_parallel_calls=pipeline.PARALLEL_CALLS)
+            ds = ds.map(as_is(lambda x, y: (prepare(x), y)), num_parallel_calls=pipeline.PARALLEL_CALLS)
         datasets[split] = pipeline.steady(ds.batch(batch_size))
 
     return ImageSplits(
@@ -282,11 +305,12 @@ def load(
         train=datasets["train"],
         validation=datasets.get("validation"),
         test=datasets["test"],
-        num_classes=spec["num_classes"],
-        input_shape=spec["input_shape"],
+        num_classes=num_classes,
+        input_shape=tuple(input_shape),
         num_examples=counts,
-        preprocessing={"input": "uint8 RGB HWC pixels", "scale": 1 / 255.0, "mean": list(MEAN), "std": list(STD)},
+        preprocessing=preprocessing,
         batch_size=batch_size,
+        label_names=label_names,
         train_examples=train_cache,
         shuffle_seed=seed,
     )
@@ -308,9 +332,9 @@ def _shuffle(ds, n, key):
         graph.seed = saved
 
 
-def _train_example(example, key):
+def _train_example(example, key, prepare=normalize):
     index, (image, label) = example
-    return normalize(augment(image, tf.stack([tf.cast(key, tf.int64), index]))), label
+    return prepare(augment(image, tf.stack([tf.cast(key, tf.int64), index]))), label
 
 
 def as_is(fn):

@@ -1,0 +1,45 @@
+"""Your own images through the whole pipeline, as a user runs it: a folder of real photos in 3 classes (CIFAR-10
+test images upscaled to 64×64), a small teacher of the user's own (a .keras file that takes pixels 0-255), a
+MobileNetV3-Small student by Annealing-KD from the command line, then the uint8 export that MediaPipe's
+ImageClassifier runs, naming the folder's classes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "examples"))
+import own_images  # noqa: E402  (examples/own_images.py)
+
+
+def test_a_folder_and_a_teacher_of_ones_own_go_from_the_command_line_to_mediapipe(tmp_path):
+    folder = own_images.make_folder(str(tmp_path / "photos"), per_class=40)
+    teacher = own_images.train_teacher(folder, str(tmp_path / "my_teacher.keras"), epochs=4)
+    workdir = tmp_path / "run"
+    command = [sys.executable, "-m", "akd_tf.main", f"--dataset=folder:{folder}", f"--teacher={teacher}",
+               "--student_net=mobilenet_v3_small", "--method=akd", f"--workdir={workdir}", "--phase1_epochs=2",
+               "--phase2_epochs=1", "--max_temperature=2", "--batch_size=32", "--learning_rate=0.05", "--verbose=2"]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "Reading 40 images of class 'cat'" in proc.stdout
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert metrics["labels"] == ["airplane", "cat", "ship"]
+    # 120 images: 12 held out for test, then 11 of the other 108 for validation, each class in proportion.
+    assert metrics["num_examples"] == {"train": 97, "validation": 11, "test": 12}
+    assert 0 <= metrics["student"]["test_accuracy"] <= 1 and metrics["teacher"]["source"] == teacher
+    note = json.loads((workdir / "student" / "akd_tf.json").read_text())
+    assert note["labels"] == ["airplane", "cat", "ship"] and note["input_shape"] == [64, 64, 3]
+    assert note["preprocessing"]["scale"] == 1.0  # pixels as they are: the student carries its preprocessing
+
+    from export import export_student
+
+    _, report = export_student(str(workdir / "student"), ["uint8"], benchmark=False, output=str(tmp_path / "tflite"))
+    (row,) = report["results"]
+    assert report["labels"] == ["airplane", "cat", "ship"] and row["test_examples"] == 12
+    # The class names MediaPipe answered with, read from the file's metadata: the folder's.
+    assert row["mediapipe"]["categories"] and set(row["mediapipe"]["categories"]) <= {"airplane", "cat", "ship"}
+    assert row["mediapipe"]["agreement_with_litert"] == 1.0 and row["agreement"] >= 11 / 12
+    assert np.isfinite(row["max_abs_logit_diff"])
