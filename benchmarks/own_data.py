@@ -57,6 +57,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="akd_tf_own_data_")
+    os.makedirs(workdir, exist_ok=True)
     folder, teacher, log = (os.path.join(workdir, name) for name in ("photos", "my_teacher.keras", "steps.log"))
     python = sys.executable
     steps = {
@@ -77,7 +78,8 @@ def main(argv):
         export = json.load(f)
     rows = {row["mode"]: row for row in export["results"]}
     result = {
-        "command": command_line("benchmarks.own_data"), "steps": {name: " ".join(c) for name, c in steps.items()},
+        "command": command_line("benchmarks.own_data"),
+        "steps": {name: " ".join(["python", *c[1:]]) for name, c in steps.items()},
         "machine": machine.machine(), "num_examples": student["num_examples"], "labels": student.get("labels"),
         "teacher_top1": student["teacher"]["test_accuracy"], "student_top1": student["student"]["test_accuracy"],
         "scratch_top1": scratch["student"]["test_accuracy"], "method": FLAGS.method,
