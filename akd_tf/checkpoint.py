@@ -98,6 +98,12 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         model.load_weights(os.path.join(path, "model.weights.h5"))
+        if os.path.isfile(os.path.join(path, "random.npz")):
+            with np.load(os.path.join(path, "random.npz")) as saved:
+                states = _random_states(model)
+                if len(saved.files) == len(states):
+                    for i, variable in enumerate(states):
+                        variable.assign(saved[f"state_{i}"])
         with open(os.path.join(path, "state.json")) as f:
             state = json.load(f)
         arrays = np.load(os.path.join(path, "callbacks.npz"))
@@ -125,6 +131,8 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         with files.atomic_path(final) as tmp:
             os.makedirs(tmp)
             self.model.save_weights(os.path.join(tmp, "model.weights.h5"))
+            np.savez(os.path.join(tmp, "random.npz"),
+                     **{f"state_{i}": np.asarray(v.numpy()) for i, v in enumerate(_random_states(self.model))})
             np.savez(os.path.join(tmp, "callbacks.npz"), **arrays)
             files.write_json(os.path.join(tmp, "state.json"),
                              {"epoch": epochs_done, "logs": self.logs, "callbacks": states})
@@ -135,6 +143,14 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             shutil.rmtree(old, ignore_errors=True)
         if self.verbose:
             io_utils.print_msg(f"TrainingCheckpoint: saved epoch {epochs_done} to {final}")
+
+
+def _random_states(model):
+    """The states of the model's random seed generators (Dropout's, and any layer drawing random numbers in
+    training), which ``save_weights`` leaves out: without them a resumed run draws other dropout masks than an
+    uninterrupted one, and ends with other weights."""
+    saved = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in saved and v.path.endswith("seed_generator_state")]
 
 
 def _plain(value):

@@ -22,14 +22,16 @@ Y = rng.integers(0, 3, size=32)
 
 
 def _dense(name, seed):
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)],
-                             name=name)
+    # Dropout: a resumed run must draw the masks an uninterrupted one draws (its seed generator's state).
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dropout(0.3),
+                              keras.layers.Dense(3)], name=name)
     weights = np.random.default_rng(seed)
     model.set_weights([weights.normal(size=w.shape).astype("float32") for w in model.get_weights()])
     return model
 
 
 def _build(name):
+    keras.utils.set_random_seed(0)  # the dropout layers' seeds
     teacher, student = _dense("teacher", 1), _dense("student", 2)
     training = registry.get(name).build(teacher, student, CONFIG, optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
     return teacher, student, training

@@ -1,10 +1,12 @@
 """Your own images through the whole pipeline, as a user runs it: a folder of real photos in 3 classes (CIFAR-10
 test images upscaled to 64×64), a small teacher of the user's own (a .keras file that takes pixels 0-255), a
-MobileNetV3-Small student by Annealing-KD from the command line, then the uint8 export that MediaPipe's
-ImageClassifier runs, naming the folder's classes."""
+MobileNetV3-Small student by Annealing-KD from the command line, killed at the phase boundary and resumed to the
+uninterrupted run's weights under --deterministic, then the uint8 export that MediaPipe's ImageClassifier runs,
+naming the folder's classes."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -19,11 +21,25 @@ def test_a_folder_and_a_teacher_of_ones_own_go_from_the_command_line_to_mediapip
     folder = own_images.make_folder(str(tmp_path / "photos"), per_class=40)
     teacher = own_images.train_teacher(folder, str(tmp_path / "my_teacher.keras"), epochs=4)
     workdir = tmp_path / "run"
-    command = [sys.executable, "-m", "akd_tf.main", f"--dataset=folder:{folder}", f"--teacher={teacher}",
-               "--student_net=mobilenet_v3_small", "--method=akd", f"--workdir={workdir}", "--phase1_epochs=2",
-               "--phase2_epochs=1", "--max_temperature=2", "--batch_size=32", "--learning_rate=0.05", "--verbose=2"]
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    def command(workdir):
+        return [sys.executable, "-m", "akd_tf.main", f"--dataset=folder:{folder}", f"--teacher={teacher}",
+                "--student_net=mobilenet_v3_small", "--method=akd", f"--workdir={workdir}", "--phase1_epochs=2",
+                "--phase2_epochs=1", "--max_temperature=2", "--batch_size=32", "--learning_rate=0.05", "--verbose=2",
+                "--deterministic"]
+
+    proc = subprocess.run(command(workdir), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+
+    # The same command in another workdir, killed (SIGKILL) when phase 2 starts, then run again: it resumes.
+    _run_until(command(tmp_path / "killed"), "Phase 2 (hard labels)")
+    resumed = subprocess.run(command(tmp_path / "killed"), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming student training at epoch 3/3" in resumed.stdout
+    import keras
+
+    uninterrupted = keras.models.load_model(workdir / "student.keras").get_weights()
+    for a, b in zip(uninterrupted, keras.models.load_model(tmp_path / "killed" / "student.keras").get_weights()):
+        np.testing.assert_array_equal(a, b)
     assert "Reading 40 images of class 'cat'" in proc.stdout
     metrics = json.loads((workdir / "metrics.json").read_text())
     assert metrics["labels"] == ["airplane", "cat", "ship"]
@@ -43,3 +59,21 @@ def test_a_folder_and_a_teacher_of_ones_own_go_from_the_command_line_to_mediapip
     assert row["mediapipe"]["categories"] and set(row["mediapipe"]["categories"]) <= {"airplane", "cat", "ship"}
     assert row["mediapipe"]["agreement_with_litert"] == 1.0 and row["agreement"] >= 11 / 12
     assert np.isfinite(row["max_abs_logit_diff"])
+
+
+def _run_until(command, marker, timeout=600):
+    """Starts ``command`` and kills it (SIGKILL) right after it prints ``marker``."""
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    seen = False
+    try:
+        for line in proc.stdout:
+            if marker in line:
+                seen = True
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=timeout)
+    assert seen and proc.returncode == -signal.SIGKILL, f"the run ended without printing {marker!r}"
