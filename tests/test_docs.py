@@ -137,6 +137,12 @@ def test_the_own_data_commands_run_as_printed():
     block = _own_data_block("README.md")
     assert block == _own_data_block("docs/own-data.md")  # one run, told twice
     env = {k: v for k, v in os.environ.items() if k != "TFDS_DATA_DIR"}  # the commands name their data
+    import shutil
+
+    for written in ("photos", "my_teacher.keras", "mine"):  # what the commands write, so that they run as printed
+        shutil.rmtree(os.path.join(ROOT, "runs", written), ignore_errors=True)
+    if os.path.isfile(os.path.join(ROOT, "runs", "my_teacher.keras")):
+        os.remove(os.path.join(ROOT, "runs", "my_teacher.keras"))
     proc = subprocess.run(["bash", "-ec", block], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(open(os.path.join(ROOT, "runs", "mine", "tflite", "export_report.json")).read())
