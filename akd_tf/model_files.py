@@ -38,13 +38,17 @@ def load_model(path, what=FIELDS["teacher"], keep=False):
 
     ``keep``: hold the model for the next load of the same unchanged file, which takes it unless a distribution
     strategy is in scope (whose variables must be created within it). Each kept model is taken once: two loads
-    never share one model.
+    never share one model. Checks (``keep=True`` again, e.g. the preflight's shape checks and the image size of your
+    own images, which read and change nothing) share the kept model, so the file is read once for all of them.
 
     Raises `BadInput` in one line when the file is missing, not a Keras model, corrupt or unsafe.
     """
-    kept = _checked.pop(path, None)
-    if (kept is not None and not keep and not tf.distribute.has_strategy() and os.path.isfile(path)
-            and kept[0] == _file_state(path)):
+    kept = _checked.get(path)
+    unchanged = kept is not None and os.path.isfile(path) and kept[0] == _file_state(path)
+    if keep and unchanged:
+        return kept[1]
+    _checked.pop(path, None)
+    if unchanged and not keep and not tf.distribute.has_strategy():
         return kept[1]
     model = _load_keras_file(path, what)
     if keep:

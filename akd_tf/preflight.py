@@ -26,10 +26,9 @@ def preflight(config: Config, run_dir: str, overwrite: bool = False):
     workdir.prepare_workdir(config, run_dir, overwrite)
     try:
         if own.is_own(config.dataset):
-            own.check(config.dataset, config.data_dir)
+            names = own.label_names(config.dataset, config.data_dir)  # checks the folder or TFDS dataset
             size = image_size(config)
-            spec = {"num_classes": len(own.label_names(config.dataset, config.data_dir)),
-                    "input_shape": (size, size, 3)}
+            spec = {"num_classes": len(names), "input_shape": (size, size, 3)}
         else:
             data_lib.images.builder(config.dataset, config.data_dir, config.download)
             spec = {**data_lib.DATASETS, **glue.DATASETS}[config.dataset]

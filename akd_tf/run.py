@@ -23,7 +23,7 @@ from akd_tf.checkpoint import TrainingCheckpoint, is_chief
 from akd_tf.config import Config, STRATEGIES
 from akd_tf.nets import fused_batchnorm
 from akd_tf.workdir import read_history, truncate_history
-from akd_tf.methods import labels, registry
+from akd_tf.methods import registry
 
 
 def make_strategy(name):
@@ -141,10 +141,6 @@ class Run:
                 callback.set_model(model)
                 callback.on_train_end()
         return read_history(history_path)
-
-
-def compile_classifier(model, optimizer, from_logits=True):
-    labels.compile_for_labels(model, optimizer, from_logits=from_logits)
 
 
 def evaluate_classifier(model, dataset, verbose):

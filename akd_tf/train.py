@@ -34,9 +34,9 @@ from akd_tf import files, nets, precision, preflight, teacher_views
 from akd_tf.callbacks import KeepBest
 from akd_tf.config import Config
 from akd_tf.methods import registry
+from akd_tf.methods.labels import compile_for_labels
 from akd_tf.model_files import FIELDS, count_params, in_run_precision, load_model, save_model
-from akd_tf.run import (compile_classifier, evaluate_classifier, finish, make_optimizer, phase_summary, start,
-                        teacher_summary)
+from akd_tf.run import evaluate_classifier, finish, make_optimizer, phase_summary, start, teacher_summary
 from akd_tf.workdir import read_history
 
 
@@ -50,7 +50,7 @@ def _teacher(run, data):
         logging.info("Loading the teacher from %s", path)
         with strategy.scope():
             teacher = in_run_precision(load_model(path), config)
-            compile_classifier(teacher, make_optimizer(config), from_logits=config.teacher_outputs == "logits")
+            compile_for_labels(teacher, make_optimizer(config), from_logits=config.teacher_outputs == "logits")
         if config.teacher_path:
             return teacher, {"source": config.teacher_path}, {}
         history = read_history(os.path.join(run.workdir, "history_teacher.csv"))
@@ -61,7 +61,7 @@ def _teacher(run, data):
     with strategy.scope():
         teacher = nets.build(config.teacher_net, data.num_classes, data.input_shape, config.weight_decay,
                              sync_batchnorm=config.sync_batchnorm)
-        compile_classifier(teacher, make_optimizer(config, learning_rate))
+        compile_for_labels(teacher, make_optimizer(config, learning_rate))
     keep_best = [KeepBest(verbose=config.verbose)] if data.validation is not None else []
     history = run.fit(teacher, data, "teacher", config.teacher_epochs, (config.teacher_epochs,), learning_rate,
                       stateful=keep_best)
@@ -81,7 +81,7 @@ def _assistant(run, data, teacher):
         logging.info("Loading the assistant from %s", path)
         with run.strategy.scope():
             assistant = in_run_precision(load_model(path, FIELDS["assistant"]), config)
-            compile_classifier(assistant, make_optimizer(config))
+            compile_for_labels(assistant, make_optimizer(config))
         if config.assistant_path:
             return assistant, {"source": config.assistant_path}, {}
         history = read_history(os.path.join(run.workdir, "history_assistant.csv"))
@@ -90,7 +90,7 @@ def _assistant(run, data, teacher):
         assistant, history, _ = _student(run, data, teacher, "assistant", config.assistant_net,
                                          registry.get(config.method).assistant_method, epochs)
         with run.strategy.scope():  # for evaluate() and a loadable file, like the teacher's
-            compile_classifier(assistant, make_optimizer(config))
+            compile_for_labels(assistant, make_optimizer(config))
         save_model(assistant, os.path.join(run.out, "assistant.keras"))
     # From the history in both cases, so a resumed run reports what an uninterrupted one does.
     return assistant, {"source": "trained", **phase_summary(history, 0, epochs, data.num_examples["train"])}, history
@@ -195,7 +195,7 @@ def train_and_evaluate(config: Config, workdir: str, overwrite: bool = False, no
     logging.info("Training the student %s with method %s", config.student_net, config.method)
     student, history, phases = _student(run, data, teacher)
     with strategy.scope():
-        compile_classifier(student, make_optimizer(config))
+        compile_for_labels(student, make_optimizer(config))
     times = history.get("epoch_time_s", [])
     metrics["student"] = {
         "net": config.student_net, "params": count_params(student), "wall_time_s": float(np.sum(times)),

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from akd_tf import run
+from akd_tf.methods import labels
 from akd_tf.callbacks import KeepBest, StopOnDivergence, TrainingDiverged
 from akd_tf.checkpoint import TrainingCheckpoint
 from akd_tf.config import Config
@@ -69,7 +70,7 @@ def test_a_stage_traces_its_training_step_once(tmp_path):
 
     splits = data.load("cifar10", batch_size=16, validation_size=16, train_size=32, test_size=16, shuffle_seed=0)
     model = nets.build("plane2", splits.num_classes, splits.input_shape, 0.0)
-    run.compile_classifier(model, keras.optimizers.SGD(0.01, momentum=0.9))
+    labels.compile_for_labels(model, keras.optimizers.SGD(0.01, momentum=0.9))
     traced, step = [], model.train_step
     model.train_step = lambda batch: traced.append(1) or step(batch)
     stage = run.Run(Config(dataset="cifar10", verbose=0), str(tmp_path), tf.distribute.get_strategy())

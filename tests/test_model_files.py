@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from akd_tf import model_files, preflight, run
+from akd_tf import model_files, preflight
+from akd_tf.methods import labels
 from akd_tf.config import BadInput, Config
 
 
@@ -22,7 +23,7 @@ def test_a_saved_model_keeps_no_optimizer_state_and_stays_compiled_in_memory(tmp
     import h5py
 
     model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(4096), keras.layers.Dense(3)])  # ~330 KB
-    run.compile_classifier(model, keras.optimizers.Adam(1e-3))
+    labels.compile_for_labels(model, keras.optimizers.Adam(1e-3))
     x, y = np.random.default_rng(0).normal(size=(8, 16)).astype("float32"), np.zeros(8, "int32")
     model.fit(x, y, verbose=0)
     model_files.save_model(model, str(tmp_path / "model.keras"))
@@ -48,6 +49,7 @@ def test_a_model_the_preflight_checked_is_taken_once_by_the_next_load_of_its_fil
     path = str(tmp_path / "teacher.keras")
     keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]).save(path)
     checked = model_files.load_model(path, keep=True)
+    assert model_files.load_model(path, keep=True) is checked  # another check reads the kept model
     assert model_files.load_model(path) is checked  # the stage takes it
     again = model_files.load_model(path)
     assert again is not checked  # once only: two consumers never share one model

@@ -78,12 +78,12 @@ def test_a_tfds_dataset_by_name_reads_image_and_label(tmp_path):
 def test_too_few_classes_are_refused(tmp_path, layout, message):
     root = _folder(tmp_path, layout)
     with pytest.raises(ValueError, match=message):
-        own.check(f"folder:{root}")
+        own.label_names(f"folder:{root}")
 
 
 def test_bad_folders_and_files_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"`dataset` folder not found\. Received: folder:'/nope'"):
-        own.check("folder:/nope")
+        own.label_names("folder:/nope")
     root = _folder(tmp_path / "empty_class", {"a": 3})
     os.makedirs(os.path.join(root, "b"))
     with pytest.raises(ValueError, match=r"class folder '.*/b' has no image \(.jpg"):
@@ -95,7 +95,7 @@ def test_bad_folders_and_files_are_named(tmp_path):
         own.read(f"folder:{root}", 8)
     root = _folder(tmp_path / "half", {"a": 3, "b": 3}, "train")
     with pytest.raises(ValueError, match=r"has train/ but no test/"):
-        own.check(f"folder:{root}")
+        own.label_names(f"folder:{root}")
     root = _folder(tmp_path / "few", {"a": 2, "b": 2})
     with pytest.raises(ValueError, match=r"4 images in 2 classes, too few to hold out test images by default"):
         own.read(f"folder:{root}", 8)

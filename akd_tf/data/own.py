@@ -47,17 +47,6 @@ class Images:
         return len(self.label_names)
 
 
-def check(name: str, data_dir: str | None = None) -> None:
-    """The checks that read no image: the folder exists and has classes, or the TFDS dataset is prepared and has
-    ``image`` and ``label``. `ValueError` (`FileNotFoundError` for a missing path) in one line."""
-    if name.startswith(FOLDER):
-        _folder_layout(name[len(FOLDER):])
-    elif name.startswith(TFDS):
-        _tfds_builder(name[len(TFDS):], data_dir)
-    else:
-        raise ValueError(f"`dataset` {name!r} is not your own data: {FOLDER}DIR or {TFDS}NAME")
-
-
 def fingerprint(name: str, data_dir: str | None = None) -> str:
     """A digest of what ``name`` holds, for caches of what was computed from it: a folder's image files (paths,
     sizes, modification times), a TFDS dataset's name and version."""
@@ -78,7 +67,9 @@ def fingerprint(name: str, data_dir: str | None = None) -> str:
 
 
 def label_names(name: str, data_dir: str | None = None) -> list:
-    """The class names of ``name``, in class-id order, without reading an image."""
+    """The class names of ``name``, in class-id order, without reading an image: the checks that need none (the
+    folder exists and has at least two classes; the TFDS dataset is prepared and has ``image`` and ``label``).
+    `ValueError` (`FileNotFoundError` for a missing path) in one line."""
     if name.startswith(FOLDER):
         return _folder_layout(name[len(FOLDER):])[1]
     return _tfds_label_names(_tfds_builder(name[len(TFDS):], data_dir), name)
