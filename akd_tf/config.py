@@ -8,7 +8,7 @@ import os
 
 from akd_tf import data as data_lib
 from akd_tf import logits, nets, precision, schedule
-from akd_tf.data import glue, own
+from akd_tf.data import glue, own, own_text
 from akd_tf.methods import registry
 from akd_tf.nets import text as text_nets
 
@@ -40,12 +40,13 @@ class Config:
     dataset: str = setting("cifar10", help=(
         'cifar10, cifar100, a GLUE task glue/<task> (text), or your own images: folder:DIR '
         '(DIR/<class>/<image>, or DIR/train/ and DIR/test/ with class folders) or tfds:NAME (an image-'
-        'classification dataset prepared under the TFDS data dir).'))
+        'classification dataset prepared under the TFDS data dir), or your own text: csv:FILE (columns text, label, '
+        'optionally text_b, split; .tsv for tabs).'))
     data_dir: str | None = setting(None, help="TFDS data directory (default: $TFDS_DATA_DIR or TFDS's default).")
     download: bool = setting(False, help='Let TFDS download and prepare the dataset when it is missing.')
     validation_size: int | None = setting(None, help=(
         'Training examples held out for model selection. Default: 5000 (CIFAR, the recipe; GLUE), a tenth of your '
-        'own images (by class) where they have no validation split.'))
+        'own images or rows (by class) where they have no validation split.'))
     image_size: int | None = setting(None, help=(
         'Your own images (folder:, tfds:): the side they are resized to. Default: the --teacher file\'s input size, '
         'else 64. CIFAR keeps 32.'))
@@ -175,7 +176,12 @@ class Config:
 
     @property
     def text(self) -> bool:
-        return glue.is_glue(self.dataset)
+        return glue.is_glue(self.dataset) or own_text.is_csv(self.dataset)
+
+    @property
+    def regression(self) -> bool:
+        """A task whose label is a score (STS-B), not a class."""
+        return glue.is_glue(self.dataset) and glue.DATASETS[self.dataset]["num_classes"] == 1
 
     def validate(self):
         """Raises `ValueError` naming the first bad field, before any data or model is touched."""
@@ -184,11 +190,11 @@ class Config:
             if value not in allowed:
                 raise ValueError(f"Unknown `{name}` {value!r}. Allowed: {', '.join(allowed)}")
 
-        if not own.is_own(self.dataset):
+        if not (own.is_own(self.dataset) or own_text.is_csv(self.dataset)):
             if self.dataset not in tuple(data_lib.DATASETS) + tuple(glue.DATASETS):
                 raise ValueError(f"Unknown `dataset` {self.dataset!r}. Allowed: "
-                                 f"{', '.join(tuple(data_lib.DATASETS) + tuple(glue.DATASETS))}, or your own images: "
-                                 f"{own.FOLDER}DIR, {own.TFDS}NAME")
+                                 f"{', '.join(tuple(data_lib.DATASETS) + tuple(glue.DATASETS))}, your own images: "
+                                 f"{own.FOLDER}DIR, {own.TFDS}NAME, or your own text: {own_text.CSV}FILE")
         if self.image_size is not None and not own.is_own(self.dataset):
             raise ValueError(f"`image_size` resizes your own images ({own.FOLDER}DIR, {own.TFDS}NAME); "
                              f"{self.dataset} has its own size. Received: image_size={self.image_size!r}")
@@ -201,7 +207,7 @@ class Config:
             one_of("student_net", architectures)
         method = registry.get(self.method)
         defaults = {field.name: field.default for field in dataclasses.fields(self)}
-        registry.check_config(self, regression=self.text and glue.DATASETS[self.dataset]["num_classes"] == 1,
+        registry.check_config(self, regression=self.regression,
                               text=self.text, defaults=defaults)
         if method.via_assistant and self.assistant_path is None:
             one_of("assistant_net", architectures)
@@ -222,8 +228,8 @@ class Config:
             raise ValueError(f"`assistant_epochs` must be a positive integer. Received: "
                              f"assistant_epochs={self.assistant_epochs!r}")
         if not self.text and (self.teacher_preset or self.student_preset):
-            raise ValueError("`teacher_preset`/`student_preset` name keras-nlp text models; they need a GLUE dataset "
-                             f"(glue/<task>). Received: dataset={self.dataset!r}")
+            raise ValueError("`teacher_preset`/`student_preset` name keras-nlp text models; they need a text dataset "
+                             f"(glue/<task>, {own_text.CSV}FILE). Received: dataset={self.dataset!r}")
         one_of("lr_schedule", tuple(schedule.LR_SCHEDULES) + (schedule.LINEAR,))
         one_of("teacher_outputs", logits.OUTPUTS)
         if self.teacher_outputs == "probabilities":
@@ -231,20 +237,20 @@ class Config:
                 raise ValueError("`teacher_outputs` 'probabilities' describes a `teacher_path` file; a teacher trained "
                                  "here (or built from a preset) returns logits. Received: "
                                  "teacher_outputs='probabilities', teacher_path=None")
-            if self.text and glue.DATASETS[self.dataset]["num_classes"] == 1:
+            if self.regression:
                 raise ValueError(f"`teacher_outputs` 'probabilities' needs a classification task; {self.dataset} is a "
                                  "regression task, whose teacher returns a score. Allowed there: logits")
         one_of("optimizer", OPTIMIZERS)
         one_of("mixed_precision", tuple(precision.POLICIES))
         if self.teacher_logits_cache and not (self.text and self.cache_teacher_logits):
-            raise ValueError("`teacher_logits_cache` keeps the cached teacher logits of GLUE runs (image runs: "
+            raise ValueError("`teacher_logits_cache` keeps the cached teacher logits of text runs (image runs: "
                              f"`teacher_views_cache`). Received: teacher_logits_cache={self.teacher_logits_cache!r}, "
                              f"dataset={self.dataset!r}, cache_teacher_logits={self.cache_teacher_logits}")
         if self.group_by_length and not self.text:
             raise ValueError("`group_by_length` batches text by token count; image datasets have none. Received: "
                              f"group_by_length=True, dataset={self.dataset!r}")
         if self.sync_batchnorm and self.text:
-            raise ValueError("`sync_batchnorm` synchronises BatchNorm layers; the BERT models of GLUE runs have none "
+            raise ValueError("`sync_batchnorm` synchronises BatchNorm layers; the BERT models of text runs have none "
                              f"(they use LayerNorm). Received: sync_batchnorm=True, dataset={self.dataset!r}")
         one_of("strategy", STRATEGIES)
         for name in ("phase1_epochs", "phase2_epochs", "batch_size", "max_temperature", "teacher_epochs",

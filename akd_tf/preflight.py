@@ -6,7 +6,7 @@ from __future__ import annotations
 from akd_tf import data as data_lib
 from akd_tf import model_files, nets, workdir
 from akd_tf.config import BadInput, Config
-from akd_tf.data import glue, own
+from akd_tf.data import glue, own, own_text
 
 
 def validate_config(config):
@@ -29,6 +29,8 @@ def preflight(config: Config, run_dir: str, overwrite: bool = False):
             names = own.label_names(config.dataset, config.data_dir)  # checks the folder or TFDS dataset
             size = image_size(config)
             spec = {"num_classes": len(names), "input_shape": (size, size, 3)}
+        elif own_text.is_csv(config.dataset):
+            spec = {"num_classes": len(own_text.label_names(config.dataset))}  # checks the file
         else:
             data_lib.images.builder(config.dataset, config.data_dir, config.download)
             spec = {**data_lib.DATASETS, **glue.DATASETS}[config.dataset]

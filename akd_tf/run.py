@@ -2,7 +2,7 @@
 the workdir's config and notes), the optimizer, ``fit`` with per-epoch checkpoints and resume (`Run.fit`), per-phase
 figures, and the end of a run (`finish`). Model files are `akd_tf.model_files`; the workdir, `akd_tf.workdir`.
 
-`akd_tf.train` (images) and `akd_tf.train_text` (GLUE) call down into this module; it calls neither.
+`akd_tf.train` (the stages) and the tasks (`akd_tf.tasks`) call down into this module; it calls neither.
 """
 
 from __future__ import annotations
@@ -156,9 +156,9 @@ def best_epoch(history, key="val_accuracy", start=0, stop=None):
     return {"best_epoch": start + best + 1, f"best_{key}": float(values[best])}
 
 
-def phase_summary(history, start, stop, num_train):
+def phase_summary(history, start, stop, num_train, monitor="val_accuracy"):
     times = history.get("epoch_time_s", [])[start:stop]
-    summary = {"epochs": stop - start, **best_epoch(history, start=start, stop=stop)}
+    summary = {"epochs": stop - start, **best_epoch(history, monitor, start, stop)}
     if times:
         summary["wall_time_s"] = float(np.sum(times))
         summary["images_per_second"] = float(num_train * len(times) / np.sum(times))

@@ -1,9 +1,11 @@
-"""One run of the tool: teacher, student by the chosen method, evaluation, and the files a user keeps.
+"""One run of the tool, for every task: teacher, TAKD's assistant, student by the chosen method, evaluation, and
+the files a user keeps.
 
 `train_and_evaluate(config, workdir)` is the library entry point; `akd_tf.main` only turns flags into a
-`akd_tf.config.Config`. This module holds the image stages (teacher, TAKD assistant, teacher views, student)
-and hands GLUE runs to `akd_tf.train_text`; both build on the shared stages of `akd_tf.run`.
-Everything written goes under ``workdir``:
+`akd_tf.config.Config`. The stages are the same for images and text; what depends on the data (loading it,
+building and scoring models, the teacher's cached logits, the serving model) is the run's task
+(`akd_tf.tasks`), and what depends on the method (the model that trains, its schedule) is its registry entry
+(`akd_tf.methods`). Everything written goes under ``workdir``:
 
     teacher.keras, student.keras     the models (Keras format)
     student/                         a TF SavedModel of the student, for `python -m export.tflite`
@@ -29,50 +31,49 @@ import keras
 import numpy as np
 from absl import logging
 
-from akd_tf import data as data_lib
-from akd_tf import files, nets, precision, preflight, teacher_views
+from akd_tf import tasks
 from akd_tf.callbacks import KeepBest
 from akd_tf.config import Config
 from akd_tf.methods import registry
 from akd_tf.methods.labels import compile_for_labels
-from akd_tf.model_files import FIELDS, count_params, in_run_precision, load_model, save_model
-from akd_tf.run import evaluate_classifier, finish, make_optimizer, phase_summary, start, teacher_summary
+from akd_tf.model_files import count_params
+from akd_tf.run import finish, make_optimizer, phase_summary, start, teacher_summary
 from akd_tf.workdir import read_history
 
 
-def _teacher(run, data):
-    """Loads ``config.teacher_path`` or the teacher this workdir already trained, or trains
-    ``config.teacher_net`` with cross-entropy (resuming from its checkpoint)."""
+def _teacher(run, task):
+    """Loads ``config.teacher_path`` or the teacher this workdir already trained, or trains a new one with the
+    labels (resuming from its checkpoint). Returns it, its figures and its history."""
     config, strategy = run.config, run.strategy
     trained = os.path.join(run.workdir, "teacher.keras")
     if config.teacher_path or os.path.isfile(trained):
         path = config.teacher_path or trained
         logging.info("Loading the teacher from %s", path)
         with strategy.scope():
-            teacher = in_run_precision(load_model(path), config)
-            compile_for_labels(teacher, make_optimizer(config), from_logits=config.teacher_outputs == "logits")
+            teacher = task.load_model(path, "teacher")
+            compile_for_labels(teacher, make_optimizer(config), task.regression,
+                               from_logits=config.teacher_outputs == "logits")
         if config.teacher_path:
             return teacher, {"source": config.teacher_path}, {}
         history = read_history(os.path.join(run.workdir, "history_teacher.csv"))
-        return teacher, teacher_summary(config, history), history
-    logging.info("Training the teacher %s for %d epochs", config.teacher_net, config.teacher_epochs)
+        return teacher, teacher_summary(config, history, task.monitor), history
     learning_rate = config.teacher_learning_rate or config.learning_rate
     keras.utils.set_random_seed(config.seed)  # per stage: a resumed run builds the same initial weights
     with strategy.scope():
-        teacher = nets.build(config.teacher_net, data.num_classes, data.input_shape, config.weight_decay,
-                             sync_batchnorm=config.sync_batchnorm)
-        compile_for_labels(teacher, make_optimizer(config, learning_rate))
-    keep_best = [KeepBest(verbose=config.verbose)] if data.validation is not None else []
+        teacher = task.new_model("teacher")
+        compile_for_labels(teacher, make_optimizer(config, learning_rate), task.regression)
+    logging.info("Training the teacher %s for %d epochs", teacher.name, config.teacher_epochs)
+    data = task.data(teacher)
+    keep_best = [KeepBest(monitor=task.monitor, verbose=config.verbose)] if data.validation is not None else []
     history = run.fit(teacher, data, "teacher", config.teacher_epochs, (config.teacher_epochs,), learning_rate,
-                      stateful=keep_best)
-    save_model(teacher, os.path.join(run.out, "teacher.keras"))
-    return teacher, teacher_summary(config, history), history
+                      stateful=keep_best, first=task.first_callbacks(data))
+    task.save(teacher, os.path.join(run.out, "teacher.keras"))
+    return teacher, teacher_summary(config, history, task.monitor), history
 
 
-
-def _assistant(run, data, teacher):
+def _assistant(run, task, teacher):
     """TAKD's assistant: ``--assistant``, the one this workdir already trained, or ``config.assistant_net``
-    trained here by Hinton KD from the teacher. Returns it, its figures and its history."""
+    trained here by the method's assistant method from the teacher. Returns it, its figures and its history."""
     config = run.config
     trained = os.path.join(run.workdir, "assistant.keras")
     epochs = config.assistant_epochs or config.student_epochs
@@ -80,74 +81,56 @@ def _assistant(run, data, teacher):
         path = config.assistant_path or trained
         logging.info("Loading the assistant from %s", path)
         with run.strategy.scope():
-            assistant = in_run_precision(load_model(path, FIELDS["assistant"]), config)
-            compile_for_labels(assistant, make_optimizer(config))
+            assistant = task.load_model(path, "assistant")
+            compile_for_labels(assistant, make_optimizer(config), task.regression)
         if config.assistant_path:
             return assistant, {"source": config.assistant_path}, {}
         history = read_history(os.path.join(run.workdir, "history_assistant.csv"))
     else:
         logging.info("Training the assistant %s for %d epochs by KD from the teacher", config.assistant_net, epochs)
-        assistant, history, _ = _student(run, data, teacher, "assistant", config.assistant_net,
+        assistant, history, _ = _student(run, task, teacher, None, "assistant", config.assistant_net,
                                          registry.get(config.method).assistant_method, epochs)
-        with run.strategy.scope():  # for evaluate() and a loadable file, like the teacher's
-            compile_for_labels(assistant, make_optimizer(config))
-        save_model(assistant, os.path.join(run.out, "assistant.keras"))
+        with run.strategy.scope():  # for evaluation and a loadable file, like the teacher's
+            compile_for_labels(assistant, make_optimizer(config), task.regression)
+        task.save(assistant, os.path.join(run.out, "assistant.keras"))
     # From the history in both cases, so a resumed run reports what an uninterrupted one does.
-    return assistant, {"source": "trained", **phase_summary(history, 0, epochs, data.num_examples["train"])}, history
+    num_train = task.num_examples["train"]
+    return assistant, {"source": "trained", **phase_summary(history, 0, epochs, num_train, task.monitor)}, history
 
 
-def _student(run, data, teacher, stage="student", net=None, method=None, epochs=None):
-    """Trains ``net`` (the student) by ``method`` (``config.method``) in ``stage``; returns it, its history
-    and per-phase figures. A student of a method that learns through an assistant has the assistant as ``teacher``."""
+def _new_student(run, task, stage="student", net=None):
+    keras.utils.set_random_seed(run.config.seed + 1)  # per stage: a resumed run builds the same initial weights
+    with run.strategy.scope():
+        return task.new_model(stage, net)
+
+
+def _student(run, task, teacher, student, stage="student", net=None, method=None, epochs=None, metrics=None):
+    """Trains ``student`` (a new ``net`` when None) by ``method`` (``config.method``) in ``stage``; returns it, its
+    history and per-phase figures. A student of a method that learns through an assistant has the assistant as
+    ``teacher``. What the teacher's cached logits cost goes into ``metrics``."""
     config, strategy = run.config, run.strategy
-    net, epochs = net or config.student_net, epochs or config.student_epochs
+    epochs = epochs or config.student_epochs
     method = registry.get(method or config.method)
     # What ``teacher`` returns: an assistant trained here returns logits.
     teacher_outputs = "logits" if method.via_assistant else config.teacher_outputs
-    keras.utils.set_random_seed(config.seed + 1)
+    student = student if student is not None else _new_student(run, task, stage, net)
     with strategy.scope():
-        student = nets.build(net, data.num_classes, data.input_shape, config.weight_decay,
-                             sync_batchnorm=config.sync_batchnorm)
-        if config.student_init_file and stage == "student":  # checked in preflight: the same network
-            student.set_weights(load_model(config.student_init_file, FIELDS["student_init"]).get_weights())
         training = method.build(teacher, student, config, optimizer=make_optimizer(config),
-                                teacher_outputs=teacher_outputs)
+                                teacher_outputs=teacher_outputs, regression=task.regression, monitor=task.monitor)
     stateful = list(training.stateful)
+    data = plain = task.data(student)
     if not method.keeps_best and data.validation is not None:
-        stateful.append(KeepBest(verbose=config.verbose))
-    if config.teacher_views and method.teacher:
-        views, validation = teacher_views.teacher_view_logits(run, data, teacher, stage, teacher_outputs)
-        data = data.with_teacher_logits(views, validation, method.cached_teacher_epochs(config))
+        stateful.append(KeepBest(monitor=task.monitor, verbose=config.verbose))
+    if teacher is not None and method.teacher:
+        data = task.with_teacher(plain, teacher, stage, method, teacher_outputs, {} if metrics is None else metrics)
+    logging.info("Training the %s %s with method %s", stage, student.name, method.name)
     phases, rates = method.phases(config, epochs)
-    history = run.fit(training.model, data, stage, epochs, phases, rates, stateful, first=training.first,
-                      early=training.early)
-    num_train = data.num_examples["train"]
+    history = run.fit(training.model, data, stage, epochs, phases, rates, stateful,
+                      first=[*task.first_callbacks(plain), *training.first], early=training.early)
+    num_train = plain.num_examples["train"]
     summary = method.summary(config, history, epochs,
-                             lambda begin, end: phase_summary(history, begin, end, num_train))
+                             lambda begin, end: phase_summary(history, begin, end, num_train, task.monitor))
     return student, history, summary
-
-
-def save_serving_model(student, directory, data, config):
-    """Writes the student as a TF SavedModel (``serve`` endpoint) with a JSON note of its input. It computes in
-    float32 whatever the run's precision (float32 in, float32 out, and no bfloat16 ops for the TFLite converter)."""
-    with files.atomic_path(directory) as tmp, precision.computing_in(student, "float32"):
-        student.export(tmp, format="tf_saved_model", verbose=False)
-        _write_metadata(tmp, data, config)
-
-
-def _write_metadata(directory, data, config):
-    files.write_json(os.path.join(directory, "akd_tf.json"), {
-        "dataset": config.dataset,
-        "num_classes": data.num_classes,
-        "input_shape": list(data.input_shape),
-        "preprocessing": data.preprocessing,
-        "labels": list(data.label_names) if data.label_names else None,
-        # How the test split of your own images was drawn, so the export reads the same images.
-        "split": {"seed": config.seed, "validation_size": config.validation_size, "test_size": config.test_size},
-        "net": config.student_net,
-        "method": config.method,
-    })
-
 
 
 def train_and_evaluate(config: Config, workdir: str, overwrite: bool = False, notes: dict | None = None) -> dict:
@@ -160,57 +143,40 @@ def train_and_evaluate(config: Config, workdir: str, overwrite: bool = False, no
     """
     run = start(config, workdir, overwrite, notes)
     config, strategy = run.config, run.strategy
-    if config.text:
-        from akd_tf import train_text  # keras-nlp: imported only for text runs
+    task = tasks.for_run(run)
+    logging.info("Data %s: %s examples", config.dataset, task.num_examples)
+    metrics = {"method": config.method, "dataset": config.dataset, "num_examples": task.num_examples,
+               **task.describe()}
+    student = _new_student(run, task) if task.student_first else None
 
-        return train_text.train_and_evaluate(run)
-
-    own_images = data_lib.own.is_own(config.dataset)
-    data = data_lib.load(
-        config.dataset, batch_size=config.batch_size, data_dir=config.data_dir,
-        validation_size=config.validation_size, train_size=config.train_size, test_size=config.test_size,
-        shuffle_seed=config.seed, download=config.download,
-        image_size=preflight.image_size(config) if own_images else None,
-        progress=(lambda line: print(line, flush=True)) if config.verbose else None,
-    )
-    logging.info("Data %s: %s examples", config.dataset, data.num_examples)
-    metrics = {"method": config.method, "dataset": config.dataset, "num_examples": data.num_examples}
-    if data.label_names:
-        metrics["labels"] = list(data.label_names)
-
-    teacher, teacher_history = None, {}
+    teacher, guide, teacher_history = None, None, {}
     if config.needs_teacher:
-        teacher, teacher_figures, teacher_history = _teacher(run, data)
-        metrics["teacher"] = {
-            "net": teacher.name, "params": count_params(teacher), **teacher_figures,
-            **teacher_views.teacher_test_figures(run, data, teacher),
-        }
+        teacher, teacher_figures, teacher_history = _teacher(run, task)
+        metrics["teacher"] = {"net": teacher.name, "params": count_params(teacher), **teacher_figures,
+                              **task.evaluate(teacher, "teacher")}
         logging.info("Teacher: %s", metrics["teacher"])
+        guide = "teacher"
     if registry.get(config.method).via_assistant:
-        teacher, assistant_summary, _ = _assistant(run, data, teacher)  # the student's teacher from here on
-        metrics["assistant"] = {"net": teacher.name, "params": count_params(teacher), **assistant_summary,
-                                **evaluate_classifier(teacher, data.test, config.verbose)}
+        teacher, assistant_figures, _ = _assistant(run, task, teacher)  # the student's teacher from here on
+        metrics["assistant"] = {"net": teacher.name, "params": count_params(teacher), **assistant_figures,
+                                **task.evaluate(teacher, "assistant")}
         logging.info("Assistant: %s", metrics["assistant"])
+        guide = "assistant"
 
-    logging.info("Training the student %s with method %s", config.student_net, config.method)
-    student, history, phases = _student(run, data, teacher)
-    with strategy.scope():
-        compile_for_labels(student, make_optimizer(config))
-    times = history.get("epoch_time_s", [])
-    metrics["student"] = {
-        "net": config.student_net, "params": count_params(student), "wall_time_s": float(np.sum(times)),
-        **evaluate_classifier(student, data.test, config.verbose),
-    }
+    student, history, phases = _student(run, task, teacher, student, metrics=metrics)
+    with strategy.scope():  # the method compiled the model it trained, not the student
+        compile_for_labels(student, make_optimizer(config), task.regression)
+    metrics["student"] = {"net": student.name, "params": count_params(student),
+                          "wall_time_s": float(np.sum(history.get("epoch_time_s", []))),
+                          **task.evaluate(student, "student")}
     metrics["phases"] = phases
     logging.info("Student: %s", metrics["student"])
+    task.report(metrics)
 
-    save_model(student, os.path.join(run.out, "student.keras"))
-    save_serving_model(student, os.path.join(run.out, "student"), data, config)
-    guide = metrics.get("assistant") or metrics.get("teacher")
-    title = (f"{config.method}: {config.student_net} on {config.dataset}"
-             + (f" ({'assistant' if 'assistant' in metrics else 'teacher'} {guide['net']}: "
-                f"{guide['test_accuracy']:.2%})" if guide else "")
-             + f" — student test {metrics['student']['test_accuracy']:.2%}")
-    return finish(run, metrics, history, title, teacher_history, f"teacher {config.teacher_net}")
-
-
+    task.save(student, os.path.join(run.out, "student.keras"))
+    task.save_serving(student, os.path.join(run.out, "student"))
+    title = (f"{config.method}: {student.name} on {config.dataset}"
+             + (f" ({guide} {metrics[guide]['net']}: {task.headline(metrics[guide])})" if guide else "")
+             + f" — student {task.headline(metrics['student'])}")
+    return finish(run, metrics, history, title, teacher_history,
+                  f"teacher {metrics['teacher']['net']}" if teacher_history else None)

@@ -55,7 +55,7 @@ def _time_round_robin(fits, repeats):
 def main(argv):
     del argv
     from akd_tf import run as run_lib
-    from akd_tf import train_text
+    from akd_tf.tasks import text as text_task
     from akd_tf.config import Config
     from akd_tf.data import glue
     from akd_tf.methods import labels
@@ -66,13 +66,13 @@ def main(argv):
         config = Config(**json.load(f))
     raw = glue.load(config.dataset, batch_size=config.batch_size, validation_size=config.validation_size,
                     train_size=FLAGS.examples, test_size=1, shuffle_seed=config.seed)
-    teacher, teacher_pre = train_text.load_classifier(os.path.join(FLAGS.workdir, "teacher.keras"), "teacher")
-    student, student_pre = train_text.load_classifier(os.path.join(FLAGS.workdir, "student.keras"), "student")
+    teacher, teacher_pre = text_task.load_classifier(os.path.join(FLAGS.workdir, "teacher.keras"), "teacher")
+    student, student_pre = text_task.load_classifier(os.path.join(FLAGS.workdir, "student.keras"), "student")
     teacher_features, features = raw.features(teacher_pre), raw.features(student_pre)
     steps, n = features.steps_per_epoch, features.num_examples["train"]
 
     start = time.perf_counter()
-    logits = train_text.cache_logits(teacher, teacher_features, verbose=0)
+    logits = text_task.cache_logits(teacher, teacher_features, verbose=0)
     cache_s = time.perf_counter() - start
 
     teacher_params = int(teacher.count_params())

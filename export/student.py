@@ -105,13 +105,14 @@ def _from_keras(model, source, metadata, dataset):
 def _text_from_keras(model, source, metadata, dataset):
     """A keras-hub text classifier with its preprocessor: written as `akd_tf.main` writes a text student (a
     SavedModel over token features, the preset with the tokenizer, ``akd_tf.json``) into a temporary directory."""
-    from akd_tf.data import glue
-    from akd_tf.train_text import write_serving_model
+    from akd_tf.data import glue, own_text
+    from akd_tf.tasks.text import write_serving_model
 
     dataset = dataset or metadata.get("dataset")
-    if dataset is not None and dataset not in glue.DATASETS:
+    if dataset is not None and dataset not in glue.DATASETS and not own_text.is_csv(dataset):
         raise ValueError(f"dataset {dataset!r} is not a GLUE task; a text student's dataset is one of "
-                         f"{', '.join(glue.DATASETS)} (or none, with test= and representative= texts).")
+                         f"{', '.join(glue.DATASETS)}, your own {own_text.CSV}FILE (or none, with test= and "
+                         "representative= texts).")
     length = getattr(model.preprocessor, "sequence_length", None)
     if not length:
         raise ValueError(f"{source}: its preprocessor has no fixed sequence_length; the exported file needs one.")
@@ -120,7 +121,9 @@ def _text_from_keras(model, source, metadata, dataset):
     num_classes = int(model.output.shape[-1]) if hasattr(model, "output") else int(model.num_classes)
     try:
         write_serving_model(model, model.preprocessor, directory, int(length), {
-            "dataset": dataset, "task": glue.task_of(dataset) if dataset else None, "num_classes": num_classes,
+            "dataset": dataset,
+            "task": glue.task_of(dataset) if glue.is_glue(dataset) else own_text.TASK if dataset else None,
+            "num_classes": num_classes, "labels": metadata.get("labels"), "split": metadata.get("split"),
             "net": model.name, "method": metadata.get("method")})
     except Exception as error:  # noqa: BLE001 - Keras raises many types for models it cannot trace
         reason = " ".join(str(error).split())[:200]
@@ -195,12 +198,19 @@ def examples(student: Student, split: str, count: int | None, data_dir: str | No
 
 
 def text_examples(student: Student, split: str, count: int | None, data_dir: str | None = None):
-    """``(texts, labels)`` of a GLUE student's split ("test": the dev split): a tuple of string arrays, one per
-    text field, and the labels (float scores for STS-B)."""
-    from akd_tf.data import glue
+    """``(texts, labels)`` of a text student's split ("test": a GLUE task's dev split; the test rows your own file's
+    run drew, from its ``akd_tf.json``): a tuple of string arrays, one per text field, and the labels (float scores
+    for STS-B)."""
+    from akd_tf.data import glue, own_text
     from akd_tf.data import images as image_data
 
     dataset = student.metadata["dataset"]
+    if own_text.is_csv(dataset):
+        drawn = student.metadata.get("split") or {}
+        splits, _, _ = own_text.read(dataset, seed=drawn.get("seed", 0), validation_size=drawn.get("validation_size"),
+                                     test_size=drawn.get("test_size"))
+        texts, labels = splits[split]
+        return tuple(t[:count] for t in texts), labels[:count]
     if split == "test":
         split = next(iter(glue.DATASETS[dataset]["eval"].values()))
     builder = image_data.builder(dataset, data_dir=data_dir)

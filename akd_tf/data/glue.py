@@ -189,10 +189,12 @@ class TextSplits:
     batch_size: int
     seed: int
     group_by_length: bool = False
+    task_spec: dict | None = None  # a task outside `TASKS`: your own text (`akd_tf.data.own_text`)
+    label_names: tuple | None = None
 
     @property
     def spec(self) -> dict:
-        return TASKS[self.task]
+        return self.task_spec or TASKS[self.task]
 
     @property
     def regression(self) -> bool:
@@ -259,17 +261,17 @@ def majority_class(task: str, data_dir: str | None = None) -> dict | None:
                           read_split(builder, next(iter(TASKS[task]["eval"].values())), task)[1])
 
 
-def majority_floor(task: str, train_labels, dev_labels) -> dict | None:
+def majority_floor(task: str, train_labels, dev_labels, num_classes: int | None = None) -> dict | None:
     """Every dev metric of predicting the most frequent class of ``train_labels`` for every example of
     ``dev_labels`` (``None`` for a regression task, where a constant has no correlation): the floor a student must
-    clear to have learnt anything."""
+    clear to have learnt anything. ``num_classes``: the task's (from `TASKS` when None)."""
     from akd_tf import glue_metrics
 
-    spec = TASKS[task]
-    if spec["num_classes"] == 1:
+    num_classes = num_classes or TASKS[task]["num_classes"]
+    if num_classes == 1:
         return None
     majority = int(np.bincount(np.asarray(train_labels)).argmax())
-    outputs = np.eye(spec["num_classes"])[np.full(len(dev_labels), majority)]
+    outputs = np.eye(num_classes)[np.full(len(dev_labels), majority)]
     return {"class": majority, **glue_metrics.task_metrics(task, outputs, dev_labels)}
 
 

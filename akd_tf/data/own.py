@@ -90,7 +90,7 @@ def read(name: str, image_size: int, *, validation_size: int | None = None, test
         splits, names, notes = _read_tfds(name[len(TFDS):], image_size, data_dir, say)
     else:
         raise ValueError(f"`dataset` {name!r} is not your own data: {FOLDER}DIR or {TFDS}NAME")
-    splits = _held_out(splits, len(names), validation_size, test_size, seed, name)
+    splits = held_out(splits, len(names), validation_size, test_size, seed, name)
     if train_size is not None:
         splits["train"] = tuple(a[:train_size] for a in splits["train"])
     return Images(name, splits, names, image_size, tuple(notes))
@@ -220,8 +220,8 @@ def _size_note(shapes, size):
     return [f"images of {len(shapes)} size(s) ({listed}) resized to {size}×{size}"]
 
 
-def _held_out(splits, num_classes, validation_size, test_size, seed, name):
-    """The train/validation/test splits: a source's own, or held out of its images by class."""
+def held_out(splits, num_classes, validation_size, test_size, seed, name, unit="images"):
+    """The train/validation/test splits: a source's own, or held out of its examples (``unit``) by class."""
     for what, value in (("validation_size", validation_size), ("test_size", test_size)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise ValueError(f"`{what}` must be an integer >= 0. Received: {what}={value!r}")
@@ -230,20 +230,21 @@ def _held_out(splits, num_classes, validation_size, test_size, seed, name):
     if pool is not None:  # no test split: test first, then validation, from all the images
         test_count = _default_count(len(pool[1]), num_classes) if test_size is None else test_size
         if not test_count:
-            raise ValueError(f"`dataset` {name} has {len(pool[1])} images in {num_classes} classes, too few to hold out "
-                             f"test images by default: give `test_size`, or a test/ folder beside train/.")
-        splits["train"], splits["test"] = _stratified(pool, test_count, rng, "test_size", name)
+            raise ValueError(f"`dataset` {name} has {len(pool[1])} {unit} in {num_classes} classes, too few to hold out "
+                             f"test {unit} by default: give `test_size`" + (", or a test/ folder beside train/."
+                                                                             if unit == "images" else "."))
+        splits["train"], splits["test"] = _stratified(pool, test_count, rng, "test_size", name, unit)
     elif test_size is not None:
         splits["test"] = tuple(a[:test_size] for a in splits["test"])
     if "validation" not in splits:
         train = splits["train"]
         count = _default_count(len(train[1]), num_classes) if validation_size is None else validation_size
         if count:
-            splits["train"], splits["validation"] = _stratified(train, count, rng, "validation_size", name)
+            splits["train"], splits["validation"] = _stratified(train, count, rng, "validation_size", name, unit)
     present = set(np.unique(splits["train"][1]))
     if len(present) < num_classes:
-        raise ValueError(f"`dataset` {name}: the training images cover {len(present)} of its {num_classes} classes; "
-                         "every class needs training images (fewer held out, or more images).")
+        raise ValueError(f"`dataset` {name}: the training {unit} cover {len(present)} of its {num_classes} classes; "
+                         f"every class needs training {unit} (fewer held out, or more {unit}).")
     return splits
 
 
@@ -251,13 +252,13 @@ def _default_count(total, num_classes):
     return max(num_classes, int(round(HELD_OUT_SHARE * total))) if total >= 4 * num_classes else 0
 
 
-def _stratified(arrays, count, rng, what, name):
-    """``(rest, held out)``: ``count`` images held out, each class in proportion to its size (largest remainders),
+def _stratified(arrays, count, rng, what, name, unit="images"):
+    """``(rest, held out)``: ``count`` examples held out, each class in proportion to its size (largest remainders),
     drawn with ``rng``; every class keeps at least one image in the rest."""
     images, labels = arrays
     total = len(labels)
     if count >= total:
-        raise ValueError(f"`{what}` must be smaller than the {total} images it is held out of ({name}). "
+        raise ValueError(f"`{what}` must be smaller than the {total} {unit} it is held out of ({name}). "
                          f"Received: {what}={count}")
     classes, sizes = np.unique(labels, return_counts=True)
     exact = count * sizes / total
