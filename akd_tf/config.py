@@ -135,6 +135,9 @@ class Config:
     verbose: int = setting(1, help=(
         'Keras verbosity: 0 silent, 1 progress bars (a line per epoch when stdout is not a terminal), 2 a '
         'line per epoch.'))
+    progress_seconds: float = setting(60.0, help=(
+        'With a line per epoch (verbose=2, or output to a file): also a line every this many seconds of training, '
+        'with the step, loss, rate and time left of the epoch and stage (0: none).'))
     # Keras dtype policy (akd_tf.precision): none (float32), bfloat16 or float16 (with loss scaling).
     mixed_precision: str = setting("none", choices=tuple(precision.POLICIES), help=(
         'Keras mixed precision: teacher and student compute in bfloat16 or float16 with float32 variables, '
@@ -265,6 +268,10 @@ class Config:
         for name in ("learning_rate", "kd_temperature", "teacher_learning_rate", "clipnorm", "phase2_learning_rate"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0. Received: {name}={getattr(self, name)!r}")
+        if isinstance(self.progress_seconds, bool) or not isinstance(self.progress_seconds, (int, float)) \
+                or not self.progress_seconds >= 0:
+            raise ValueError(f"`progress_seconds` must be a number >= 0. Received: "
+                             f"progress_seconds={self.progress_seconds!r}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"`momentum` must lie in [0, 1). Received: momentum={self.momentum!r}")
         if not 0 <= self.kd_alpha <= 1:

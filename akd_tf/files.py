@@ -4,6 +4,7 @@ and making a shared file once when several processes want it at the same time.""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -155,3 +156,25 @@ def _fsync(path):
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def no_space(error: BaseException) -> bool:
+    """Whether ``error``, or an error it was raised from, is a full disk (ENOSPC)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def no_space_message(directory: str) -> str:
+    """What to do when a write into ``directory`` found the disk full: the space left there, and how to go on (a
+    run resumes from its last checkpoint; a write is atomic, so no half-written file is taken for one)."""
+    try:
+        free = f"{shutil.disk_usage(directory).free / 2**20:,.1f} MB free"
+    except OSError:
+        free = "free space unknown"
+    return (f"no space left on the device of {directory} ({free}): free space and run the same command again; "
+            "the run resumes from its last checkpoint.")

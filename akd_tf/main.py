@@ -11,6 +11,7 @@ input (one line on stderr, before any training); 3 the training diverged (NaN or
 """
 
 import dataclasses
+import os
 import re
 import sys
 import typing
@@ -18,7 +19,7 @@ import typing
 from absl import app, flags, logging
 
 from akd_tf import config as config_lib
-from akd_tf import train
+from akd_tf import files, train
 from akd_tf.callbacks import TrainingDiverged
 
 FLAGS = flags.FLAGS
@@ -126,6 +127,14 @@ def main(argv):
         _error(error, 2)  # one line, before any training
     except TrainingDiverged as error:
         _error(error, 3)
+    except OSError as error:
+        if not files.no_space(error):
+            raise
+        print(f"{PROG}: error: {files.no_space_message(FLAGS.workdir)}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # Not sys.exit: the finalizers of files a full disk left half-written (h5py's) crashed the interpreter
+        # on its way out (exit 139) after the message.
+        os._exit(4)
     logging.info("Done. Results in %s", FLAGS.workdir)
     print(summary_line(metrics, config.method, FLAGS.workdir))
 

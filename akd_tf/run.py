@@ -18,7 +18,7 @@ import tensorflow as tf
 from absl import logging
 
 from akd_tf import files, multi_worker, plots, precision, preflight, schedule
-from akd_tf.callbacks import LinearDecay, StopOnDivergence, TrainingDiverged
+from akd_tf.callbacks import LinearDecay, StopOnDivergence, TrainingDiverged, TrainingLines
 from akd_tf.checkpoint import TrainingCheckpoint, is_chief
 from akd_tf.config import Config, STRATEGIES
 from akd_tf.nets import fused_batchnorm
@@ -74,9 +74,12 @@ def _callbacks(config, out, stage, phase_epochs, base_learning_rate, steps_per_e
     else:
         learning_rate = keras.callbacks.LearningRateScheduler(
             lambda epoch, _: schedule.learning_rate_at(epoch, phase_epochs, base_learning_rate, config.lr_schedule))
+    lines = ([TrainingLines(stage, config.batch_size, config.progress_seconds)]
+             if config.verbose == 2 and config.progress_seconds else [])
     return [
         learning_rate,
         EpochTimer(),
+        *lines,
         # Appends: a resumed stage continues the log (trimmed to its checkpoint by `_fit`).
         keras.callbacks.CSVLogger(os.path.join(out, f"history_{stage}.csv"), append=True),
         keras.callbacks.TensorBoard(log_dir=os.path.join(out, "tensorboard", stage)),

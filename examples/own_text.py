@@ -18,7 +18,7 @@ def write_csv(path, rows=2000, data_dir=None):
     import tensorflow_datasets as tfds
 
     data = tfds.load("glue/sst2", split=f"train[:{rows}]", data_dir=data_dir or os.environ.get("TFDS_DATA_DIR"),
-                     batch_size=-1)
+                     batch_size=-1, download=False)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)

@@ -125,3 +125,25 @@ def test_prediction_lines_a_line_per_tenth_and_at_the_end(capsys):
     assert lines[-1].startswith("views: 25/25 batches (100 %), ") and lines[-1].endswith("~0 s left")
     with pytest.raises(ValueError, match="Received: 0"):
         PredictionLines("views", batch_size=4, lines=0)
+
+
+def test_training_lines_a_line_every_interval_with_the_time_left(monkeypatch):
+    from akd_tf import callbacks
+    from akd_tf.callbacks import TrainingLines, duration
+
+    now, printed = [0.0], []
+    monkeypatch.setattr(callbacks.io_utils, "print_msg", printed.append)
+    lines = TrainingLines("teacher", batch_size=32, seconds=60, clock=lambda: now[0])
+    lines.set_params({"steps": 100, "epochs": 5})
+    lines.on_epoch_begin(1)
+    for batch in range(100):  # a step every 2 s: a line after 30 steps (60 s), 60 and 90
+        now[0] += 2.0
+        lines.on_train_batch_end(batch, {"loss": 1.5 - batch / 100})
+    assert printed == [
+        "teacher: epoch 2/5, step 30/100, loss 1.2100, 16 examples/s, epoch ~2 min left, stage ~12 min left",
+        "teacher: epoch 2/5, step 60/100, loss 0.9100, 16 examples/s, epoch ~80 s left, stage ~11 min left",
+        "teacher: epoch 2/5, step 90/100, loss 0.6100, 16 examples/s, epoch ~20 s left, stage ~10 min left",
+    ]
+    assert [duration(s) for s in (45, 720, 3.4 * 3600, 7 * 86400)] == ["45 s", "12 min", "3.4 h", "7.0 days"]
+    with pytest.raises(ValueError, match="Received: 0"):
+        TrainingLines("teacher", 32, seconds=0)

@@ -110,7 +110,8 @@ def test_the_readme_python_examples_run_as_printed(tmp_path, index, name):
 
 
 EXAMPLE_OUTPUT = {"keras_api.py": ("AKD student", "Phase 2 (hard labels)"),
-                  "own_images.py": ("Wrote 100 images of each of airplane, cat, ship", "Teacher (pixels 0-255 in")}  # what an example must print
+                  "own_images.py": ("Wrote 100 images of each of airplane, cat, ship", "Teacher (pixels 0-255 in"),
+                  "own_text.py": ("wrote runs/reviews.csv (2000 rows)",)}  # what an example must print
 
 
 def test_each_example_script_runs_with_the_command_in_its_docstring():
@@ -148,3 +149,21 @@ def test_the_own_data_commands_run_as_printed():
     report = json.loads(open(os.path.join(ROOT, "runs", "mine", "tflite", "export_report.json")).read())
     assert report["labels"] == ["airplane", "cat", "ship"]
     assert [row["mode"] for row in report["results"]] == ["fp32", "uint8"]
+
+
+@pytest.mark.slow  # about 4 minutes of the 2 cores: `pytest -m slow`; tests/test_own_text.py runs a quicker one
+def test_the_own_text_commands_run_as_printed():
+    text = _read("docs/own-data.md")
+    block = re.search(r"```bash\n(.*?)```", text[text.index("examples/own_text.py"):], re.S).group(1)
+    env = {k: v for k, v in os.environ.items() if k != "TFDS_DATA_DIR"}  # the commands name their data
+    import shutil
+
+    shutil.rmtree(os.path.join(ROOT, "runs", "reviews"), ignore_errors=True)
+    proc = subprocess.run(["bash", "-ec", block], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads(open(os.path.join(ROOT, "runs", "reviews", "metrics.json")).read())
+    assert metrics["labels"] == ["negative", "positive"]
+    assert metrics["num_examples"] == {"train": 1620, "validation": 180, "test": 200}
+    report = json.loads(open(os.path.join(ROOT, "runs", "reviews", "tflite", "export_report.json")).read())
+    assert report["labels"] == ["negative", "positive"]
+    assert all(row["mediapipe"]["categories"] == ["negative", "positive"] for row in report["results"])

@@ -111,3 +111,18 @@ def test_claim_does_not_wait_for_a_live_holder_and_leaves_its_lock(tmp_path):
         holder.wait()
     with files.claim(tmp_path / "kd_seed0") as seen:  # its holder has died: free
         assert seen is None
+
+
+def test_no_space_finds_a_full_disk_behind_the_errors_raised_from_it(tmp_path):
+    import errno
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    try:
+        try:
+            raise full
+        except OSError as error:
+            raise RuntimeError("Unable to synchronously create dataset") from error
+    except RuntimeError as wrapped:
+        assert files.no_space(wrapped)
+    assert not files.no_space(OSError(errno.EACCES, "Permission denied")) and not files.no_space(ValueError())
+    assert files.no_space_message(str(tmp_path)).startswith(f"no space left on the device of {tmp_path} (")

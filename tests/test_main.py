@@ -140,3 +140,43 @@ def test_library_errors_are_shown_in_flag_terms():
         "--assistant is read by --method='takd' only. Received: --method='akd', --assistant='a.keras', "
         "--teacher_views=-1. Pass --overwrite or choose another --workdir; keras.Model(x=1) stays")
     assert main.in_flag_terms("flag --student_net=resnet9: bad") == "flag --student_net=resnet9: bad"  # absl's own
+
+
+FULL_DISK = """
+import errno, sys
+import numpy as np
+from absl import app
+from akd_tf import main
+
+real = np.savez
+def savez(path, **arrays):  # the disk fills up half-way through the checkpoint of epoch 2
+    if "epoch-000002" in str(path) and str(path).endswith("random.npz"):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    return real(path, **arrays)
+np.savez = savez
+sys.argv = ["akd_tf.main", *sys.argv[1:]]
+app.run(main.main, flags_parser=main.parse_flags)
+"""
+
+
+def test_a_full_disk_stops_with_one_line_and_the_same_command_resumes(smoke_workdir, tmp_path):
+    import subprocess
+    import sys
+
+    workdir = tmp_path / "run"
+    args = ["--flagfile=configs/smoke.flags", f"--teacher={smoke_workdir}/teacher.keras", f"--workdir={workdir}",
+            "--verbose=2"]
+    full = subprocess.run([sys.executable, "-c", FULL_DISK, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert full.returncode == 4, full.stderr[-3000:]
+    last = full.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(rf"akd_tf\.main: error: no space left on the device of {workdir} \([\d,.]+ MB free\): free "
+                        r"space and run the same command again; the run resumes from its last checkpoint\.", last)
+    assert "Traceback" not in full.stderr
+    # The half-written checkpoint of epoch 2 is not taken for one: the student resumes after epoch 1.
+    assert sorted(os.listdir(workdir / "checkpoints" / "student")) == ["epoch-000001"]
+    again = subprocess.run([sys.executable, "-m", "akd_tf.main", *args], cwd=ROOT, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Resuming student training at epoch 2/3 from its checkpoint." in again.stdout
+    assert not [name for name in os.listdir(workdir) if ".tmp-" in name]

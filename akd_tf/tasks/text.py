@@ -91,7 +91,9 @@ class TextTask(Task):
 
     def data(self, model):
         if id(model) not in self._features:
-            self._features[id(model)] = self.raw.features(self._preprocessors[id(model)])
+            # Keras' bar in a terminal only: in a log file its redraws are one long line.
+            self._features[id(model)] = self.raw.features(self._preprocessors[id(model)],
+                                                          progress=self.config.verbose == 1)
         return self._features[id(model)]
 
     def first_callbacks(self, data):
