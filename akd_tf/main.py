@@ -13,6 +13,7 @@ input (one line on stderr, before any training); 3 the training diverged (NaN or
 import dataclasses
 import os
 import re
+import signal
 import sys
 import typing
 
@@ -20,6 +21,7 @@ from absl import app, flags, logging
 
 from akd_tf import config as config_lib
 from akd_tf import files, train
+from akd_tf import workdir as workdir_lib
 from akd_tf.callbacks import TrainingDiverged
 
 FLAGS = flags.FLAGS
@@ -120,9 +122,24 @@ def main(argv):
     # The resolved flags of this tool (not absl's or TensorFlow's), as a flagfile that reproduces the run.
     own = sorted(FLAGS.get_key_flags_for_module(sys.argv[0]), key=lambda flag: flag.name)
     flags_txt = "".join(f"{flag.serialize()}\n" for flag in own if flag.value is not None and flag.name != "overwrite")
+    received = []
+
+    def stop(signum, frame):  # SIGTERM (kill, a scheduler's preemption) takes Ctrl-C's way out
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         metrics = train.train_and_evaluate(config, FLAGS.workdir, overwrite=FLAGS.overwrite,
                                            notes={"flags.txt": flags_txt})
+    except KeyboardInterrupt:
+        # Raised between two training steps (Python handles a signal when the running step returns): every file
+        # written so far is whole, and the newest checkpoint is the last finished epoch's.
+        name = "SIGTERM" if received else "Ctrl-C"
+        print(f"{PROG}: stopped by {name}; the same command goes on: {workdir_lib.kept_progress(FLAGS.workdir)}.",
+              file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(128 + (received[0] if received else signal.SIGINT))  # as a shell reports a process the signal ended
     except config_lib.BadInput as error:
         _error(error, 2)  # one line, before any training
     except TrainingDiverged as error:

@@ -21,7 +21,7 @@ OUTPUTS = ("teacher.keras", "assistant.keras", "student.keras", "student", "metr
 
 
 # Config fields that may change when a run is resumed (they do not change what is computed).
-RESUMABLE_CHANGES = ("verbose", "teacher_views_cache", "jit_compile")
+RESUMABLE_CHANGES = ("verbose", "progress_seconds", "teacher_views_cache", "jit_compile")
 
 
 def _differences(saved, config):
@@ -103,3 +103,25 @@ def truncate_history(path, epochs):
         text = io.StringIO()
         csv.writer(text, lineterminator="\n").writerows(rows[: epochs + 1])
         files.write_text(path, text.getvalue())
+
+
+def kept_progress(workdir: str) -> str:
+    """What a rerun of an interrupted run in ``workdir`` starts from, in words: the newest checkpoint (stage and
+    finished epochs), or the finished models when no stage was in progress."""
+    import re
+
+    root = os.path.join(workdir, "checkpoints")
+    newest = None
+    for stage in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        for name in os.listdir(os.path.join(root, stage)):
+            match = re.fullmatch(r"epoch-(\d+)", name)
+            if match:
+                when = os.path.getmtime(os.path.join(root, stage, name))
+                if newest is None or when > newest[0]:
+                    newest = (when, stage, int(match.group(1)))
+    if newest:
+        return f"the {newest[1]} resumes after its epoch {newest[2]}"
+    done = [name.removesuffix(".keras") for name in ("teacher.keras", "assistant.keras")
+            if os.path.isfile(os.path.join(workdir, name))]
+    return (f"the {' and '.join(done)} {'is' if len(done) == 1 else 'are'} kept; the next stage starts from its first "
+            "epoch" if done else "no epoch had finished: it starts again")

@@ -180,3 +180,26 @@ def test_a_full_disk_stops_with_one_line_and_the_same_command_resumes(smoke_work
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Resuming student training at epoch 2/3 from its checkpoint." in again.stdout
     assert not [name for name in os.listdir(workdir) if ".tmp-" in name]
+
+
+@pytest.mark.parametrize("signum, name", [(2, "Ctrl-C"), (15, "SIGTERM")])
+def test_ctrl_c_or_sigterm_stops_in_seconds_with_one_line(smoke_workdir, tmp_path, signum, name):
+    import subprocess
+    import sys
+    import time
+
+    workdir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "akd_tf.main", "--flagfile=configs/smoke.flags",
+                             f"--teacher={smoke_workdir}/teacher.keras", f"--workdir={workdir}", "--verbose=2"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # the student's second epoch has begun: its first is a checkpoint
+        if line.startswith("Epoch 2/3"):
+            break
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 10
+    assert proc.returncode == 128 + signum, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == (f"akd_tf.main: stopped by {name}; the same command goes on: the student "
+                                               "resumes after its epoch 1.")
+    assert "Traceback" not in stderr
