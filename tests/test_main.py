@@ -180,6 +180,18 @@ def test_a_full_disk_stops_with_one_line_and_the_same_command_resumes(smoke_work
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Resuming student training at epoch 2/3 from its checkpoint." in again.stdout
     assert not [name for name in os.listdir(workdir) if ".tmp-" in name]
+    # No false alarm on resume: the optimizer is built before its variables are restored.
+    assert "Skipping variable loading" not in again.stdout + again.stderr
+
+
+def test_loading_the_saved_models_warns_of_nothing(smoke_workdir):
+    import warnings
+
+    for name in ("teacher.keras", "student.keras"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            keras.models.load_model(os.path.join(smoke_workdir, name))
+        assert not [str(w.message) for w in caught], name  # saved without optimizer state: nothing to skip
 
 
 @pytest.mark.parametrize("signum, name", [(2, "Ctrl-C"), (15, "SIGTERM")])
