@@ -51,6 +51,22 @@ def load(source, dataset: str | None = None) -> Student:
 
     A ``.keras`` file takes its ``akd_tf.json`` from the directory of the same name beside it, when there is one
     (``<workdir>/student.keras`` and ``<workdir>/student/``)."""
+    return _checked_dataset(_load(source, dataset), dataset)
+
+
+def _checked_dataset(student, dataset):
+    """``student``, unless ``dataset`` is of the other kind (text for an image student): TFDS's own error for it
+    names neither the model nor the fix."""
+    from akd_tf.data import glue, own_text
+
+    if dataset and not student.text and (glue.is_glue(dataset) or own_text.is_csv(dataset)):
+        raise ValueError(f"dataset {dataset!r} is text and {student.source} is an image student: give an image "
+                         "dataset (cifar10, cifar100, folder:DIR, tfds:NAME), or none to use the one its akd_tf.json "
+                         "names, or your own images (representative= / test=).")
+    return student
+
+
+def _load(source, dataset):
     from akd_tf.methods.base import Distiller
 
     import keras

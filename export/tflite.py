@@ -61,7 +61,7 @@ _AS_FLAGS = (("dataset=", "--dataset"), ("representative= / test=", "--represent
 
 def _fail(message):
     message = str(message)
-    if message.startswith(("model ", "labels:")):
+    if message.startswith(("model ", "labels:", "dataset ")):
         message = "--" + message
     for argument, flag in _AS_FLAGS:
         message = message.replace(argument, flag)

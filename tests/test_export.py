@@ -175,6 +175,7 @@ ERRORS = {  # name: (arguments, the message)
     "unknown_mode": (["--quantization=fp32,int3"], "unknown quantization mode(s) ['int3']. Allowed: fp32, dynamic"),
     "labels_count": (["--labels={root}/three_labels.txt"], "has 3 line(s); the student has 10 classes"),
     "cifar100": (["--dataset=cifar100"], "TFDS dataset 'cifar100' is not prepared under"),
+    "text_dataset": (["--dataset=glue/sst2"], "export.tflite: error: --dataset 'glue/sst2' is text and "),
 }
 
 

@@ -24,6 +24,7 @@ def builder(name, data_dir=None, download=False):
         where = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
         raise FileNotFoundError(
             f"TFDS dataset {name!r} is not prepared under {where!r} and downloading is off. "
-            "Point `data_dir` or TFDS_DATA_DIR at a prepared TFDS directory, or allow the download."
+            "Point `data_dir` or TFDS_DATA_DIR at a prepared TFDS directory, or set `download` to let TFDS fetch and "
+            "prepare it (network access needed)."
         )
     return dataset_builder
