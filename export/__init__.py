@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 
 from absl import logging
 
@@ -196,12 +197,19 @@ def _model_info(student):
     from export import metadata
 
     meta = student.metadata
-    net, dataset, method = meta.get("net", "student"), meta.get("dataset", "user data"), meta.get("method")
+    net = next((n for n in (meta.get("net"), meta.get("model_name")) if n and not _AUTO_NAME.fullmatch(n)), None)
+    dataset, method = meta.get("dataset"), meta.get("method")
     how = registry.title(method) if method else None
     what = "text classifier" if student.text else "image classifier"
     given = "text (WordPiece tokens)" if student.text else "RGB pixels 0-255"
+    task = f"{student.num_classes}-class {dataset + ' ' if dataset else ''}{what}"
     return metadata.ModelInfo(
-        name=f"{net} {dataset} classifier",
-        description=f"{student.num_classes}-class {dataset} {what} ({net})"
-        + (f", trained by {how}" if how else "") + f" with akd_tf; input: {given}.",
+        name=f"{net} {dataset} classifier" if net and dataset else f"{net}: {task}" if net else task,
+        description=task + (f" ({net})" if net else "") + (f", trained by {how}" if how else "")
+        + f" with akd_tf; input: {given}.",
         version=f"akd_tf {akd_tf.__version__}")
+
+
+# The names Keras gives a model nobody named ("functional_3", "sequential", keras-hub's "bert_text_classifier_1"):
+# they say nothing in a model card.
+_AUTO_NAME = re.compile(r"(functional|sequential|model|\w+_(text|image)_classifier)(_\d+)?")

@@ -195,3 +195,37 @@ def test_cli_bad_input_is_one_line_and_leaves_earlier_output(cli_results, name, 
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
     assert os.listdir(target) == ["earlier.txt"] and (target / "earlier.txt").read_text() == "keep me"
+
+
+def test_a_model_card_names_a_model_from_its_name_task_and_class_count():
+    """Never `None` or a Keras auto-name: the model's own name when it has one, else the task and class count."""
+    from export import _model_info
+    from export.student import Student
+
+    cases = [
+        ({"net": "plane2", "dataset": "cifar10"}, "plane2 cifar10 classifier"),
+        ({"model_name": "my_student"}, "my_student: 3-class image classifier"),
+        ({"model_name": "functional_3", "dataset": None}, "3-class image classifier"),
+        ({"model_name": "bert_text_classifier_1", "modality": "text", "dataset": "glue/sst2"},
+         "3-class glue/sst2 text classifier"),
+    ]
+    for metadata, name in cases:
+        described = _model_info(Student(directory="", serve=None, input_shape=(), num_classes=3, metadata=metadata))
+        assert described.name == name and "None" not in described.description, described
+
+
+def test_the_card_says_why_dynamic_is_as_large_as_fp32_on_a_small_model():
+    from export import report
+
+    def row(mode, size, ratio):
+        return {"mode": mode, "size_bytes": size, "fp32_size_over_this": ratio, "input": {"dtype": "float32"},
+                "metrics": {"top1": 0.5}, "keras_metrics": {"top1": 0.5}, "agreement": 1.0, "max_abs_logit_diff": 0.0,
+                "test_examples": 10}
+
+    base = {"threads_all": 2, "model": "m", "dataset": "cifar10", "normalization": {"mean": [0.0] * 3, "std": [1.0] * 3, "scale": 1.0},
+            "input_shape": [32, 32, 3]}
+    small = report.markdown({**base, "results": [row("fp32", 20_000, 1.0), row("dynamic", 19_000, 1.05)]})
+    assert "dynamic is about as large as fp32 (1.05× smaller): the converter quantizes only weight tensors of 1,024" \
+        in small
+    large = report.markdown({**base, "results": [row("fp32", 400_000, 1.0), row("dynamic", 110_000, 3.6)]})
+    assert "dynamic is about as large" not in large
