@@ -47,3 +47,46 @@ def test_shipped_flagfiles_make_valid_configs(flagfile, monkeypatch):
     lines = [line for line in open(flagfile).read().splitlines()
              if line.startswith("--") and (line.split("=")[0][2:] in names or line.startswith("--flagfile="))]
     _parsed(lines).validate()
+
+
+def _defined_flag_names(path):
+    """The flags a module defines, read from its source (the benchmarks define theirs only when run)."""
+    import re
+
+    return set(re.findall(r'flags\.DEFINE_\w+\(\s*"(\w+)"', open(path).read()))
+
+
+def _flag_lines(flagfile):
+    """Every ``--name`` of ``flagfile``, with the files it includes, as (file, name)."""
+    found = []
+    for line in open(flagfile).read().splitlines():
+        if line.startswith("--flagfile="):
+            found += _flag_lines(line.split("=", 1)[1])
+        elif line.startswith("--"):
+            found.append((flagfile, line[2:].split("=", 1)[0]))
+    return found
+
+
+def _shipped_flagfiles():
+    import glob
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "configs", "*.flags")))
+
+
+@pytest.mark.parametrize("flagfile", _shipped_flagfiles())
+def test_every_shipped_flagfile_names_only_flags_that_exist(flagfile, monkeypatch):
+    """Strict: a misspelt flag in a shipped config fails here, not hours into a run. A study's config may also
+    carry its runner's flags (benchmarks/cifar_study.py, glue_study.py)."""
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    monkeypatch.chdir(root)
+    known = {f.metadata["flag"] or f.name for f in dataclasses.fields(config_lib.Config)} | {"workdir", "overwrite"}
+    known |= {"nooverwrite"} | {f"no{f.name}" for f in dataclasses.fields(config_lib.Config)
+                                 if f.type in ("bool", bool)}
+    runners = _defined_flag_names("benchmarks/cifar_study.py") | _defined_flag_names("benchmarks/glue_study.py")
+    assert {"methods", "seeds"} <= runners  # the source reading sees the runners' flags
+    unknown = [(f, name) for f, name in _flag_lines(flagfile) if name not in known | runners]
+    assert not unknown, f"flags that no command defines: {unknown}"

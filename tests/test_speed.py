@@ -12,7 +12,6 @@ def test_interleaved_drops_the_warm_up_round_and_keeps_the_order_within_rounds()
     seconds = speed.interleaved(steps, repeats=3, images=64)
     assert calls == ["a", "b"] * 4  # one warm-up round, then three timed ones
     assert {k: len(v) for k, v in seconds.items()} == {"a": 3, "b": 3}
-    assert all(t >= 0 for v in seconds.values() for t in v)
 
 
 def test_project_steps_each_run_one_epoch():
