@@ -29,7 +29,7 @@ TEXT_UNSUPPORTED = ("int16x8", "uint8", QAT)
 def export_student(model_or_path, modes=None, *, representative=None, test=None, dataset=None, data_dir=None,
                    representative_examples=300, test_size=None, int8_io=False, benchmark=True, invokes=200,
                    qat_options=None, labels=None, normalization=None, info=None, mediapipe=True, output=None,
-                   command=None):
+                   command=None, outputs="probabilities"):
     """Converts the student to TFLite in each of ``modes``, checks every file against the float student, times it.
 
     Args:
@@ -54,6 +54,8 @@ def export_student(model_or_path, modes=None, *, representative=None, test=None,
         mediapipe: also run every file with MediaPipe Tasks (``ImageClassifier``; ``TextClassifier`` for
             single-sentence text tasks) on the test examples.
         output: a directory to write the files and ``export_report.{json,md,png}`` into (atomically).
+        outputs: what a classifier's files return: ``"probabilities"`` (softmax, what apps threshold and MediaPipe
+            reports as scores) or ``"logits"``. A regression student's files return its score.
 
     Image files take RGB pixels, the normalisation inside (`export.image_input`); text files token features
     (`export.text_input`). Every file carries metadata (name, labels, input or tokenizer) that MediaPipe Tasks and
@@ -69,6 +71,10 @@ def export_student(model_or_path, modes=None, *, representative=None, test=None,
     from export import student as student_lib
     from export import user_data
 
+    from export import convert
+
+    if outputs not in convert.OUTPUTS:
+        raise ValueError(f"outputs must be one of {', '.join(convert.OUTPUTS)}. Received: outputs={outputs!r}")
     explicit = modes is not None
     modes = list(DEFAULT_MODES if modes is None else modes)
     unknown = [m for m in modes if m not in ALL_MODES]
@@ -127,7 +133,7 @@ def export_student(model_or_path, modes=None, *, representative=None, test=None,
     files, report = pipeline.export_modes(student, modes, representative, test_inputs, test_labels, int8_io=int8_io,
                                           benchmark=benchmark, invokes=invokes, qat_options=qat_options,
                                           labels=labels, info=info, normalization=normalization, mediapipe=mediapipe,
-                                          test_texts=test_texts)
+                                          test_texts=test_texts, outputs=outputs)
     if command:
         report["command"] = command
     if output:

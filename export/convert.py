@@ -9,7 +9,7 @@ Modes (TFLite post-training quantization):
                input/output tensors are float32 (quantize/dequantize inside) unless ``int8_io=True``.
 * ``int16x8``  int16 activations, int8 weights (more accurate than int8, slower on most CPUs).
 * ``uint8``    full integer like ``int8``, with a uint8 input tensor: for a SavedModel of `export.image_input`
-               (pixels in, fixed to scale 1 / zero point 0), the raw pixels; float32 logits out.
+               (pixels in, fixed to scale 1 / zero point 0), the raw pixels; float32 probabilities (or logits) out.
 * ``int4``     4-bit weights (per output channel) of the dense and convolution ops, 8-bit embedding tables,
                float activations: the fp32 file quantized by Google's ai-edge-quantizer (`int4_weights`).
 
@@ -70,8 +70,19 @@ def convert(
     return run(converter)
 
 
+# What an exported classifier returns: class probabilities (softmax) by default, which is what apps threshold and what
+# MediaPipe's classifiers report as scores; or the logits. A regression student returns its score either way.
+OUTPUTS = ("probabilities", "logits")
+
+
+def outputs(logits, probabilities: bool) -> dict:
+    """The serving function's outputs: ``{"probabilities": softmax(logits)}`` or ``{"logits": logits}``; the key
+    names the file's output tensor (`name_io_tensors`)."""
+    return {"probabilities": tf.nn.softmax(logits, axis=-1)} if probabilities else {"logits": logits}
+
+
 def serving_saved_model(function, input_signature, directory: str, keep=None) -> str:
-    """Writes ``function`` (inputs -> ``{"logits": ...}``) as the ``serving_default`` signature of a SavedModel in
+    """Writes ``function`` (inputs -> `outputs`) as the ``serving_default`` signature of a SavedModel in
     ``directory``, the form `convert` reads; ``keep``: the object whose variables ``function`` uses (saved with
     it). The signature's names become the file's tensor names (`name_io_tensors`)."""
     module = tf.Module()

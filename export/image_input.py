@@ -67,16 +67,16 @@ def uint8_images(pixels: np.ndarray) -> np.ndarray | None:
 
 
 def saved_model(serve, input_shape, normalization: Normalization, directory: str, uint8: bool = False,
-                keep=None) -> str:
+                keep=None, probabilities: bool = False) -> str:
     """Writes a SavedModel to ``directory`` whose ``serving_default`` takes float32 pixels ``[batch, *input_shape]``
-    and returns the logits of ``serve`` (the student's function on normalised inputs). ``keep``: an object whose
-    variables ``serve`` uses (saved with it)."""
+    and returns the logits of ``serve`` (the student's function on normalised inputs), or with ``probabilities``
+    their softmax (`export.convert.outputs`). ``keep``: an object whose variables ``serve`` uses (saved with it)."""
     from export import convert
 
-    def pixels_to_logits(image):
+    def pixels_to_outputs(image):
         if uint8:
             image = tf.quantization.fake_quant_with_min_max_args(image, *PIXEL_RANGE, num_bits=8)
-        return {"logits": serve(normalization.normalize(image))}
+        return convert.outputs(serve(normalization.normalize(image)), probabilities)
 
     signature = [tf.TensorSpec([None, *input_shape], tf.float32, name="image")]
-    return convert.serving_saved_model(pixels_to_logits, signature, directory, keep)
+    return convert.serving_saved_model(pixels_to_outputs, signature, directory, keep)

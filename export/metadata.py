@@ -101,8 +101,9 @@ def _populate(model, info, labels, add_input) -> bytes:
     if labels is None:
         writer.add_feature_output(name="score", description="The predicted score (regression).")
     else:
-        writer.add_classification_output(_labels(labels), description="Class scores (logits): the highest names the "
-                                         "class.")
+        scores = "probabilities (softmax)" if _output_name(model) == "probabilities" else "logits"
+        writer.add_classification_output(_labels(labels), description=f"Class scores ({scores}): the highest names "
+                                         "the class.")
     content, _ = writer.populate()
     del writer  # its temporary folder goes now, not at interpreter exit (where its __del__ fails)
     return bytes(content)
@@ -132,3 +133,10 @@ def read(model: bytes) -> dict:
     files = {name: displayer.get_associated_file_buffer(name).decode("utf-8", errors="replace")
              for name in displayer.get_packed_associated_file_list()}
     return {**json.loads(displayer.get_metadata_json()), "associated_files": files}
+
+
+def _output_name(model: bytes) -> str:
+    """The name of the file's output tensor (`export.convert.name_io_tensors` names it after what it holds)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_content=model).get_output_details()[0]["name"]

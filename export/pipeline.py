@@ -14,15 +14,16 @@ from export import convert as convert_lib
 from export import image_input, runtime
 
 QAT = "qat"
-FP32_TOLERANCE = 1e-4  # max |logit difference| allowed between the fp32 file and the float student
+FP32_TOLERANCE = 1e-4  # max |output difference| allowed between the fp32 file and the float student
 ALL_MODES = convert_lib.MODES + (QAT,)
 MEDIAPIPE_INPUTS = ("float32", "uint8")  # what MediaPipe's image classifier feeds (not int8)
 
 
 def check(model: bytes, inputs, labels: np.ndarray, reference: np.ndarray, task: str | None = None,
-          image: bool = True) -> tuple[dict, np.ndarray]:
-    """Runs the file over ``inputs`` and compares it with the float student's outputs ``reference``; returns the
-    figures and the file's predictions (classes; scores for a regression student).
+          image: bool = True, probabilities: bool = False) -> tuple[dict, np.ndarray]:
+    """Runs the file over ``inputs`` and compares it with the float student's outputs ``reference`` (logits; their
+    softmax when the file returns ``probabilities``); returns the figures and the file's predictions (classes;
+    scores for a regression student).
 
     Images are scored by top-1; text students by their GLUE task's metrics (accuracy, F1, Matthews; Pearson and
     Spearman for a regression student, which is compared with the float student by the Pearson correlation of
@@ -30,7 +31,8 @@ def check(model: bytes, inputs, labels: np.ndarray, reference: np.ndarray, task:
     from akd_tf import glue_metrics
 
     outputs = runtime.TFLiteModel(model, batch_size=100).predict(inputs)
-    figures = {"test_examples": int(len(labels)), "max_abs_logit_diff": float(np.max(np.abs(outputs - reference)))}
+    expected = softmax(reference) if probabilities else reference
+    figures = {"test_examples": int(len(labels)), "max_abs_output_diff": float(np.max(np.abs(outputs - expected)))}
     if reference.shape[-1] == 1:
         figures.update(metrics=glue_metrics.task_metrics("stsb", outputs, labels),
                        keras_metrics=glue_metrics.task_metrics("stsb", reference, labels),
@@ -48,6 +50,11 @@ def check(model: bytes, inputs, labels: np.ndarray, reference: np.ndarray, task:
     return figures, predictions
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)
+
+
 def primary_metric(student, task):
     """The figure the report leads with: top-1 for images; the GLUE task's own metric for text."""
     from akd_tf.data import glue
@@ -62,21 +69,22 @@ def primary_metric(student, task):
 class _ImageSources:
     """The pixel-input SavedModels (`export.image_input`) the image modes convert, made when first needed."""
 
-    def __init__(self, student, normalization, directory):
+    def __init__(self, student, normalization, directory, probabilities):
         self.student, self.normalization, self.directory = student, normalization, directory
-        self.made = {}
+        self.probabilities, self.made = probabilities, {}
 
     def __call__(self, uint8: bool) -> str:
         if uint8 not in self.made:
             path = os.path.join(self.directory, "uint8" if uint8 else "float")
             self.made[uint8] = image_input.saved_model(self.student.serve, self.student.input_shape,
-                                                       self.normalization, path, uint8=uint8, keep=self.student.loaded)
+                                                       self.normalization, path, uint8=uint8, keep=self.student.loaded,
+                                                       probabilities=self.probabilities)
         return self.made[uint8]
 
 
 def export_modes(student, modes, representative, test_inputs, test_labels, *, int8_io=False, benchmark=True,
                  invokes=200, qat_options=None, labels=None, info=None, normalization=None, mediapipe=True,
-                 test_texts=None):
+                 test_texts=None, outputs="probabilities"):
     """Converts, describes, checks and benchmarks the student in every mode.
 
     Image files take RGB pixels (`export.image_input`): ``normalization`` (an `image_input.Normalization`) turns
@@ -88,12 +96,18 @@ def export_modes(student, modes, representative, test_inputs, test_labels, *, in
     ``mediapipe``, MediaPipe's ``TextClassifier`` classifies ``test_texts`` (the raw strings of the test examples)
     as an app would, for single-text classification tasks.
 
+    ``outputs``: what a classifier's files return, ``probabilities`` (softmax) or ``logits``; a regression
+    student's return its score.
+
     Returns ``(files, report)``: ``files`` maps a file name to its bytes; ``report`` is what
     ``export_report.json`` holds.
     """
     unknown = [m for m in modes if m not in ALL_MODES]
     if unknown:
         raise ValueError(f"Unknown quantization mode(s) {unknown}. Allowed: {', '.join(ALL_MODES)}")
+    if outputs not in convert_lib.OUTPUTS:
+        raise ValueError(f"outputs must be one of {', '.join(convert_lib.OUTPUTS)}. Received: outputs={outputs!r}")
+    probabilities = outputs == "probabilities" and student.num_classes > 1
     reference = student.predict(test_inputs)
     threads_all = os.cpu_count() or 1
     image = not student.text
@@ -111,14 +125,16 @@ def export_modes(student, modes, representative, test_inputs, test_labels, *, in
         tokenizer = text_input.tokenizer_settings(student)
     files, rows = {}, []
     with tempfile.TemporaryDirectory(prefix="akd_tf_export_") as scratch:
-        sources = _ImageSources(student, normalization, scratch) if image else _text_source(student, scratch)
+        sources = (_ImageSources(student, normalization, scratch, probabilities) if image
+                   else _text_source(student, scratch, probabilities))
         for mode in modes:
             logging.info("[%s] converting", mode)
             if mode == QAT:
                 from export import qat  # imports tfmot, which switches tf.keras to Keras 2: only here
 
                 model, qat_info = qat.quantization_aware_int8(
-                    student, **{**(qat_options or {}), "representative": calibration}, normalization=normalization)
+                    student, **{**(qat_options or {}), "representative": calibration}, normalization=normalization,
+                    probabilities=probabilities)
             else:
                 source = sources(mode == "uint8") if image else sources
                 model, qat_info = convert_lib.convert(source, mode, calibration, int8_io), None
@@ -129,15 +145,15 @@ def export_modes(student, modes, representative, test_inputs, test_labels, *, in
             name = f"student_{mode}.tflite"
             files[name] = model
             logging.info("[%s] %d bytes; checking on %d test examples", mode, len(model), len(test_labels))
-            figures, predictions = check(model, file_inputs, test_labels, reference, task, image)
+            figures, predictions = check(model, file_inputs, test_labels, reference, task, image, probabilities)
             row = {"mode": mode, "file": name, "size_bytes": len(model), "input": _input_of(model),
                    "tensor_dtypes": convert_lib.tensor_dtypes(model), **figures}
             if mode == "uint8" and row["input"].get("quantization") != {"scale": 1.0, "zero_point": 0}:
                 raise RuntimeError(f"The uint8 file's input is quantized as {row['input'].get('quantization')}, not "
                                    "scale 1 / zero point 0: its uint8 values would not be the pixels.")
-            if mode == "fp32" and row["max_abs_logit_diff"] > FP32_TOLERANCE:
+            if mode == "fp32" and row["max_abs_output_diff"] > FP32_TOLERANCE:
                 raise RuntimeError(
-                    f"The fp32 TFLite file differs from the float student by {row['max_abs_logit_diff']:.2e} "
+                    f"The fp32 TFLite file differs from the float student by {row['max_abs_output_diff']:.2e} "
                     f"(allowed: {FP32_TOLERANCE:g}); the conversion is wrong, nothing is reported."
                 )
             if qat_info:
@@ -160,7 +176,8 @@ def export_modes(student, modes, representative, test_inputs, test_labels, *, in
 
     report = {"model": student.source or student.directory, "machine": machine.machine(),
               "dataset": student.metadata.get("dataset") or "user data", "metric": metric,
-              "threads_all": threads_all, "results": rows}
+              "threads_all": threads_all, "results": rows,
+              "outputs": "probabilities" if probabilities else "score" if student.num_classes == 1 else "logits"}
     if image:
         report["normalization"] = normalization.as_dict()
     else:
@@ -198,19 +215,20 @@ def _mediapipe(model, dtype, pixels, labels, litert_predictions, described) -> d
         return {"skipped": "the file has no metadata (no labels)"}
     from export import mediapipe_client
 
-    indices, names = mediapipe_client.classify_images(model, pixels)
+    indices, names, scores = mediapipe_client.classify_images(model, pixels)
     top1 = float(np.mean(indices == labels))
-    return {"metrics": {"top1": top1}, "top1": top1,
+    return {"metrics": {"top1": top1}, "top1": top1, "top_score_range": [float(scores.min()), float(scores.max())],
             "agreement_with_litert": float(np.mean(indices == litert_predictions)),
             "categories": sorted(set(names)), "examples": int(len(indices))}
 
 
-def _text_source(student, directory):
-    """The text student as a SavedModel of `export.text_input` (named inputs, output ``logits``)."""
+def _text_source(student, directory, probabilities):
+    """The text student as a SavedModel of `export.text_input` (named inputs, output ``probabilities`` or
+    ``logits``)."""
     from export import text_input
 
     return text_input.saved_model(student.serve, list(student.metadata["inputs"]), student.metadata["sequence_length"],
-                                  os.path.join(directory, "text"), keep=student.loaded)
+                                  os.path.join(directory, "text"), keep=student.loaded, probabilities=probabilities)
 
 
 def _with_metadata(model, student, info, labels, tokenizer):
@@ -246,9 +264,10 @@ def _mediapipe_text(model, texts, labels, litert_predictions, reference, task, d
         return {"skipped": "the file has no tokenizer in its metadata (not a BERT WordPiece student)"}
     from export import mediapipe_client
 
-    indices, names = mediapipe_client.classify_texts(model, texts[0])
+    indices, names, scores = mediapipe_client.classify_texts(model, texts[0])
     one_hot = np.eye(reference.shape[-1])[indices]
     return {"metrics": glue_metrics.task_metrics(task, one_hot, labels),
+            "top_score_range": [float(scores.min()), float(scores.max())],
             "agreement_with_keras": float(np.mean(indices == reference.argmax(-1))),
             "agreement_with_litert": float(np.mean(indices == litert_predictions)),
             "categories": sorted(set(names)), "examples": int(len(indices))}

@@ -41,7 +41,7 @@ def _tf_keras_copy(student):
 
 
 def quantization_aware_int8(student, epochs=2, train_size=10000, learning_rate=1e-3, data_dir=None,
-                            representative=None, batch_size=128, normalization=None):
+                            representative=None, batch_size=128, normalization=None, probabilities=False):
     """Returns ``(int8 TFLite bytes, info)`` after ``epochs`` of QAT fine-tuning on ``train_size`` images. The file
     takes pixels like every image export (`export.image_input`, ``normalization``; ``representative``: pixels)."""
     from export import image_input
@@ -73,7 +73,7 @@ def quantization_aware_int8(student, epochs=2, train_size=10000, learning_rate=1
         saved = os.path.join(directory, "qat_savedmodel")
         normalization = normalization or image_input.Normalization.of(None, student.input_shape[-1])
         image_input.saved_model(lambda x: qat_model(x, training=False), student.input_shape, normalization, saved,
-                                keep=qat_model)
+                                keep=qat_model, probabilities=probabilities)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if representative is not None:

@@ -26,7 +26,9 @@ def markdown(report: dict) -> str:
               + (f" by `{report['command']}`." if report.get("command") else "."), "", "## Input and output", ""]
     lines += _inputs(report)
     if report.get("labels"):
-        lines += ["", "Output: one score (logit) per class; the highest names the class. Labels, in class-id order "
+        scores = ("one probability per class (softmax: they sum to 1; an app can threshold them)"
+                  if report.get("outputs", "logits") == "probabilities" else "one score (logit) per class")
+        lines += ["", f"Output: {scores}; the highest names the class. Labels, in class-id order "
                   "(also inside each file, as its metadata's label file): "
                   + ", ".join(f"{i} {name}" for i, name in enumerate(report["labels"])) + "."]
     metric = report.get("metric", "top1")
@@ -47,7 +49,8 @@ def markdown(report: dict) -> str:
                   f"TensorFlow {m['tensorflow']}, LiteRT {m.get('ai-edge-litert', '?')}, MediaPipe "
                   f"{m.get('mediapipe', '—')}, {m['date']}.", ""]
     header = ["mode", "size (bytes)", "fp32/size", "input", name, f"Keras {name}",
-              "Pearson with Keras" if regression else "agreement", "max abs logit diff"]
+              "Pearson with Keras" if regression else "agreement",
+              "max abs probability diff" if report.get("outputs") == "probabilities" else "max abs output diff"]
     if ran:
         header += [f"MediaPipe {name}", "MediaPipe = LiteRT"] + (["MediaPipe = Keras"] if text else [])
     header += ["1 thread", f"{threads_all} threads"]
@@ -60,7 +63,7 @@ def markdown(report: dict) -> str:
         cells = [r["mode"], f"{r['size_bytes']:,}",
                  f"{r['fp32_size_over_this']:.2f}×" if "fp32_size_over_this" in r else "—",
                  _dtypes(r.get("input", {})), f"{r['metrics'][metric]:.4f}", f"{r['keras_metrics'][metric]:.4f}",
-                 f"{r.get('pearson_with_keras', r.get('agreement')):.4f}", f"{r['max_abs_logit_diff']:.2e}"]
+                 f"{r.get('pearson_with_keras', r.get('agreement')):.4f}", f"{r['max_abs_output_diff']:.2e}"]
         if ran:
             mp = r.get("mediapipe", {})
             cells += ([f"{mp['metrics'][metric]:.4f}", f"{mp['agreement_with_litert']:.4f}"]

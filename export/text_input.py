@@ -18,13 +18,15 @@ import tensorflow as tf
 FEATURES = ("token_ids", "segment_ids", "padding_mask")
 
 
-def saved_model(serve, names, length: int, directory: str, keep=None) -> str:
+def saved_model(serve, names, length: int, directory: str, keep=None, probabilities: bool = False) -> str:
     """Writes a SavedModel whose ``serving_default`` takes the token features ``names`` (int32 ``[batch, length]``)
-    and returns ``{"logits": serve(features)}``; ``keep``: the object whose variables ``serve`` uses."""
+    and returns ``{"logits": serve(features)}``, or with ``probabilities`` their softmax (`export.convert.outputs`);
+    ``keep``: the object whose variables ``serve`` uses."""
     from export import convert
 
     signature = [{name: tf.TensorSpec([None, int(length)], tf.int32, name=name) for name in names}]
-    return convert.serving_saved_model(lambda features: {"logits": serve(features)}, signature, directory, keep)
+    return convert.serving_saved_model(lambda features: convert.outputs(serve(features), probabilities), signature,
+                                       directory, keep)
 
 
 def preset_directory(student) -> str:

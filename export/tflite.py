@@ -26,6 +26,9 @@ flags.DEFINE_list("quantization", ",".join(DEFAULT_MODES),
                   f"Comma-separated modes, any of: {', '.join(ALL_MODES)}. Default: all but int4 and qat. Text "
                   "students: all but int16x8, uint8 and qat (the default drops those for them).")
 flags.DEFINE_string("output", None, "Output directory (default: tflite/ beside the model).")
+flags.DEFINE_enum("outputs", "probabilities", ["probabilities", "logits"],
+                  "What a classifier's files return: class probabilities (softmax; what apps threshold and MediaPipe "
+                  "reports as scores) or logits. A regression student's files return its score.")
 flags.DEFINE_bool("int8_io", False, "int8 mode: int8 input/output tensors instead of float32.")
 flags.DEFINE_string("representative_data", None, "An .npz file whose array x holds calibration inputs for "
                     "int8/int16x8, prepared as the model was trained on them (default: the dataset's training split).")
@@ -107,7 +110,7 @@ def main(argv):
             representative=representative, test=test, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
             representative_examples=FLAGS.representative_examples, test_size=FLAGS.test_size, int8_io=FLAGS.int8_io,
             benchmark=FLAGS.benchmark, invokes=FLAGS.invokes, output=output, labels=FLAGS.labels,
-            normalization=normalization, info=_info(), mediapipe=FLAGS.mediapipe,
+            normalization=normalization, info=_info(), mediapipe=FLAGS.mediapipe, outputs=FLAGS.outputs,
             command=command_line("export.tflite"),
             qat_options={"epochs": FLAGS.qat_epochs, "train_size": FLAGS.qat_train_size,
                          "learning_rate": FLAGS.qat_learning_rate})

@@ -144,7 +144,7 @@ def test_cli_on_the_smoke_student(smoke_workdir, tmp_path):
         assert (out / name).exists(), name
     report = json.loads((out / "export_report.json").read_text())
     rows = {r["mode"]: r for r in report["results"]}
-    assert rows["fp32"]["max_abs_logit_diff"] <= 1e-4 and rows["fp32"]["agreement"] == 1.0
+    assert rows["fp32"]["max_abs_output_diff"] <= 1e-4 and rows["fp32"]["agreement"] == 1.0
     assert rows["int8"]["tensor_dtypes"]["int8"] > 0 and rows["qat"]["tensor_dtypes"]["int8"] > 0
     assert rows["int8"]["fp32_size_over_this"] > 2.5
     assert rows["qat"]["qat"]["copy_max_abs_logit_diff"] < 1e-3

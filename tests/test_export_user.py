@@ -59,7 +59,7 @@ def test_library_call_on_an_in_memory_model_with_arrays_and_datasets(user, tmp_p
                                    invokes=10, output=str(out))
     assert sorted(files) == ["student_dynamic.tflite", "student_fp32.tflite", "student_int8.tflite"]
     rows = {r["mode"]: r for r in report["results"]}
-    assert rows["fp32"]["max_abs_logit_diff"] <= 1e-4 and rows["fp32"]["agreement"] == 1.0
+    assert rows["fp32"]["max_abs_output_diff"] <= 1e-4 and rows["fp32"]["agreement"] == 1.0
     assert rows["fp32"]["keras_top1"] == pytest.approx(keras_top1) and keras_top1 > 0.6  # the model learned
     assert rows["int8"]["tensor_dtypes"]["int8"] > 0 and rows["int8"]["test_examples"] == 80
     assert report["model"] == "<in-memory model 'users_model'>" and report["dataset"] == "user data"
@@ -69,6 +69,22 @@ def test_library_call_on_an_in_memory_model_with_arrays_and_datasets(user, tmp_p
                                                                                     "scale": 1.0}
     assert "not 8-bit pixels" in rows["fp32"]["mediapipe"]["skipped"]
     assert (out / "export_report.md").read_text().count("| int8 |") == 1
+    assert report["outputs"] == "probabilities" and "one probability per class" in (out / "export_report.md").read_text()
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=files["student_fp32.tflite"])
+    interpreter.allocate_tensors()
+    assert interpreter.get_output_details()[0]["name"] == "probabilities"
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[160:161])
+    interpreter.invoke()
+    np.testing.assert_allclose(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).sum(), 1.0,
+                               rtol=1e-5)
+    logits_files, logits_report = export_student(model, ["fp32"], test=(x[160:], y[160:]), benchmark=False,
+                                                 outputs="logits")
+    assert logits_report["outputs"] == "logits"
+    assert Interpreter(model_content=logits_files["student_fp32.tflite"]).get_output_details()[0]["name"] == "logits"
+    with pytest.raises(ValueError, match="outputs must be one of probabilities, logits. Received: outputs='softmax'"):
+        export_student(model, ["fp32"], test=(x[160:], y[160:]), outputs="softmax")
     assert json.loads((out / "export_report.json").read_text())["results"][2]["mode"] == "int8"
 
     calibration = tf.data.Dataset.from_tensor_slices(x[:64])
@@ -219,7 +235,7 @@ def test_the_card_says_why_dynamic_is_as_large_as_fp32_on_a_small_model():
 
     def row(mode, size, ratio):
         return {"mode": mode, "size_bytes": size, "fp32_size_over_this": ratio, "input": {"dtype": "float32"},
-                "metrics": {"top1": 0.5}, "keras_metrics": {"top1": 0.5}, "agreement": 1.0, "max_abs_logit_diff": 0.0,
+                "metrics": {"top1": 0.5}, "keras_metrics": {"top1": 0.5}, "agreement": 1.0, "max_abs_output_diff": 0.0,
                 "test_examples": 10}
 
     base = {"threads_all": 2, "model": "m", "dataset": "cifar10", "normalization": {"mean": [0.0] * 3, "std": [1.0] * 3, "scale": 1.0},

@@ -48,7 +48,7 @@ def test_image_metadata_reads_back_with_labels_and_general_information(pixel_fil
 def test_mediapipe_classifies_the_file_as_the_interpreter_does_and_names_the_classes(pixel_files, mode):
     files, pixels = pixel_files
     model = metadata.image_classifier(files[mode], metadata.ModelInfo("tiny", "test"), NAMES)
-    indices, names = mediapipe_client.classify_images(model, pixels[60:].astype(np.uint8))
+    indices, names, _ = mediapipe_client.classify_images(model, pixels[60:].astype(np.uint8))
     litert = runtime.TFLiteModel(model, batch_size=20).predict(pixels[60:]).argmax(-1)
     np.testing.assert_array_equal(indices, litert)
     assert names == [NAMES[i] for i in indices]

@@ -115,3 +115,5 @@ def test_a_file_of_sentences_runs_to_a_mediapipe_text_classifier_that_names_its_
     mediapipe = report["results"][0]["mediapipe"]
     assert mediapipe["categories"] == ["bad", "good", "meh"] and mediapipe["examples"] == 48
     assert mediapipe["agreement_with_keras"] == 1.0
+    low, high = mediapipe["top_score_range"]  # probabilities, which an app can threshold
+    assert report["outputs"] == "probabilities" and 1 / 3 <= low <= high <= 1.0

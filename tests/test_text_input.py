@@ -64,7 +64,7 @@ def test_a_keras_hub_classifier_exports_with_its_tokenizer_and_mediapipe_reads_i
 
     interpreter = Interpreter(model_content=files["student_fp32.tflite"])
     assert {d["name"] for d in interpreter.get_input_details()} == set(text_input.FEATURES)
-    assert interpreter.get_output_details()[0]["name"] == "logits"
+    assert interpreter.get_output_details()[0]["name"] == "probabilities"  # what an app thresholds
     card = (tmp_path / "out" / "export_report.md").read_text()
     assert "top-1" not in card and "| accuracy | Keras accuracy |" in card and "MediaPipe = Keras" in card and "BertTokenizer" in card
     assert model.preprocessor is not None  # the user's model keeps its preprocessor
