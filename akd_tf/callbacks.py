@@ -8,9 +8,8 @@ import time
 
 import keras
 import numpy as np
-from keras.src.utils import io_utils  # the printer Keras callbacks use (respects absl logging)
 
-from akd_tf import schedule
+from akd_tf import keras_internals, schedule
 
 
 def resolve_mode(monitor, mode):
@@ -82,7 +81,7 @@ class KeepBest(keras.callbacks.Callback):
             return
         self.model.set_weights(self.best_weights)
         if self.verbose:
-            io_utils.print_msg(
+            keras_internals.print_msg(
                 f"KeepBest: restored the weights of epoch {self.best['epoch'] + 1} "
                 f"({self.monitor}={self.best[self.monitor]:.4f})."
             )
@@ -164,7 +163,7 @@ class PredictionLines(keras.callbacks.Callback):
         self._next = done * self.lines // self._steps + 1
         elapsed = time.perf_counter() - self._start
         left = elapsed * (self._steps - done) / done
-        io_utils.print_msg(f"{self.label}: {done}/{self._steps} batches ({100 * done // self._steps} %), "
+        keras_internals.print_msg(f"{self.label}: {done}/{self._steps} batches ({100 * done // self._steps} %), "
                            f"{done * self.batch_size / elapsed:,.0f} images/s, {elapsed:.0f} s, ~{left:.0f} s left")
 
 
@@ -210,4 +209,4 @@ class TrainingLines(keras.callbacks.Callback):
             epoch_left = elapsed * (steps - done) / done
             stage_left = epoch_left + (epochs - self._epoch - 1) * elapsed * steps / done
             line += f", epoch ~{duration(epoch_left)} left, stage ~{duration(stage_left)} left"
-        io_utils.print_msg(line)
+        keras_internals.print_msg(line)

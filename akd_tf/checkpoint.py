@@ -32,9 +32,8 @@ import tempfile
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.utils import io_utils
 
-from akd_tf import files
+from akd_tf import files, keras_internals
 
 _NAME = re.compile(r"^epoch-(\d{6})$")
 
@@ -142,7 +141,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         for old in self._checkpoints()[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)
         if self.verbose:
-            io_utils.print_msg(f"TrainingCheckpoint: saved epoch {epochs_done} to {final}")
+            keras_internals.print_msg(f"TrainingCheckpoint: saved epoch {epochs_done} to {final}")
 
 
 def _random_states(model):

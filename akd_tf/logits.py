@@ -15,6 +15,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from akd_tf import keras_internals
+
 OUTPUTS = ("logits", "probabilities")
 SOFTMAX, SIGMOID = "softmax", "sigmoid"
 _PROBABILITY_FUNCTIONS = (SOFTMAX, SIGMOID)
@@ -32,8 +34,7 @@ def _last_operation(model):
     outputs = getattr(model, "outputs", None)
     if not outputs or len(outputs) != 1:
         return None
-    history = getattr(outputs[0], "_keras_history", None)
-    return history.operation if history is not None else None
+    return keras_internals.producer(outputs[0])
 
 
 def probability_output(model) -> tuple[str, str] | None:

@@ -17,6 +17,8 @@ import contextlib
 
 import keras
 
+from akd_tf import keras_internals
+
 # --mixed_precision value -> Keras dtype policy.
 POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
@@ -37,8 +39,7 @@ def _output_layers(model):
     """The layers whose outputs are ``model``'s outputs, looking inside nested models."""
     found = []
     for tensor in keras.tree.flatten(getattr(model, "outputs", None) or []):
-        history = getattr(tensor, "_keras_history", None)
-        layer = history.operation if history is not None else None
+        layer = keras_internals.producer(tensor)
         if isinstance(layer, keras.Model) and layer is not model:
             found.extend(_output_layers(layer) or [layer])
         elif isinstance(layer, keras.layers.Layer):
@@ -47,7 +48,7 @@ def _output_layers(model):
 
 
 def _layers(model):
-    return list(model._flatten_layers(include_self=True, recursive=True))
+    return keras_internals.all_layers(model)
 
 
 def follow(model, policy):

@@ -128,11 +128,11 @@ def test_prediction_lines_a_line_per_tenth_and_at_the_end(capsys):
 
 
 def test_training_lines_a_line_every_interval_with_the_time_left(monkeypatch):
-    from akd_tf import callbacks
+    from akd_tf import keras_internals
     from akd_tf.callbacks import TrainingLines, duration
 
     now, printed = [0.0], []
-    monkeypatch.setattr(callbacks.io_utils, "print_msg", printed.append)
+    monkeypatch.setattr(keras_internals, "print_msg", printed.append)
     lines = TrainingLines("teacher", batch_size=32, seconds=60, clock=lambda: now[0])
     lines.set_params({"steps": 100, "epochs": 5})
     lines.on_epoch_begin(1)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from akd_tf import nets
+from akd_tf import keras_internals, nets
 from akd_tf.nets import fused_batchnorm
 
 
 def _batchnorms(model):
-    return [l for l in model._flatten_layers(recursive=True) if isinstance(l, keras.layers.BatchNormalization)]
+    return [l for l in keras_internals.all_layers(model) if isinstance(l, keras.layers.BatchNormalization)]
 
 
 def _twins(name="resnet8"):

@@ -12,9 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
-from keras.src.utils import io_utils  # the printer Keras callbacks use (respects absl logging)
 
-from akd_tf import callbacks, losses, schedule
+from akd_tf import callbacks, keras_internals, losses, schedule
 from akd_tf.methods import registry
 from akd_tf.methods.base import AnnealedDistiller
 
@@ -144,7 +143,7 @@ class AnnealingSchedule(keras.callbacks.Callback):
     # -- helpers ----------------------------------------------------------------------------------
     def _print(self, message):
         if self.verbose:
-            io_utils.print_msg(message)
+            keras_internals.print_msg(message)
 
     def _improved(self, value, phase):
         return callbacks.better(value, self.best.get(phase, {}).get(self.monitor), self.mode)

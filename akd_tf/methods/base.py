@@ -28,6 +28,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from akd_tf import keras_internals
 from akd_tf import logits as logits_lib
 from akd_tf import schedule
 from akd_tf.nets import fold, fused_batchnorm
@@ -208,7 +209,7 @@ class Distiller(keras.Model):
         # `loss` is this replica's mean over its own examples; weighting it by the replica's batch size
         # makes the (SUM-synchronised) tracker report the mean over the global batch.
         x = split_inputs(x)[0]
-        self._loss_tracker.update_state(loss, sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
+        keras_internals.loss_tracker(self).update_state(loss, sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
         return self.compute_metrics(x, y, student_logits, sample_weight=sample_weight)
 
     def train_step(self, data):

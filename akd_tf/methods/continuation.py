@@ -20,9 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
-from keras.src.utils import io_utils  # the printer Keras callbacks use (respects absl logging)
 
-from akd_tf import losses, schedule
+from akd_tf import keras_internals, losses, schedule
 from akd_tf.methods import registry
 from akd_tf.methods.base import AnnealedDistiller
 
@@ -142,7 +141,7 @@ class ContinuationSchedule(keras.callbacks.Callback):
         self.model.temperature = schedule.temperature_at(epoch, self.anneal_epochs, self.model.max_temperature)
         self.model.label_weight = schedule.label_weight_at(epoch, self.label_ramp_epochs)
         if self.verbose:
-            io_utils.print_msg(f"ContinuationSchedule: epoch {epoch + 1}, T={self.model.temperature}, "
+            keras_internals.print_msg(f"ContinuationSchedule: epoch {epoch + 1}, T={self.model.temperature}, "
                                f"Φ(T)={self.model.phi:.3f}, ψ={self.model.label_weight:.3f}")
 
     def on_epoch_end(self, epoch, logs=None):

@@ -15,6 +15,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from akd_tf import keras_internals
+
 
 class _Folded(keras.layers.Layer):
     """Where a folded BatchNorm was: passes its input through (takes the call arguments the BatchNorm took)."""
@@ -30,16 +32,16 @@ def foldable(model) -> dict:
         return {}  # subclassed models have no graph to rewrite
     consumers = {}
     for layer in model.layers:
-        for node in layer._inbound_nodes:  # Keras keeps the graph only here (no public accessor)
+        for node in keras_internals.inbound_nodes(layer):
             for tensor in node.input_tensors:
-                consumers.setdefault(tensor._keras_history.operation.name, []).append(layer)
+                consumers.setdefault(keras_internals.producer(tensor).name, []).append(layer)
     pairs = {}
     for bn in model.layers:
-        if not isinstance(bn, keras.layers.BatchNormalization) or len(bn._inbound_nodes) != 1:
+        if not isinstance(bn, keras.layers.BatchNormalization) or len(keras_internals.inbound_nodes(bn)) != 1:
             continue
-        inputs = bn._inbound_nodes[0].input_tensors
-        conv = inputs[0]._keras_history.operation if len(inputs) == 1 else None
-        if (type(conv) is keras.layers.Conv2D and len(conv._inbound_nodes) == 1
+        inputs = keras_internals.inbound_nodes(bn)[0].input_tensors
+        conv = keras_internals.producer(inputs[0]) if len(inputs) == 1 else None
+        if (type(conv) is keras.layers.Conv2D and len(keras_internals.inbound_nodes(conv)) == 1
                 and len(consumers.get(conv.name, ())) == 1 and conv.get_config()["activation"] == "linear"
                 and conv.data_format == "channels_last" and bn.axis in (-1, len(bn.input.shape) - 1)):
             pairs[conv.name] = bn.name

@@ -16,6 +16,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from akd_tf import keras_internals
+
 _FUSED = "_akd_fused_batchnorm"
 
 
@@ -31,7 +33,7 @@ def enable(model) -> int:
     returns how many layers use it. Idempotent. Inputs of another rank than 4, or with a mask, take Keras' own
     path at call time."""
     count = 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):
+    for layer in keras_internals.all_layers(model):
         if not eligible(layer):
             continue
         if not getattr(layer, _FUSED, False):
