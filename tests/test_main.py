@@ -201,9 +201,14 @@ def test_ctrl_c_or_sigterm_stops_in_seconds_with_one_line(smoke_workdir, tmp_pat
     import time
 
     workdir = tmp_path / "run"
+    import signal
+
+    # Ctrl-C's default: a process started with SIGINT ignored (as pytest-xdist's workers start theirs, and shells
+    # their background jobs) keeps ignoring it, and Python then raises no KeyboardInterrupt.
     proc = subprocess.Popen([sys.executable, "-u", "-m", "akd_tf.main", "--flagfile=configs/smoke.flags",
                              f"--teacher={smoke_workdir}/teacher.keras", f"--workdir={workdir}", "--verbose=2"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stdout:  # the student's second epoch has begun: its first is a checkpoint
         if line.startswith("Epoch 2/3"):
             break
@@ -212,6 +217,7 @@ def test_ctrl_c_or_sigterm_stops_in_seconds_with_one_line(smoke_workdir, tmp_pat
     _, stderr = proc.communicate(timeout=60)
     assert time.monotonic() - sent < 10
     assert proc.returncode == 128 + signum, stderr[-3000:]
-    assert stderr.strip().splitlines()[-1] == (f"akd_tf.main: stopped by {name}; the same command goes on: the student "
-                                               "resumes after its epoch 1.")
+    # After epoch 1, or 2 when the signal lands in the last epoch (three epochs of this student take seconds)
+    assert re.fullmatch(rf"akd_tf\.main: stopped by {name}; the same command goes on: the student resumes after its "
+                        r"epoch [12]\.", stderr.strip().splitlines()[-1]), stderr[-2000:]
     assert "Traceback" not in stderr
