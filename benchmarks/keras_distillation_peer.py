@@ -19,9 +19,6 @@ matched configuration (``loss=keras.losses.KLDivergence()``) against `HintonKD`'
 
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 from absl import app, flags
 
@@ -116,6 +113,7 @@ def main(argv):
 
     from akd_tf import machine, nets
     from akd_tf.command import command_line
+    from benchmarks import speed
 
     keras.utils.set_random_seed(0)
     teacher = keras.models.load_model(TEACHER)
@@ -141,7 +139,7 @@ def main(argv):
                                   f"student_loss_weight={1 - FLAGS.alpha:.1f})`",
               "keras_kl_instance": f"the same with `LogitsDistillation({FLAGS.temperature:g}, "
                                    "loss=keras.losses.KLDivergence())`"}
-    lines = [f"# `keras.distillation` against `HintonKD`: one step from the same weights", "",
+    lines = ["# `keras.distillation` against `HintonKD`: one step from the same weights", "",
              f"ResNet-56 teacher (`{TEACHER}`) → ResNet-8 student, {FLAGS.examples} CIFAR-10 images, T = "
              f"{FLAGS.temperature:g}, α = {FLAGS.alpha:g} (Keras' student_loss_weight = {1 - FLAGS.alpha:.1f}); "
              f"cross-entropy {parts['cross_entropy']:.6f}, KL of the softened softmaxes {parts['kl_softmax']:.6f}.",
@@ -155,15 +153,7 @@ def main(argv):
               "logits / T clipped to [1e-7, 1]: no softmax, no T².", "",
               "| what `akd_tf` trains | what `keras.distillation` offers |", "|---|---|"]
     lines += [f"| {w} | {why} |" for w, why in CANNOT]
-    m = report["machine"]
-    lines += ["", f"Machine: {machine.describe(m)}, TensorFlow {m['tensorflow']}, Keras {m['keras']}, {m['date']}.",
-              "", f"Command: `{report['command']}`"]
-    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-    with open(FLAGS.output + ".json", "w") as f:
-        json.dump(report, f, indent=2)
-    with open(FLAGS.output + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    speed.write(FLAGS.output, report, lines)  # the .json and .md, with the machine and the command
 
 
 if __name__ == "__main__":
