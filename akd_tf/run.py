@@ -116,6 +116,8 @@ class Run:
             logging.info("Resuming %s at epoch %d of %d from %s", stage, start + 1, epochs, checkpoint.directory)
             if config.verbose:
                 print(f"Resuming {stage} training at epoch {start + 1}/{epochs} from its checkpoint.")
+        elif config.verbose:  # said on every start, so a rerun after a kill says what it found
+            print(f"No checkpoint of the {stage} yet: training it from epoch 1/{epochs}.")
         if start < epochs:
             callbacks = (
                 list(first)
