@@ -115,9 +115,22 @@ def summary_line(metrics: dict, method: str, workdir: str) -> str:
     return f"student {student['net']} ({method}): {figures}; files in {workdir}"
 
 
+def quiet_libraries():
+    """Keeps the INFO lines of TFDS (dataset info, readers) and of TensorFlow's Python (SavedModel writing) out of
+    the run's output: they are the libraries' bookkeeping, not the run's. Their warnings and errors stay, and so do
+    this tool's own INFO lines."""
+    import logging as python_logging
+
+    python_logging.getLogger("tensorflow").setLevel(python_logging.WARNING)
+    library = (f"{os.sep}tensorflow_datasets{os.sep}", f"{os.sep}tensorflow{os.sep}")
+    logging.get_absl_handler().addFilter(
+        lambda record: record.levelno >= python_logging.WARNING or not any(p in record.pathname for p in library))
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    quiet_libraries()
     config = config_from_flags()
     # The resolved flags of this tool (not absl's or TensorFlow's), as a flagfile that reproduces the run.
     own = sorted(FLAGS.get_key_flags_for_module(sys.argv[0]), key=lambda flag: flag.name)

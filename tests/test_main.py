@@ -180,6 +180,10 @@ def test_a_full_disk_stops_with_one_line_and_the_same_command_resumes(smoke_work
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Resuming student training at epoch 2/3 from its checkpoint." in again.stdout
     assert "No checkpoint of the student yet: training it from epoch 1/3." in full.stdout
+    # Quiet start-up: the libraries' INFO lines stay out, the tool's own stay in.
+    for line in ("Load dataset info from", "Constructing tf.data.Dataset", "Assets written to"):
+        assert line not in again.stderr, line
+    assert "Data cifar10: {'train': 512" in again.stderr
     assert not [name for name in os.listdir(workdir) if ".tmp-" in name]
     # No false alarm on resume: the optimizer is built before its variables are restored.
     assert "Skipping variable loading" not in again.stdout + again.stderr
