@@ -105,23 +105,20 @@ def truncate_history(path, epochs):
         files.write_text(path, text.getvalue())
 
 
-def kept_progress(workdir: str) -> str:
-    """What a rerun of an interrupted run in ``workdir`` starts from, in words: the newest checkpoint (stage and
-    finished epochs), or the finished models when no stage was in progress."""
-    import re
+# The stages of a run, in the order they train; each writes ``<stage>.keras`` when it has finished.
+STAGES = ("teacher", "assistant", "student")
 
-    root = os.path.join(workdir, "checkpoints")
-    newest = None
-    for stage in sorted(os.listdir(root)) if os.path.isdir(root) else []:
-        for name in os.listdir(os.path.join(root, stage)):
-            match = re.fullmatch(r"epoch-(\d+)", name)
-            if match:
-                when = os.path.getmtime(os.path.join(root, stage, name))
-                if newest is None or when > newest[0]:
-                    newest = (when, stage, int(match.group(1)))
-    if newest:
-        return f"the {newest[1]} resumes after its epoch {newest[2]}"
-    done = [name.removesuffix(".keras") for name in ("teacher.keras", "assistant.keras")
-            if os.path.isfile(os.path.join(workdir, name))]
+
+def kept_progress(workdir: str) -> str:
+    """What a rerun of an interrupted run in ``workdir`` starts from, in words: the checkpoint of the stage in
+    progress (one without its finished model file; a finished stage's checkpoints stay until the run ends), or the
+    finished models when no stage had finished an epoch."""
+    from akd_tf.checkpoint import TrainingCheckpoint
+
+    done = [stage for stage in STAGES if os.path.isfile(os.path.join(workdir, f"{stage}.keras"))]
+    for stage in STAGES:
+        epochs = TrainingCheckpoint(os.path.join(workdir, "checkpoints", stage)).latest_epoch()
+        if epochs and stage not in done:
+            return f"the {stage} resumes after its epoch {epochs}"
     return (f"the {' and '.join(done)} {'is' if len(done) == 1 else 'are'} kept; the next stage starts from its first "
             "epoch" if done else "no epoch had finished: it starts again")

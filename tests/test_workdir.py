@@ -34,3 +34,16 @@ def test_workdir_rules(tmp_path):
     workdir.prepare_workdir(config, str(tmp_path), overwrite=True)
     workdir.clear_outputs(str(tmp_path))
     assert os.listdir(tmp_path) == ["notes.txt"]  # only this tool's outputs are removed
+
+
+def test_kept_progress_names_the_stage_in_progress_not_a_finished_one(tmp_path):
+    from akd_tf.workdir import kept_progress
+
+    assert kept_progress(str(tmp_path)) == "no epoch had finished: it starts again"
+    (tmp_path / "checkpoints" / "teacher" / "epoch-000200").mkdir(parents=True)
+    assert kept_progress(str(tmp_path)) == "the teacher resumes after its epoch 200"
+    # The teacher finished (its checkpoints stay until the run ends); the student was killed in its first epoch
+    (tmp_path / "teacher.keras").write_text("")
+    assert kept_progress(str(tmp_path)) == "the teacher is kept; the next stage starts from its first epoch"
+    (tmp_path / "checkpoints" / "student" / "epoch-000003").mkdir(parents=True)
+    assert kept_progress(str(tmp_path)) == "the student resumes after its epoch 3"
