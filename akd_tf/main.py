@@ -77,6 +77,14 @@ def _error(message, status):
     sys.exit(status)
 
 
+def _leave_now(line, status):
+    """``line`` on stderr, then exit at once: not sys.exit, whose interpreter shutdown runs the finalizers of what the
+    interruption left half-done (h5py's files on a full disk crashed it, exit 139, after the message)."""
+    print(f"{PROG}: {line}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(status)
+
+
 def parse_flags(argv):
     """absl's parser, with its errors (unknown flag, missing flagfile, bad value) in one line, exit 2."""
     try:
@@ -149,10 +157,8 @@ def main(argv):
         # Raised between two training steps (Python handles a signal when the running step returns): every file
         # written so far is whole, and the newest checkpoint is the last finished epoch's.
         name = "SIGTERM" if received else "Ctrl-C"
-        print(f"{PROG}: stopped by {name}; the same command goes on: {workdir_lib.kept_progress(FLAGS.workdir)}.",
-              file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(128 + (received[0] if received else signal.SIGINT))  # as a shell reports a process the signal ended
+        _leave_now(f"stopped by {name}; the same command goes on: {workdir_lib.kept_progress(FLAGS.workdir)}.",
+                   128 + (received[0] if received else signal.SIGINT))  # as a shell reports a process the signal ended
     except config_lib.BadInput as error:
         _error(error, 2)  # one line, before any training
     except TrainingDiverged as error:
@@ -160,11 +166,7 @@ def main(argv):
     except OSError as error:
         if not files.no_space(error):
             raise
-        print(f"{PROG}: error: {files.no_space_message(FLAGS.workdir)}", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        # Not sys.exit: the finalizers of files a full disk left half-written (h5py's) crashed the interpreter
-        # on its way out (exit 139) after the message.
-        os._exit(4)
+        _leave_now(f"error: {files.no_space_message(FLAGS.workdir)}", 4)
     logging.info("Done. Results in %s", FLAGS.workdir)
     print(summary_line(metrics, config.method, FLAGS.workdir))
 

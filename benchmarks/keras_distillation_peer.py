@@ -52,6 +52,7 @@ def one_step(teacher, student, x, y, temperature, alpha):
     from keras import distillation
 
     from akd_tf import HintonKD
+    from export.pipeline import softmax
 
     label = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     ours = HintonKD(teacher, student, temperature=temperature, alpha=alpha)
@@ -79,10 +80,6 @@ def one_step(teacher, student, x, y, temperature, alpha):
     student.set_weights(weights)
     z_s, z_t = np.asarray(student(x, training=True), np.float64), np.asarray(teacher_logits, np.float64)
     ce = float(np.mean(label(y, z_s)))
-
-    def softmax(z):
-        e = np.exp(z - z.max(-1, keepdims=True))
-        return e / e.sum(-1, keepdims=True)
 
     p_t, p_s = softmax(z_t / temperature), softmax(z_s / temperature)
     kl = float(np.mean(np.sum(p_t * np.log(p_t / p_s), -1)))

@@ -73,8 +73,7 @@ def export_student(model_or_path, modes=None, *, representative=None, test=None,
 
     from export import convert
 
-    if outputs not in convert.OUTPUTS:
-        raise ValueError(f"outputs must be one of {', '.join(convert.OUTPUTS)}. Received: outputs={outputs!r}")
+    convert.check_outputs(outputs)  # before the student is loaded
     explicit = modes is not None
     modes = list(DEFAULT_MODES if modes is None else modes)
     unknown = [m for m in modes if m not in ALL_MODES]

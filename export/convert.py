@@ -75,6 +75,12 @@ def convert(
 OUTPUTS = ("probabilities", "logits")
 
 
+def check_outputs(outputs: str) -> None:
+    """`ValueError` in one line unless ``outputs`` is one of `OUTPUTS`."""
+    if outputs not in OUTPUTS:
+        raise ValueError(f"outputs must be one of {', '.join(OUTPUTS)}. Received: outputs={outputs!r}")
+
+
 def outputs(logits, probabilities: bool) -> dict:
     """The serving function's outputs: ``{"probabilities": softmax(logits)}`` or ``{"logits": logits}``; the key
     names the file's output tensor (`name_io_tensors`)."""

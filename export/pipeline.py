@@ -105,8 +105,7 @@ def export_modes(student, modes, representative, test_inputs, test_labels, *, in
     unknown = [m for m in modes if m not in ALL_MODES]
     if unknown:
         raise ValueError(f"Unknown quantization mode(s) {unknown}. Allowed: {', '.join(ALL_MODES)}")
-    if outputs not in convert_lib.OUTPUTS:
-        raise ValueError(f"outputs must be one of {', '.join(convert_lib.OUTPUTS)}. Received: outputs={outputs!r}")
+    convert_lib.check_outputs(outputs)
     probabilities = outputs == "probabilities" and student.num_classes > 1
     reference = student.predict(test_inputs)
     threads_all = os.cpu_count() or 1

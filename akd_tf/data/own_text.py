@@ -12,7 +12,6 @@ a ``split`` column, the test and validation rows are held out of the file by cla
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 
 import numpy as np
@@ -32,19 +31,10 @@ def path_of(name: str) -> str:
     return name[len(CSV):]
 
 
-def spec(num_fields: int) -> dict:
+def spec(num_fields: int, num_classes: int) -> dict:
     """The task description a GLUE task has in `akd_tf.data.glue.TASKS`, for a file of one or two text columns."""
-    return {"text": (TEXT, TEXT_B)[:num_fields], "num_classes": None, "eval": {REPORT_SPLIT: REPORT_SPLIT},
+    return {"text": (TEXT, TEXT_B)[:num_fields], "num_classes": num_classes, "eval": {REPORT_SPLIT: REPORT_SPLIT},
             "metric": "accuracy"}
-
-
-def fingerprint(name: str) -> str:
-    """A digest of the file's bytes, for caches of what was computed from it."""
-    digest = hashlib.sha1(name.encode())
-    with open(path_of(name), "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_rows(name: str) -> tuple:
@@ -152,4 +142,4 @@ def load(name: str, *, batch_size: int, validation_size: int | None = None, trai
     return glue.TextSplits(name=name, task=TASK, texts={s: t for s, (t, _) in splits.items()},
                            labels={s: y for s, (_, y) in splits.items()}, num_classes=len(names),
                            batch_size=batch_size, seed=seed, group_by_length=group_by_length,
-                           task_spec={**spec(len(fields)), "num_classes": len(names)}, label_names=tuple(names))
+                           task_spec=spec(len(fields), len(names)), label_names=tuple(names))
