@@ -9,7 +9,7 @@ import time
 import keras
 import numpy as np
 
-from akd_tf import keras_internals, schedule
+from akd_tf import checkpoint, keras_internals, schedule
 
 
 def resolve_mode(monitor, mode):
@@ -191,22 +191,26 @@ class TrainingLines(keras.callbacks.Callback):
         self.label, self.batch_size, self.seconds, self.clock = label, batch_size, seconds, clock
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch, self._start = epoch, self.clock()
+        self._epoch, self._start, self._passed = epoch, self.clock(), 0
         self._next = self._start + self.seconds
 
     def on_train_batch_end(self, batch, logs=None):
         now = self.clock()
+        if checkpoint.is_skipped(logs):  # done before a resume: the rate counts from the first step trained
+            self._start, self._passed = now, batch + 1
+            return
         if now < self._next:
             return
         self._next = now + self.seconds
         steps, epochs, done = self.params.get("steps"), self.params.get("epochs"), batch + 1
         elapsed = max(now - self._start, 1e-9)
+        trained = done - self._passed
         line = f"{self.label}: epoch {self._epoch + 1}/{epochs}, step {done}" + (f"/{steps}" if steps else "")
         if logs and logs.get("loss") is not None:
             line += f", loss {float(logs['loss']):.4f}"
-        line += f", {done * self.batch_size / elapsed:,.0f} examples/s"
+        line += f", {trained * self.batch_size / elapsed:,.0f} examples/s"
         if steps:
-            epoch_left = elapsed * (steps - done) / done
-            stage_left = epoch_left + (epochs - self._epoch - 1) * elapsed * steps / done
+            epoch_left = elapsed * (steps - done) / trained
+            stage_left = epoch_left + (epochs - self._epoch - 1) * elapsed * steps / trained
             line += f", epoch ~{duration(epoch_left)} left, stage ~{duration(stage_left)} left"
         keras_internals.print_msg(line)

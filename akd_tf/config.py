@@ -138,6 +138,9 @@ class Config:
     progress_seconds: float = setting(60.0, help=(
         'With a line per epoch (verbose=2, or output to a file): also a line every this many seconds of training, '
         'with the step, loss, rate and time left of the epoch and stage (0: none).'))
+    checkpoint_minutes: float = setting(5.0, help=(
+        'Also checkpoint inside an epoch after this many minutes of training, so that a kill loses minutes rather '
+        'than an epoch (0: at epoch ends only). Resuming there gives the same weights as not stopping.'))
     # Keras dtype policy (akd_tf.precision): none (float32), bfloat16 or float16 (with loss scaling).
     mixed_precision: str = setting("none", choices=tuple(precision.POLICIES), help=(
         'Keras mixed precision: teacher and student compute in bfloat16 or float16 with float32 variables, '
@@ -268,6 +271,10 @@ class Config:
         for name in ("learning_rate", "kd_temperature", "teacher_learning_rate", "clipnorm", "phase2_learning_rate"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0. Received: {name}={getattr(self, name)!r}")
+        if isinstance(self.checkpoint_minutes, bool) or not isinstance(self.checkpoint_minutes, (int, float)) \
+                or not self.checkpoint_minutes >= 0:
+            raise ValueError(f"`checkpoint_minutes` must be a number >= 0. Received: "
+                             f"checkpoint_minutes={self.checkpoint_minutes!r}")
         if isinstance(self.progress_seconds, bool) or not isinstance(self.progress_seconds, (int, float)) \
                 or not self.progress_seconds >= 0:
             raise ValueError(f"`progress_seconds` must be a number >= 0. Received: "

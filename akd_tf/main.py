@@ -19,6 +19,7 @@ import typing
 
 from absl import app, flags, logging
 
+from akd_tf import checkpoint as checkpoint_lib
 from akd_tf import config as config_lib
 from akd_tf import files, train
 from akd_tf import workdir as workdir_lib
@@ -145,18 +146,27 @@ def main(argv):
     flags_txt = "".join(f"{flag.serialize()}\n" for flag in own if flag.value is not None and flag.name != "overwrite")
     received = []
 
-    def stop(signum, frame):  # SIGTERM (kill, a scheduler's preemption) takes Ctrl-C's way out
+    def stop(signum, frame):
+        # In training, the first signal lets the step finish and a checkpoint be written (the training loop then
+        # raises KeyboardInterrupt); elsewhere, or on a second signal, it stops at once.
         received.append(signum)
+        if len(received) == 1 and checkpoint_lib.request_stop():
+            print(f"{PROG}: stopping after this training step, with a checkpoint "
+                  f"({'Ctrl-C' if signum == signal.SIGINT else 'the signal'} again: stop now)", file=sys.stderr,
+                  flush=True)
+            return
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # a shell's background job ignores Ctrl-C: so do we
+        signal.signal(signal.SIGINT, stop)
     try:
         metrics = train.train_and_evaluate(config, FLAGS.workdir, overwrite=FLAGS.overwrite,
                                            notes={"flags.txt": flags_txt})
     except KeyboardInterrupt:
-        # Raised between two training steps (Python handles a signal when the running step returns): every file
-        # written so far is whole, and the newest checkpoint is the last finished epoch's.
-        name = "SIGTERM" if received else "Ctrl-C"
+        # Raised after a training step's checkpoint, or between two Python lines elsewhere: every file written so
+        # far is whole (each is written under a temporary name and renamed).
+        name = "SIGTERM" if received and received[0] == signal.SIGTERM else "Ctrl-C"
         _leave_now(f"stopped by {name}; the same command goes on: {workdir_lib.kept_progress(FLAGS.workdir)}.",
                    128 + (received[0] if received else signal.SIGINT))  # as a shell reports a process the signal ended
     except config_lib.BadInput as error:

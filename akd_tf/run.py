@@ -103,7 +103,8 @@ class Run:
         """
         stateful = [*early, *stateful]
         config = self.config
-        checkpoint = TrainingCheckpoint(os.path.join(self.workdir, "checkpoints", stage), stateful=stateful)
+        checkpoint = TrainingCheckpoint(os.path.join(self.workdir, "checkpoints", stage), stateful=stateful,
+                                        every_minutes=config.checkpoint_minutes or None)
         # Made here rather than by the first traced step: variables created while tf.function traces make it trace
         # the whole step twice (a MiniLM's first training step took 63 s instead of 31 here).
         fused_batchnorm.enable(model)  # every model trained here; a distiller's own fit does it too, for Keras users
@@ -112,10 +113,12 @@ class Run:
         start = checkpoint.restore(model)
         history_path = os.path.join(self.out, f"history_{stage}.csv")
         truncate_history(history_path, start)
-        if start:
-            logging.info("Resuming %s at epoch %d of %d from %s", stage, start + 1, epochs, checkpoint.directory)
+        if start or checkpoint.initial_step:
+            at = f"epoch {start + 1}/{epochs}" + (
+                f", after step {checkpoint.initial_step} of {data.steps_per_epoch}" if checkpoint.initial_step else "")
+            logging.info("Resuming %s at %s from %s", stage, at, checkpoint.directory)
             if config.verbose:
-                print(f"Resuming {stage} training at epoch {start + 1}/{epochs} from its checkpoint.")
+                print(f"Resuming {stage} training at {at} from its checkpoint.")
         elif config.verbose:  # said on every start, so a rerun after a kill says what it found
             print(f"No checkpoint of the {stage} yet: training it from epoch 1/{epochs}.")
         if start < epochs:

@@ -21,7 +21,7 @@ OUTPUTS = ("teacher.keras", "assistant.keras", "student.keras", "student", "metr
 
 
 # Config fields that may change when a run is resumed (they do not change what is computed).
-RESUMABLE_CHANGES = ("verbose", "progress_seconds", "teacher_views_cache", "jit_compile")
+RESUMABLE_CHANGES = ("verbose", "progress_seconds", "checkpoint_minutes", "teacher_views_cache", "jit_compile")
 
 
 def _differences(saved, config):
@@ -117,7 +117,9 @@ def kept_progress(workdir: str) -> str:
 
     done = [stage for stage in STAGES if os.path.isfile(os.path.join(workdir, f"{stage}.keras"))]
     for stage in STAGES:
-        epochs = TrainingCheckpoint(os.path.join(workdir, "checkpoints", stage)).latest_epoch()
+        epochs, steps = TrainingCheckpoint(os.path.join(workdir, "checkpoints", stage)).latest_position()
+        if steps and stage not in done:
+            return f"the {stage} resumes at epoch {epochs + 1}, after step {steps}"
         if epochs and stage not in done:
             return f"the {stage} resumes after its epoch {epochs}"
     return (f"the {' and '.join(done)} {'is' if len(done) == 1 else 'are'} kept; the next stage starts from its first "

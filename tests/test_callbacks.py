@@ -147,3 +147,17 @@ def test_training_lines_a_line_every_interval_with_the_time_left(monkeypatch):
     assert [duration(s) for s in (45, 720, 3.4 * 3600, 7 * 86400)] == ["45 s", "12 min", "3.4 h", "7.0 days"]
     with pytest.raises(ValueError, match="Received: 0"):
         TrainingLines("teacher", 32, seconds=0)
+
+    # Resumed inside the epoch: the 50 steps done before the checkpoint are passed over in no time and do not
+    # count in the rate (the same 16 examples/s), the time left is that of the 50 steps to come.
+    from akd_tf.checkpoint import SKIPPED
+
+    printed.clear()
+    lines.on_epoch_begin(1)
+    for batch in range(50):
+        lines.on_train_batch_end(batch, {SKIPPED: 1})
+    for batch in range(50, 100):
+        now[0] += 2.0
+        lines.on_train_batch_end(batch, {"loss": 0.5})
+    assert printed == [
+        "teacher: epoch 2/5, step 80/100, loss 0.5000, 16 examples/s, epoch ~40 s left, stage ~11 min left"]

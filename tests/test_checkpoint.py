@@ -1,5 +1,6 @@
-"""akd_tf.checkpoint: TrainingCheckpoint round trips (weights, optimizer, callback state), divergence keeping the
-last good checkpoint, and a stage tracing its step once."""
+"""akd_tf.checkpoint: TrainingCheckpoint round trips (weights, optimizer, callback state), checkpoints inside an
+epoch (a crash mid-epoch resumes to the uninterrupted run's weights and logs; a requested stop saves and stops),
+divergence keeping the last good checkpoint, and a stage tracing its step once."""
 
 import os
 
@@ -11,7 +12,7 @@ import tensorflow as tf
 from akd_tf import run
 from akd_tf.methods import labels
 from akd_tf.callbacks import KeepBest, StopOnDivergence, TrainingDiverged
-from akd_tf.checkpoint import TrainingCheckpoint
+from akd_tf.checkpoint import TrainingCheckpoint, is_skipped, request_stop
 from akd_tf.config import Config
 from akd_tf.methods import AnnealingKD, AnnealingSchedule
 
@@ -47,6 +48,82 @@ def test_checkpoint_round_trip_restores_weights_optimizer_and_callback_state(tmp
     assert restored_schedule.best == schedule.best and set(schedule.best) == {1, 2}
     for a, b in zip(restored_schedule._best_weights, schedule._best_weights):
         np.testing.assert_array_equal(a, b)
+
+
+def _epochs(start, stop):
+    """Epochs as a pure function of their number (4 steps each): what resuming needs."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 4)).astype("float32"), rng.integers(0, 3, 32)
+    orders = [np.random.default_rng(epoch).permutation(32) for epoch in range(start, stop)]
+    order = np.concatenate(orders)
+    return tf.data.Dataset.from_tensor_slices((x[order], y[order])).batch(8)
+
+
+class _Crash(keras.callbacks.Callback):
+    """Raises after step ``step`` of epoch ``epoch``, as a kill would end the process there."""
+
+    def __init__(self, epoch, step):
+        super().__init__()
+        self.at, self.steps = (epoch, step), []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append((self.epoch, batch, is_skipped(logs)))
+        if (self.epoch, batch + 1) == self.at:
+            raise RuntimeError("killed")
+
+
+def _fit_from_checkpoint(directory, seed, epochs, crash=None):
+    model, schedule = _akd(seed), AnnealingSchedule(2, 2, verbose=0)
+    history = keras.callbacks.History()
+    checkpoint = TrainingCheckpoint(directory, stateful=[schedule], every_minutes=1e-9)  # after every step
+    start = checkpoint.restore(model)
+    step = checkpoint.initial_step
+    callbacks = [schedule, history] + ([crash] if crash else []) + [checkpoint]
+    model.fit(_epochs(start, epochs), steps_per_epoch=4, initial_epoch=start, epochs=epochs,
+              validation_data=_data(), verbose=0, callbacks=callbacks)
+    return model, history, (start, step)
+
+
+def test_a_crash_inside_an_epoch_resumes_at_its_step_to_the_same_weights_and_logs(tmp_path):
+    reference, reference_history, _ = _fit_from_checkpoint(str(tmp_path / "whole"), 0, 4)
+
+    crash = _Crash(epoch=2, step=3)  # after step 3 of epoch 3: phase 2 of AKD, inside an epoch
+    with pytest.raises(RuntimeError, match="killed"):
+        _fit_from_checkpoint(str(tmp_path / "killed"), 0, 4, crash)
+    # The crash came before the checkpoint of step 3: the newest is step 2's, and only it is kept.
+    assert os.listdir(tmp_path / "killed") == ["epoch-000002-step-000002"]
+    assert TrainingCheckpoint(str(tmp_path / "killed")).latest_position() == (2, 2)
+
+    watch = _Crash(epoch=-1, step=0)
+    resumed, history, position = _fit_from_checkpoint(str(tmp_path / "killed"), 1, 4, watch)
+    assert position == (2, 2)
+    # The steps done before the kill draw their batches but do not train (callbacks see their numbers).
+    assert watch.steps[:4] == [(2, 0, True), (2, 1, True), (2, 2, False), (2, 3, False)]
+    for a, b in zip(resumed.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # The resumed epoch's mean loss covers all its steps, those before the kill included.
+    assert history.history["loss"] == reference_history.history["loss"][2:]
+    assert os.listdir(tmp_path / "killed") == ["epoch-000004"]
+
+
+def test_a_requested_stop_saves_at_the_end_of_the_step_and_stops(tmp_path):
+    model, schedule = _akd(0), AnnealingSchedule(2, 2, verbose=0)
+    checkpoint = TrainingCheckpoint(str(tmp_path), stateful=[schedule])
+    assert not request_stop()  # no fit is running
+
+    class Signal(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.params and batch == 1:
+                self.accepted = request_stop()
+
+    signal = Signal()
+    with pytest.raises(KeyboardInterrupt, match="after step 2 of epoch 1"):
+        model.fit(_epochs(0, 3), steps_per_epoch=4, epochs=3, verbose=0, callbacks=[schedule, signal, checkpoint])
+    assert signal.accepted and os.listdir(tmp_path) == ["epoch-000000-step-000002"]
+    assert not request_stop()  # the stopped fit no longer counts as running
 
 
 def test_divergence_stops_at_the_first_bad_batch_and_keeps_the_last_good_checkpoint(tmp_path):

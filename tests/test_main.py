@@ -222,7 +222,17 @@ def test_ctrl_c_or_sigterm_stops_in_seconds_with_one_line(smoke_workdir, tmp_pat
     _, stderr = proc.communicate(timeout=60)
     assert time.monotonic() - sent < 10
     assert proc.returncode == 128 + signum, stderr[-3000:]
-    # After epoch 1, or 2 when the signal lands in the last epoch (three epochs of this student take seconds)
-    assert re.fullmatch(rf"akd_tf\.main: stopped by {name}; the same command goes on: the student resumes after its "
-                        r"epoch [12]\.", stderr.strip().splitlines()[-1]), stderr[-2000:]
+    # The step in progress finishes and is checkpointed (or the epoch, when the signal lands in its validation).
+    lines = stderr.strip().splitlines()
+    assert lines[-2].startswith("akd_tf.main: stopping after this training step, with a checkpoint"), stderr[-2000:]
+    assert re.fullmatch(rf"akd_tf\.main: stopped by {name}; the same command goes on: the student resumes "
+                        r"(at epoch 2, after step \d|after its epoch 2)\.", lines[-1]), stderr[-2000:]
     assert "Traceback" not in stderr
+    if signum != signal.SIGTERM:
+        return
+    resumed = subprocess.run([sys.executable, "-m", "akd_tf.main", "--flagfile=configs/smoke.flags",
+                              f"--teacher={smoke_workdir}/teacher.keras", f"--workdir={workdir}"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert re.search(r"Resuming student training at epoch (2/3, after step \d of 8|3/3) from its checkpoint",
+                     resumed.stdout), resumed.stdout[-2000:]

@@ -1,12 +1,16 @@
-"""kill -9 the CLI at several points of the smoke run; the same command resumes, and with --deterministic
-the resumed run ends with the very weights and logs of the uninterrupted one (the `smoke_workdir` run)."""
+"""kill -9 the CLI at several points of the smoke run, one inside an epoch; the same command resumes, and with
+--deterministic the resumed run ends with the very weights and logs of the uninterrupted one (the `smoke_workdir`
+run, which wrote no checkpoint inside an epoch)."""
 
 import csv
+import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import keras
@@ -14,40 +18,46 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Lines of the smoke run's output after which the process is killed: teacher training (resumed from the teacher's
-# epoch-1 checkpoint), the phase boundary (resumed from the last phase-1 checkpoint into phase 2, with the best
-# phase-1 student restored), and the end of training (evaluation and export). Each point is a TensorFlow start
-# (~14 s of a core here); a kill in the middle of phase 1 is resumed in tests/test_precision_cli.py.
+# Where the smoke run is killed: inside the teacher's second epoch (resumed from the checkpoint of a step, which
+# `--checkpoint_minutes` this small writes after every step), the phase boundary (resumed from the last phase-1
+# checkpoint into phase 2, with the best phase-1 student restored), and the end of training (evaluation and export).
+# Each point is a TensorFlow start; a kill in the middle of phase 1 is resumed in tests/test_precision_cli.py.
+INSIDE_AN_EPOCH = "checkpoints/teacher/epoch-000001-step-*"
 KILL_AFTER = (
-    "Epoch 2/2",
+    INSIDE_AN_EPOCH,
     "Phase 2 (hard labels)",
     "restored the best phase-2 student",
 )
 
 
 def _command(workdir):
-    return [sys.executable, "-u", "-m", "akd_tf.main", "--flagfile=configs/smoke.flags", f"--workdir={workdir}"]
+    return [sys.executable, "-u", "-m", "akd_tf.main", "--flagfile=configs/smoke.flags", f"--workdir={workdir}",
+            "--checkpoint_minutes=1e-9"]
 
 
 def _run_until(workdir, marker, timeout=300):
-    """Starts the CLI and kills it (SIGKILL) right after it prints ``marker``; returns its output."""
+    """Starts the CLI and kills it (SIGKILL) as soon as it prints ``marker``, or as soon as a file matching
+    ``marker`` (a pattern of paths in the workdir) exists; returns its output."""
     proc = subprocess.Popen(_command(workdir), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    lines, deadline = [], time.monotonic() + timeout
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    seen = (lambda: glob.glob(os.path.join(workdir, marker))) if "/" in marker else (
+        lambda: any(marker in line for line in list(lines)))
+    deadline = time.monotonic() + timeout
     try:
-        for line in proc.stdout:
-            lines.append(line)
-            if marker in line:
-                proc.send_signal(signal.SIGKILL)
-                break
+        while not seen() and proc.poll() is None:
             assert time.monotonic() < deadline, f"no {marker!r} within {timeout} s"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+        reader.join(timeout=10)
     output = "".join(lines)
-    assert any(marker in line for line in lines), f"the run ended without printing {marker!r}:\n{output[-3000:]}"
-    assert proc.returncode == -signal.SIGKILL, output[-3000:]
+    assert proc.returncode == -signal.SIGKILL, f"the run ended without {marker!r}:\n{output[-3000:]}"
     return output
 
 
@@ -61,7 +71,8 @@ def test_killed_at_three_points_resumes_to_the_same_student(tmp_path, smoke_work
     outputs = [_run_until(workdir, marker) for marker in KILL_AFTER]
     assert not (workdir / "metrics.json").exists()
     # Each restart after the first picked up where the previous process stopped.
-    assert "Resuming teacher training at epoch 2/2" in outputs[1], outputs[1][-2000:]
+    assert re.search(r"Resuming teacher training at epoch 2/2, after step [1-7] of 8 from its checkpoint",
+                     outputs[1]), outputs[1][-2000:]
     assert "Resuming student training at epoch 3/3" in outputs[2], outputs[2][-2000:]
 
     (workdir / ".student.tmp-99999.keras").write_text("half of a model")  # as a kill during a save leaves it
