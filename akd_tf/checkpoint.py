@@ -23,7 +23,8 @@ Use::
 
 With ``every_minutes``, a checkpoint ``epoch-000007-step-000180`` is also written inside an epoch (after 180 steps
 of the 8th), holding the epoch's metric totals too, so that a kill loses minutes, not an epoch (a ResNet-110 epoch
-is most of an hour on a CPU). Resuming there, ``fit`` is given the epochs from ``start`` as before; the checkpoint
+is most of an hour on a CPU). Keras' ``BackupAndRestore(save_freq=N)`` saves inside an epoch too, but resumes at
+the start of that epoch, so the steps before the kill are trained twice and the run is not the uninterrupted one. Resuming there, ``fit`` is given the epochs from ``start`` as before; the checkpoint
 draws the batches of the steps already done (``initial_step`` after ``restore``) without training on them, so
 the data goes on where it stopped, and every callback sees the epoch's true step numbers. That resumes exactly
 when an epoch's batches are a function of the epoch (`akd_tf.data.images.ImageSplits.train_epochs`).
@@ -206,7 +207,8 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self._metric_values = None
 
     def on_train_batch_end(self, batch, logs=None):
-        if is_skipped(logs):
+        steps = (self.params or {}).get("steps")
+        if is_skipped(logs) or (steps and batch + 1 >= steps):  # after an epoch's last step: its end checkpoints
             return
         due = self.every_seconds is not None and time.monotonic() - self._last_save >= self.every_seconds
         if due or self.stop_requested:

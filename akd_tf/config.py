@@ -28,6 +28,20 @@ def setting(default, help, choices=None, flag=None):  # noqa: A002 - absl's word
     return dataclasses.field(default=default, metadata=metadata)
 
 
+# Fields renamed since runs were first saved: old name -> (new name, the old value as the new field's). A saved
+# ``config.json`` is read through `upgrade`; the CLI names the new flag when the old one is given.
+RENAMED = {"kd_alpha": ("kd_student_loss_weight", lambda alpha: round(1.0 - alpha, 12))}
+
+
+def upgrade(saved: dict) -> dict:
+    """A saved configuration (``config.json``) with its renamed fields (`RENAMED`) under their current names."""
+    saved = dict(saved)
+    for old, (new, convert) in RENAMED.items():
+        if old in saved:
+            saved[new] = convert(saved.pop(old))
+    return saved
+
+
 class BadInput(ValueError):
     """A configuration, path or file that cannot work; raised before any training starts."""
 
@@ -98,7 +112,9 @@ class Config:
         'AKD phase 1 epochs (>= max_temperature); Continuation-KD anneals T over them.'))
     phase2_epochs: int = setting(100, help='AKD phase 2 epochs (other methods: may be 0).')
     max_temperature: int = setting(10, help='τ_max of the annealing schedule.')
-    kd_alpha: float = setting(0.9, help='Weight of the soft term in Hinton KD (--method=kd).')
+    kd_student_loss_weight: float = setting(0.1, help=(
+        'Weight of the label term in Hinton KD (--method=kd); the soft term gets 1 minus it (Keras\' '
+        'keras.distillation student_loss_weight).'))
     kd_temperature: float = setting(4.0, help='Softmax temperature of Hinton KD (--method=kd).')
     # Continuation-KD: T anneals over phase1_epochs; ψ rises to 1 over ckd_label_ramp_epochs (None: 3/4 of the
     # student's epochs, the paper's 150 of 200); the hinge margin m of its teacher term (not given in the paper).
@@ -281,8 +297,9 @@ class Config:
                              f"progress_seconds={self.progress_seconds!r}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"`momentum` must lie in [0, 1). Received: momentum={self.momentum!r}")
-        if not 0 <= self.kd_alpha <= 1:
-            raise ValueError(f"`kd_alpha` must lie in [0, 1]. Received: kd_alpha={self.kd_alpha!r}")
+        if not 0 <= self.kd_student_loss_weight <= 1:
+            raise ValueError(f"`kd_student_loss_weight` must lie in [0, 1]. Received: "
+                             f"kd_student_loss_weight={self.kd_student_loss_weight!r}")
         if self.weight_decay < 0:
             raise ValueError(f"`weight_decay` must be >= 0. Received: weight_decay={self.weight_decay!r}")
         method.check(self)

@@ -92,6 +92,11 @@ def parse_flags(argv):
         return FLAGS(argv)
     except flags.Error as error:
         message = " ".join(str(error).split())
+        for old, (new, convert) in config_lib.RENAMED.items():
+            if re.search(rf"Unknown command line flag '{old}'", message):
+                value = next((a.split("=", 1)[1] for a in argv if a.startswith(f"--{old}=")), None)
+                hint = f" (here: --{new}={convert(float(value)):g})" if value is not None else ""
+                _error(f"--{old} is now --{new}{hint}; see --helpfull.", 2)
         _error(message.removeprefix("ERROR:: "), 2)
 
 

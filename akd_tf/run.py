@@ -106,7 +106,7 @@ class Run:
         checkpoint = TrainingCheckpoint(os.path.join(self.workdir, "checkpoints", stage), stateful=stateful,
                                         every_minutes=config.checkpoint_minutes or None)
         # Made here rather than by the first traced step: variables created while tf.function traces make it trace
-        # the whole step twice (a MiniLM's first training step took 63 s instead of 31 here).
+        # the whole step twice (a first step of twice the time).
         fused_batchnorm.enable(model)  # every model trained here; a distiller's own fit does it too, for Keras users
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)

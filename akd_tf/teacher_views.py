@@ -65,7 +65,7 @@ def teacher_view_logits(run, data, teacher, stage, teacher_outputs="logits"):
         return saved
     if not (config.teacher_views_cache and run.chief):
         return _make_views(run, data, teacher, stage, teacher_outputs, path)
-    # A cache shared by runs: two runs started together (e.g. two study lanes) need the same views; one makes
+    # A cache shared by runs: two runs started together (e.g. two runs of one study) need the same views; one makes
     # them (minutes of the teacher's inference) while the other waits and reads them.
     with files.one_maker(path, say=print if config.verbose else lambda message, **_: logging.info(message)):
         saved = _saved_views(path, views, n, stage)

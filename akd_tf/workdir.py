@@ -11,7 +11,7 @@ import os
 import tempfile
 
 from akd_tf import files
-from akd_tf.config import BadInput, Config
+from akd_tf.config import BadInput, Config, upgrade
 
 
 # Everything a run writes into its workdir; `overwrite=True` removes exactly these.
@@ -30,6 +30,7 @@ def _differences(saved, config):
     of the code that wrote it: runs started by an older version resume."""
     current = dataclasses.asdict(config)
     defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+    saved = upgrade(saved)
     saved = {**{k: defaults[k] for k in current if k not in saved}, **saved}
     names = sorted(k for k in set(saved) | set(current) if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
     return [f"{k} (saved {saved.get(k)!r}, now {current.get(k)!r})" for k in names]

@@ -56,6 +56,7 @@ def main(argv):
     del argv
     from akd_tf import run as run_lib
     from akd_tf.tasks import text as text_task
+    from akd_tf import config as config_lib
     from akd_tf.config import Config
     from akd_tf.data import glue
     from akd_tf.methods import labels
@@ -63,7 +64,7 @@ def main(argv):
     from akd_tf.methods import AnnealingKD
 
     with open(os.path.join(FLAGS.workdir, "config.json")) as f:
-        config = Config(**json.load(f))
+        config = Config(**config_lib.upgrade(json.load(f)))
     raw = glue.load(config.dataset, batch_size=config.batch_size, validation_size=config.validation_size,
                     train_size=FLAGS.examples, test_size=1, shuffle_seed=config.seed)
     teacher, teacher_pre = text_task.load_classifier(os.path.join(FLAGS.workdir, "teacher.keras"), "teacher")

@@ -1,7 +1,9 @@
 """This project beside the official code's framework, timed in one run on the same images: the ResNet steps of the
 official Annealing-KD code (huawei-noah/Efficient-NLP, ``Annealing_KD/computer_vision_tasks``: its PyTorch
-``ResNet_Cifar`` and its phase-1 loop), interleaved round by round with this project's four steps (a) student
-training, (b) teacher inference, (c) phase 1 with the teacher in the loop, (d) phase 1 on cached teacher views.
+``ResNet_Cifar`` and its phase-1 loop), interleaved round by round with this project's steps (a) student
+training, (b) teacher inference, (c) phase 1 with the teacher in the loop, (d) phase 1 on cached teacher views,
+(e) the teacher's own training (``--teacher_train_nets``, ResNet-56 and ResNet-110: the main job's largest cost),
+and a fixed NumPy workload that measures the host's own steadiness in the same rounds.
 
     pip install -e ".[peer]"       # PyTorch, CPU wheel: an optional benchmark dependency, never the package's
     python -m benchmarks.peer_pytorch --images=2048 --repeats=5
@@ -14,7 +16,8 @@ back-propagates into it), and (c') the same step with the teacher under ``no_gra
 the fastest phase 1 PyTorch offers; the goals are set against (c'). PyTorch reads batches already in memory (one
 augmented pass, converted to tensors before timing) while this project's steps include its ``tf.data`` pipeline
 (augmentation, shuffling): the comparison favours PyTorch. Both frameworks use every core of the process
-(``torch.set_num_threads``). Weights are random: speed does not depend on them.
+(``torch.set_num_threads``). Weights are random: speed does not depend on them. (e) is set against the faster of
+PyTorch's two layouts in each round.
 
 Writes ``--output``.json/.md: images/s per step, per-round ratios and their medians against the goals, every epoch's
 seconds, the two-speeds check (`benchmarks.speed.two_speeds`), the command and the machine with both versions.
@@ -34,6 +37,8 @@ PROJECT_STEPS = {
     "akd_phase1": "(c) AKD phase 1, teacher in the loop",
     "akd_phase1_views": "(d) AKD phase 1, cached teacher views",
 }
+TEACHER_TRAIN = "(e) {net} training, cross-entropy"
+TORCH_TEACHER_TRAIN = {"": "PyTorch (e) {net} training, NCHW", "_cl": "PyTorch (e) {net} training, channels-last"}
 PEER_STEPS = {
     "torch_student_train": "PyTorch (a) {student} training, NCHW",
     "torch_student_train_cl": "PyTorch (a) {student} training, channels-last",
@@ -41,7 +46,8 @@ PEER_STEPS = {
     "torch_akd_phase1_official": "PyTorch (c) phase 1 as the official code runs it (teacher under autograd), NCHW",
     "torch_akd_phase1": "PyTorch (c') phase 1, teacher under no_grad, channels-last",
 }
-# key: (this project's step, PyTorch's step, goal or None, label). Goals from the issue that asked for this benchmark.
+# key: (this project's step, PyTorch's step, or steps (the faster in each round), goal or None, label). Goals from the
+# issue that asked for this benchmark.
 RATIOS = {
     "student_train": ("student_train", "torch_student_train_cl", None, "(a) / PyTorch (a) channels-last"),
     "student_train_nchw": ("student_train", "torch_student_train", None, "(a) / PyTorch (a) NCHW"),
@@ -134,9 +140,9 @@ def _depth(net):
     return int(net[6:])
 
 
-def peer_steps(batches, teacher_net, student_net, max_temperature=10):
-    """PyTorch's timed steps (`PEER_STEPS`), each a callable running one epoch over ``batches``, a list of
-    (NHWC float32 images, int labels) numpy pairs."""
+def peer_steps(batches, teacher_net, student_net, max_temperature=10, teacher_train_nets=()):
+    """PyTorch's timed steps (`PEER_STEPS`, and the training of each of ``teacher_train_nets`` in both layouts),
+    each a callable running one epoch over ``batches``, a list of (NHWC float32 images, int labels) numpy pairs."""
     torch = _torch()
     F = torch.nn.functional
     torch.manual_seed(0)
@@ -186,7 +192,13 @@ def peer_steps(batches, teacher_net, student_net, max_temperature=10):
     def ce(out, x, y):
         return F.cross_entropy(out, y)
 
+    teachers = {}
+    for net in teacher_train_nets:
+        teachers[f"torch_teacher_train_{net}"] = train(resnet_cifar(_depth(net)), nchw, ce)
+        teachers[f"torch_teacher_train_{net}_cl"] = train(resnet_cifar(_depth(net)).to(memory_format=cl),
+                                                         channels_last, ce)
     return {
+        **teachers,
         "torch_student_train": train(student(torch.contiguous_format), nchw, ce),
         "torch_student_train_cl": train(student(cl), channels_last, ce),
         "torch_teacher_inference": inference,
@@ -195,12 +207,25 @@ def peer_steps(batches, teacher_net, student_net, max_temperature=10):
     }
 
 
-def ratios(rates):
-    """`RATIOS` from ``rates`` (step name: images/s per round): per-round ratios, their median, the goal and
-    whether the median meets it."""
+# (e) against the faster of PyTorch's layouts: the teacher's step ≥ 0.9 × it.
+TEACHER_TRAIN_GOAL = 0.9
+
+
+def teacher_ratios(nets):
+    """`RATIOS` entries of the teacher training steps of ``nets``."""
+    return {f"teacher_train_{net}": (f"teacher_train_{net}", tuple(f"torch_teacher_train_{net}{suffix}"
+                                                                     for suffix in TORCH_TEACHER_TRAIN),
+                                     TEACHER_TRAIN_GOAL, f"(e) {net} / PyTorch (e), its faster layout")
+            for net in nets}
+
+
+def ratios(rates, table=None):
+    """``table`` (default `RATIOS`) from ``rates`` (step name: images/s per round): per-round ratios, their median,
+    the goal and whether the median meets it."""
     out = {}
-    for key, (ours, peer, goal, label) in RATIOS.items():
-        per_round = np.asarray(rates[ours]) / np.asarray(rates[peer])
+    for key, (ours, peer, goal, label) in (RATIOS if table is None else table).items():
+        peers = np.asarray([rates[p] for p in ((peer,) if isinstance(peer, str) else peer)])
+        per_round = np.asarray(rates[ours]) / peers.max(axis=0)
         median = float(np.median(per_round))
         out[key] = {"label": label, "median": median, "per_round": [float(v) for v in per_round], "goal": goal,
                     "met": None if goal is None else median >= goal}
@@ -211,35 +236,51 @@ def main(argv):
     del argv
     torch = _torch()
     torch.set_num_threads(speed.cpu()["cores"])
-    for net in (FLAGS.teacher_net, FLAGS.student_net):
+    teacher_train_nets = [net for net in FLAGS.teacher_train_nets.split(",") if net]
+    for net in (FLAGS.teacher_net, FLAGS.student_net, *teacher_train_nets):
         _depth(net)  # refuse a net PyTorch has no twin of before anything slow
     splits = speed.load_images()
     n = splits.num_examples["train"]
     batches = [(x.numpy(), y.numpy()) for x, y in splits.train]  # one augmented pass, as PyTorch's inputs
     steps, _ = speed.project_steps(splits, FLAGS.teacher_net, FLAGS.student_net)
-    steps.update(peer_steps(batches, FLAGS.teacher_net, FLAGS.student_net))
+    for net in teacher_train_nets:  # as `akd_tf.run` trains a teacher: BatchNorms on the fused kernel
+        steps[f"teacher_train_{net}"] = speed.training_step(splits, net)
+    steps.update(peer_steps(batches, FLAGS.teacher_net, FLAGS.student_net, teacher_train_nets=teacher_train_nets))
+    steps[speed.REFERENCE] = speed.host_reference()
     seconds = speed.interleaved(steps, FLAGS.repeats, n)
+    reference = seconds.pop(speed.REFERENCE)
     rates = {name: n / np.array(t) for name, t in seconds.items()}
     names = {k: v.format(student=FLAGS.student_net, teacher=FLAGS.teacher_net)
              for k, v in {**PROJECT_STEPS, **PEER_STEPS}.items()}
+    for net in teacher_train_nets:
+        names[f"teacher_train_{net}"] = TEACHER_TRAIN.format(net=net)
+        names.update({f"torch_teacher_train_{net}{suffix}": label.format(net=net)
+                      for suffix, label in TORCH_TEACHER_TRAIN.items()})
+    steadiness = {k: speed.steadiness(v) for k, v in seconds.items()}
+    host = speed.steadiness(reference)
     report = {
         "command": command_line("benchmarks.peer_pytorch", [FLAGS[k].serialize() for k in (
-            "images", "batch_size", "repeats", "teacher_net", "student_net")]),
+            "images", "batch_size", "repeats", "teacher_net", "student_net", "teacher_train_nets")]),
         "machine": {**speed.machine(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
         "steps": names,
         "images_per_second": {k: float(np.median(r)) for k, r in rates.items()},
         "epoch_seconds": {k: [float(t) for t in v] for k, v in seconds.items()},
         "two_speeds": {k: speed.two_speeds(v) for k, v in seconds.items()},
-        "ratios": ratios(rates),
+        "steadiness": {"median_over_fastest": steadiness, "host_reference": host,
+                       "host_reference_seconds": [float(t) for t in reference],
+                       "goal": "each step's >= the host reference's - 0.05",
+                       "met": {k: v >= host - 0.05 for k, v in steadiness.items()}},
+        "ratios": {**ratios(rates), **ratios(rates, teacher_ratios(teacher_train_nets))},
     }
     m = report["machine"]
     lines = [
         f"This project (TensorFlow {m['tensorflow']}, Keras {m['keras']}) beside the official code's PyTorch "
         f"({m['torch']}), CIFAR-10, batch {FLAGS.batch_size}, {n} images, median of {FLAGS.repeats} interleaved rounds",
         "",
-        "| step | images/s, median | epoch seconds | two speeds |",
-        "|---|---|---|---|",
+        "| step | images/s, median | epoch seconds | median / fastest | two speeds |",
+        "|---|---|---|---|---|",
         *(f"| {names[k]} | {report['images_per_second'][k]:.0f} | {', '.join(f'{t:.2f}' for t in seconds[k])} | "
+          f"{steadiness[k]:.2f}{'' if report['steadiness']['met'][k] else ' (**below the host**)'} | "
           f"{'**yes**' if report['two_speeds'][k] else 'no'} |" for k in names),
         "",
         "| ratio | median of rounds | per round | goal | met |",
@@ -247,6 +288,9 @@ def main(argv):
         *(f"| {r['label']} | {r['median']:.2f} | {', '.join(f'{v:.2f}' for v in r['per_round'])} | "
           + (f">= {r['goal']:.2f} | {'yes' if r['met'] else 'no'} |" if r["goal"] else "| |")
           for r in report["ratios"].values()),
+        "",
+        speed.reference_line(reference) + " A step is flagged below the host when its fastest / median is more than "
+        "0.05 under the reference's.",
         "",
         "PyTorch reads batches already in memory; this project's steps include its tf.data pipeline. (c) as written",
         "back-propagates into the teacher too; (c') is the same loop with the teacher under torch.no_grad.",
@@ -257,4 +301,6 @@ def main(argv):
 if __name__ == "__main__":
     # Defined here, not on import: the tests import the pure parts beside akd_tf.main, whose flags share names.
     speed.define_flags(images=2048, repeats=5, output="benchmarks/results/peer_pytorch")  # .json and .md
+    flags.DEFINE_string("teacher_train_nets", "resnet56,resnet110", "Teachers whose training step is timed (e), "
+                        "comma-separated; empty: none.")
     app.run(main)

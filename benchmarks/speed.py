@@ -53,6 +53,16 @@ def compiled_student(student_net, jit_compile=False):
     return student
 
 
+def training_step(splits, net, jit_compile=False):
+    """One epoch of ``net``'s cross-entropy training on ``splits`` as `akd_tf.run` trains a teacher or a student
+    from labels (`compiled_student`, its BatchNorms on the fused kernel), a callable."""
+    from akd_tf.nets import fused_batchnorm
+
+    model = compiled_student(net, jit_compile)
+    fused_batchnorm.enable(model)
+    return lambda: model.fit(splits.train, epochs=1, verbose=0)
+
+
 def project_steps(splits, teacher_net, student_net, jit_compile=False):
     """This project's four timed steps on ``splits``, each a callable that runs one epoch: (a) ``student_train``,
     the student's cross-entropy step (BatchNorms on the fused kernel, as `akd_tf.run` trains it);

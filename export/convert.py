@@ -13,8 +13,8 @@ Modes (TFLite post-training quantization):
 * ``int4``     4-bit weights (per output channel) of the dense and convolution ops, 8-bit embedding tables,
                float activations: the fp32 file quantized by Google's ai-edge-quantizer (`int4_weights`).
 
-Conversion goes through ``TFLiteConverter.from_saved_model`` (``from_concrete_functions`` left variable ops
-and NaN outputs here).
+Conversion goes through ``TFLiteConverter.from_saved_model`` (``from_concrete_functions`` leaves variable ops in
+the file, whose outputs can be NaN).
 """
 
 from __future__ import annotations

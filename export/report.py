@@ -127,31 +127,79 @@ def _inputs(report):
 
 
 def plot(report: dict, path: str) -> str:
+    """Writes `figure` to ``path``."""
+    fig = figure(report)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+# Metrics read as percentages; the others (correlations in [-1, 1]) keep their own scale.
+PERCENT = ("top1", "f1")
+
+
+def figure(report: dict):
     """The files' metric against batch-1 latency (marker area: size), or against size when latency was not
-    measured."""
+    measured; each point named by its mode, the labels placed apart (`place_labels`), the Keras float student a
+    dotted line whose legend sits under the axes, off the points."""
     metric = report.get("metric", "top1")
     rows = report["results"]
     timed = all(r.get("latency_1_threads") for r in rows)
     x = ((lambda r: r["latency_1_threads"]["median_us"]) if timed else (lambda r: r["size_bytes"] / 1024))
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, r in enumerate(rows):
-        ax.scatter(x(r), r["metrics"][metric] * 100, s=max(r["size_bytes"] / 1000, 10) if timed else 40, alpha=0.6)
-        ax.annotate(f"{r['mode']}\n{r['size_bytes'] / 1024:.0f} KiB" if timed else r["mode"],
-                    (x(r), r["metrics"][metric] * 100), fontsize=8, ha="center", textcoords="offset points",
-                    xytext=(0, -14 - 10 * (i % 3)))  # staggered: files of one size (int8, uint8) sit together
+    scale = 100 if metric in PERCENT else 1
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    points = [(x(r), r["metrics"][metric] * scale) for r in rows]
+    for r, (px, py) in zip(rows, points):
+        ax.scatter(px, py, s=max(r["size_bytes"] / 1000, 10) if timed else 40, alpha=0.6)
     if rows:
-        ax.axhline(rows[0]["keras_metrics"][metric] * 100, color="k", linestyle=":", label="Keras float student")
-        ax.legend(loc="lower right")
+        ax.axhline(rows[0]["keras_metrics"][metric] * scale, color="k", linestyle=":", label="Keras float student")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     ax.set_xscale("log")  # int16x8 runs on reference kernels, ~30x slower than the rest; sizes span 10x
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("latency, batch 1, 1 thread (µs, median, log scale)" if timed else "file size (KiB, log scale)")
-    ax.set_ylabel(f"test {NAMES.get(metric, metric)} (×100)")
+    name = NAMES.get(metric, metric)
+    ax.set_ylabel(f"test {name} (%)" if scale == 100 else f"test {name}")
     ax.set_title(f"TFLite student, {report['dataset']}" + (" (marker area ∝ file size)" if timed else ""))
     ax.grid(alpha=0.3)
+    # Room around the points for their labels.
+    ax.margins(x=0.25, y=0.35)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    place_labels(ax, points, [f"{r['mode']}, {r['size_bytes'] / 1024:.0f} KiB" if timed else r["mode"] for r in rows])
+    return fig
+
+
+# Where a label may go around its point, in points: nearest first, then farther out (with a leader line).
+_OFFSETS = [(dx * d, dy * d) for d in (12, 24, 36, 48) for dx, dy in
+            ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (-1, 1), (1, -1), (-1, -1))]
+
+
+def place_labels(ax, points, labels):
+    """Annotates each point with its label at the first offset (`_OFFSETS`) where the label's box overlaps no
+    label placed before it and no point, and stays inside the axes; the first offset when none is free."""
+    renderer = ax.figure.canvas.get_renderer()
+    inside = ax.get_window_extent(renderer)
+    marks = [ax.transData.transform(p) for p in points]
+    placed = []
+    for point, label in zip(points, labels):
+        chosen = None
+        for dx, dy in _OFFSETS:
+            far = abs(dx) > 12 or abs(dy) > 12
+            text = ax.annotate(label, point, xytext=(dx, dy), textcoords="offset points", fontsize=8,
+                               ha="center" if dx == 0 else ("left" if dx > 0 else "right"),
+                               va="center" if dy == 0 else ("bottom" if dy > 0 else "top"),
+                               arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6} if far else None)
+            box = text.get_window_extent(renderer).padded(2)
+            free = (not any(box.overlaps(other) for other in placed)
+                    and not any(box.contains(*mark) for mark in marks)
+                    and inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1))
+            if free:
+                chosen = text
+                break
+            text.remove()
+        if chosen is None:
+            dx, dy = _OFFSETS[0]
+            chosen = ax.annotate(label, point, xytext=(dx, dy), textcoords="offset points", fontsize=8, ha="center")
+        placed.append(chosen.get_window_extent(renderer).padded(2))
 
 
 def write(output: str, files: dict, report: dict) -> None:

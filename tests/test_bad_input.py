@@ -85,6 +85,8 @@ CASES = [
     ("teacher_other_input", [SMOKE, "--teacher={mnist}"], ["(28, 28, 1)", "(32, 32, 3)"]),
     ("flagfile_missing", ["--flagfile=configs/no_such.flags"], ["Unable to open flagfile", "configs/no_such.flags"]),
     ("flagfile_unknown_flag", ["--flagfile={dir}/unknown_flag.flags"], ["Unknown command line flag 'temprature'"]),
+    ("renamed_kd_alpha", [SMOKE, "--method=kd", "--kd_alpha=0.9"],
+     ["--kd_alpha is now --kd_student_loss_weight (here: --kd_student_loss_weight=0.1)"]),
     ("workdir_unwritable", [SMOKE, "--workdir={dir}/a_file/run"], ["--workdir", "a_file/run", "not writable"]),
     ("workdir_other_settings", [SMOKE, "--workdir={dir}/other_run"], ["unfinished run with other settings",
                                                                       "batch_size (saved 32, now 64)", "--overwrite"]),

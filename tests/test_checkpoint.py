@@ -142,7 +142,7 @@ def test_divergence_stops_at_the_first_bad_batch_and_keeps_the_last_good_checkpo
 
 def test_a_stage_traces_its_training_step_once(tmp_path):
     """The optimizer is built before ``fit``: built by the first traced step instead, its variables made
-    tf.function trace the whole step a second time (half of a MiniLM's first step here)."""
+    tf.function trace the whole step a second time."""
     from akd_tf import data, nets
 
     splits = data.load("cifar10", batch_size=16, validation_size=16, train_size=32, test_size=16, shuffle_seed=0)

@@ -49,14 +49,6 @@ def test_every_relative_link_resolves(page):
     assert not broken, f"{page}: links that do not resolve: {broken}"
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_no_page_tells_of_the_machines_as_prose(page):
-    text = _read(page)
-    found = [word for word in ("two speeds", " lane", "this VM", "kill -STOP", "taskset", "SIGSTOP", "carried")
-             if word in text]
-    assert not found, f"{page} speaks of {found}: dates and machines belong in the result files, as data"
-
-
 def test_the_headline_table_is_the_budget_curve_result():
     """Each figure of the README's headline table, as benchmarks/results/budget_curve.json has it."""
     import json

@@ -15,7 +15,7 @@ def test_keras_default_soft_term_is_kl_on_clipped_logits_and_the_instance_is_hin
     student = keras.Sequential([keras.Input((6,)), keras.layers.Dense(5)])
     x = np.random.default_rng(0).normal(size=(16, 6)).astype("float32") * 3
     y = np.arange(16) % 5
-    results, closed, parts = one_step(teacher, student, x, y, temperature=4.0, alpha=0.9)
+    results, closed, parts = one_step(teacher, student, x, y, temperature=4.0, w=0.1)
     for name, (loss, _) in results.items():
         assert loss == pytest.approx(closed[name], rel=1e-5), name
     ours = results["akd_tf_hinton_kd"][1]

@@ -34,13 +34,13 @@ def test_label_loss_golden():
 
 def test_hinton_kd_loss_golden():
     labels = np.array([1, 0])
-    temperature, alpha = 2.0, 0.75
+    temperature, weight = 2.0, 0.25  # the label term's weight
     pt = np.exp(T / temperature) / np.exp(T / temperature).sum(-1, keepdims=True)
     ps = np.exp(S / temperature) / np.exp(S / temperature).sum(-1, keepdims=True)
     kl = (pt * np.log(pt / ps)).sum(-1)
     ce = np.array([np.log1p(np.exp(-1.0)), np.log1p(np.exp(1.0))])
-    expected = (1 - alpha) * ce + alpha * temperature**2 * kl
-    got = keras.ops.convert_to_numpy(losses.hinton_kd_loss(labels, S, T, temperature, alpha))
+    expected = weight * ce + (1 - weight) * temperature**2 * kl
+    got = keras.ops.convert_to_numpy(losses.hinton_kd_loss(labels, S, T, temperature, weight))
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
@@ -65,5 +65,5 @@ def test_continuation_loss_with_a_step_label_weight_is_annealing_kd():
                                keras.ops.convert_to_numpy(losses.label_loss(labels, S)), rtol=1e-7)
     targets = np.array([2.0, 3.0], "float32")
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(losses.continuation_loss(targets, S[:, :1], T[:, :1], 1.0, 1.0, regression=True)),
+        keras.ops.convert_to_numpy(losses.continuation_loss(targets, S[:, :1], T[:, :1], 1.0, 1.0, labelled_loss=losses.regression_loss)),
         keras.ops.convert_to_numpy(losses.regression_loss(targets, S[:, :1])), rtol=1e-7)

@@ -169,8 +169,6 @@ def test_temperature_and_phase_are_validated():
         akd_tf.AnnealingKD(teacher=_mlp("t", classes=4), student=_mlp("s"))
     with pytest.raises(ValueError, match=r"teacher \(7,\), student \(6,\)"):
         akd_tf.AnnealingKD(teacher=_mlp("t", features=7), student=_mlp("s"))
-    with pytest.raises(ValueError, match="do not pass `loss`"):
-        akd.compile(optimizer="sgd", loss="mse")
 
 
 def test_config_round_trip():
@@ -178,9 +176,17 @@ def test_config_round_trip():
     clone = akd_tf.AnnealingKD.from_config(akd.get_config())
     assert clone.max_temperature == 5 and clone.teacher.trainable is False
     assert [w.shape for w in clone.student.weights] == [w.shape for w in akd.student.weights]
-    kd = akd_tf.HintonKD(teacher=_mlp("t"), student=_mlp("s"), temperature=3.0, alpha=0.25)
+    kd = akd_tf.HintonKD(teacher=_mlp("t"), student=_mlp("s"), temperature=3.0, student_loss_weight=0.25)
     kd_clone = akd_tf.HintonKD.from_config(kd.get_config())
-    assert (kd_clone.temperature, kd_clone.alpha) == (3.0, 0.25)
+    assert (kd_clone.temperature, kd_clone.student_loss_weight) == (3.0, 0.25)
+
+
+def test_hinton_kd_weights_the_labels_with_keras_name_and_refuses_the_old_one():
+    with pytest.raises(TypeError, match=r"`alpha` \(the soft term's weight\) is now `student_loss_weight`.*"
+                                        r"Received: alpha=0.9"):
+        akd_tf.HintonKD(teacher=_mlp("t"), student=_mlp("s"), alpha=0.9)
+    with pytest.raises(ValueError, match=r"student_loss_weight=1.5"):
+        akd_tf.HintonKD(teacher=_mlp("t"), student=_mlp("s"), student_loss_weight=1.5)
 
 
 @pytest.mark.parametrize("kind", ["akd", "kd"])
@@ -191,7 +197,7 @@ def test_saved_distiller_round_trips(tmp_path, kind):
         model.fit(x, y, batch_size=16, epochs=1, verbose=0)
         model.temperature, model.phase = 2, 2
     else:
-        model = akd_tf.HintonKD(teacher=_mlp("t"), student=_mlp("s"), temperature=2.0, alpha=0.5)
+        model = akd_tf.HintonKD(teacher=_mlp("t"), student=_mlp("s"), temperature=2.0, student_loss_weight=0.5)
         model.compile(optimizer="sgd")
         model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     path = str(tmp_path / "model.keras")
@@ -222,3 +228,34 @@ def test_labels_are_required():
     akd = _akd()
     with pytest.raises(ValueError, match="inputs only"):
         akd.fit(tf.data.Dataset.from_tensor_slices(x).batch(8), epochs=1, verbose=0)
+
+
+def test_compile_loss_is_the_label_term_and_is_saved_with_the_model(tmp_path):
+    x = _data()[0]
+    targets = np.random.default_rng(1).normal(size=(64, 1)).astype("float32")
+    akd = akd_tf.AnnealingKD(teacher=_mlp("t", classes=1), student=_mlp("s", classes=1), max_temperature=2,
+                             regression=True)
+    akd.phase = 2  # the label phase: the loss is the label term alone
+    z = akd.student(x)
+    # Default for regression=True: squared error; compile(loss=) replaces it, per example.
+    akd.compile(optimizer="sgd")
+    np.testing.assert_allclose(akd.per_example_loss(targets, z, z), np.square(targets - z)[:, 0], rtol=1e-6)
+    akd.compile(optimizer="sgd", loss=keras.losses.MeanAbsoluteError())
+    np.testing.assert_allclose(akd.per_example_loss(targets, z, z), np.abs(targets - z)[:, 0], rtol=1e-6)
+    akd.fit(x, targets, batch_size=16, epochs=1, verbose=0)
+    akd.save(tmp_path / "akd.keras")
+    loaded = keras.models.load_model(tmp_path / "akd.keras")
+    assert isinstance(keras.saving.deserialize_keras_object(loaded.get_compile_config()["loss"]),
+                      keras.losses.MeanAbsoluteError)
+    np.testing.assert_allclose(loaded.per_example_loss(targets, z, z), np.abs(targets - z)[:, 0], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"`loss` must be a keras.losses.Loss.*Received: loss=3"):
+        akd.compile(optimizer="sgd", loss=3)
+
+
+def test_hinton_kd_weighs_the_compiled_label_loss():
+    x, y = _data()
+    kd = akd_tf.HintonKD(teacher=_mlp("t"), student=_mlp("s"), temperature=2.0, student_loss_weight=1.0)
+    kd.compile(optimizer="sgd", loss=lambda labels, logits: 2.0 * akd_tf.losses.label_loss(labels, logits))
+    z = kd.student(x)
+    np.testing.assert_allclose(kd.per_example_loss(y, z, kd.teacher(x)), 2.0 * akd_tf.losses.label_loss(y, z),
+                               rtol=1e-6)

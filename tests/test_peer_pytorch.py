@@ -23,6 +23,14 @@ def test_ratios_are_per_round_medians_against_the_goals():
     assert peer_pytorch.ratios(rates)["akd_phase1_views"]["met"] is False  # 2.83 < 3
 
 
+def test_the_teacher_step_is_set_against_the_faster_pytorch_layout_in_each_round():
+    rates = {"teacher_train_resnet56": [90, 95, 100], "torch_teacher_train_resnet56": [100, 80, 120],
+             "torch_teacher_train_resnet56_cl": [80, 100, 100]}
+    r = peer_pytorch.ratios(rates, peer_pytorch.teacher_ratios(["resnet56"]))["teacher_train_resnet56"]
+    assert r["per_round"] == pytest.approx([0.9, 0.95, 100 / 120])
+    assert r["median"] == pytest.approx(0.9) and r["goal"] == 0.9 and r["met"] is True
+
+
 @pytest.mark.parametrize("net", ["plane2", "resnet", "resnet9"])
 def test_nets_without_a_pytorch_twin_are_refused_by_name(net):
     with pytest.raises(ValueError, match=f"{net!r}"):

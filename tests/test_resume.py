@@ -6,6 +6,7 @@ import csv
 import glob
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import time
 
 import keras
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,15 +38,19 @@ def _command(workdir):
 
 
 def _run_until(workdir, marker, timeout=300):
-    """Starts the CLI and kills it (SIGKILL) as soon as it prints ``marker``, or as soon as a file matching
-    ``marker`` (a pattern of paths in the workdir) exists; returns its output."""
+    """Starts the CLI and kills it (SIGKILL) as soon as it prints ``marker``, as soon as a file matching ``marker``
+    (a pattern of paths in the workdir) exists, or as soon as ``marker()`` is true; returns its output."""
     proc = subprocess.Popen(_command(workdir), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()
-    seen = (lambda: glob.glob(os.path.join(workdir, marker))) if "/" in marker else (
-        lambda: any(marker in line for line in list(lines)))
+    if callable(marker):
+        seen = marker
+    elif "/" in marker:
+        seen = lambda: glob.glob(os.path.join(workdir, marker))  # noqa: E731
+    else:
+        seen = lambda: any(marker in line for line in list(lines))  # noqa: E731
     deadline = time.monotonic() + timeout
     try:
         while not seen() and proc.poll() is None:
@@ -93,3 +99,36 @@ def test_killed_at_three_points_resumes_to_the_same_student(tmp_path, smoke_work
     reference = json.load(open(os.path.join(smoke_workdir, "metrics.json")))
     assert resumed["student"]["test_accuracy"] == reference["student"]["test_accuracy"]
     assert resumed["phases"]["phase1"]["best_val_accuracy"] == reference["phases"]["phase1"]["best_val_accuracy"]
+
+
+@pytest.mark.slow
+def test_five_kills_at_random_steps_each_resume_to_the_same_student(tmp_path, smoke_workdir):
+    """kill -9 at five random steps of the smoke run's stages (seeded, so a failure replays), each as soon as the
+    stage has a checkpoint at or past that step; each rerun resumes there (a kill loses at most the step in
+    progress), and the run ends with the uninterrupted one's weights."""
+    from akd_tf.checkpoint import TrainingCheckpoint
+
+    # Every step with a checkpoint inside an epoch (8 steps an epoch; the last is the epoch's own checkpoint).
+    positions = [(stage, epoch, step) for stage, epochs in (("teacher", 2), ("student", 3))
+                 for epoch in range(epochs) for step in range(1, 8)]
+    targets = sorted(random.Random(0).sample(positions, 5), key=positions.index)
+    workdir = tmp_path / "killed"
+
+    def reached(stage, epoch, step):
+        def seen():
+            done = (workdir / f"{stage}.keras").exists()
+            return done or TrainingCheckpoint(str(workdir / "checkpoints" / stage)).latest_position() >= (epoch, step)
+        return seen
+
+    for i, (stage, epoch, step) in enumerate(targets):
+        output = _run_until(workdir, reached(stage, epoch, step))
+        if i:
+            assert re.search(r"Resuming \w+ training at epoch \d+/\d+|No checkpoint of the student yet", output), \
+                output[-2000:]
+    final = subprocess.run(_command(workdir), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr[-3000:]
+    for name in ("teacher.keras", "student.keras"):
+        resumed = keras.models.load_model(workdir / name).get_weights()
+        reference = keras.models.load_model(os.path.join(smoke_workdir, name)).get_weights()
+        for a, b in zip(resumed, reference):
+            np.testing.assert_array_equal(a, b, err_msg=name)

@@ -23,6 +23,12 @@ def test_workdir_rules(tmp_path):
         workdir.prepare_workdir(Config(train_size=64, teacher_outputs="probabilities"), str(tmp_path))
     with pytest.raises(BadInput, match=r"other settings: train_size \(saved 64, now 128\)"):
         workdir.prepare_workdir(Config(train_size=128), str(tmp_path))
+    # A run saved with a field's old name (kd_alpha = 1 − kd_student_loss_weight) resumes under the new one.
+    renamed = {**{k: v for k, v in saved.items() if k != "kd_student_loss_weight"}, "kd_alpha": 0.9}
+    (tmp_path / "config.json").write_text(json.dumps(renamed))
+    workdir.prepare_workdir(Config(train_size=64), str(tmp_path))
+    with pytest.raises(BadInput, match=r"kd_student_loss_weight \(saved 0.1, now 0.2\)"):
+        workdir.prepare_workdir(Config(train_size=64, kd_student_loss_weight=0.2), str(tmp_path))
     (tmp_path / "metrics.json").write_text("{}")
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / "student").mkdir()
@@ -47,3 +53,5 @@ def test_kept_progress_names_the_stage_in_progress_not_a_finished_one(tmp_path):
     assert kept_progress(str(tmp_path)) == "the teacher is kept; the next stage starts from its first epoch"
     (tmp_path / "checkpoints" / "student" / "epoch-000003").mkdir(parents=True)
     assert kept_progress(str(tmp_path)) == "the student resumes after its epoch 3"
+    (tmp_path / "checkpoints" / "student" / "epoch-000003-step-000180").mkdir(parents=True)
+    assert kept_progress(str(tmp_path)) == "the student resumes at epoch 4, after step 180"

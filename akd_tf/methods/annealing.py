@@ -68,8 +68,8 @@ class AnnealingKD(AnnealedDistiller):
 
     def uses_teacher(self):
         # A Python bool read from the phase variable when the step is traced, not a tf.cond in the step: the
-        # phase-1 step runs the teacher unconditionally (measured here: a ResNet-110 teacher inside a tf.cond
-        # made the step ~1.6x slower on CPU) and the phase-2 step has no teacher at all. The phase setter
+        # phase-1 step runs the teacher unconditionally (a teacher inside a tf.cond runs as a slower function on
+        # CPU) and the phase-2 step has no teacher at all. The phase setter
         # retraces when the phase changes.
         with tf.init_scope():
             return float(ops.convert_to_numpy(self._phase)) == schedule.PHASE_DISTILL
@@ -78,7 +78,7 @@ class AnnealingKD(AnnealedDistiller):
         if self.uses_teacher():
             return losses.annealing_loss(student_logits, teacher_logits,
                                          self.annealed_phi())
-        return (losses.regression_loss if self.regression else losses.label_loss)(labels, student_logits)
+        return self.labelled_loss(labels, student_logits)
 
     def get_config(self):
         return {**super().get_config(), "regression": self.regression}

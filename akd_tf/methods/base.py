@@ -28,11 +28,24 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from akd_tf import keras_internals
+from akd_tf import keras_internals, losses
 from akd_tf import logits as logits_lib
 from akd_tf import schedule
 from akd_tf.nets import fold, fused_batchnorm
 from akd_tf.batch_keys import INPUT_KEYS, STUDENT_INPUTS, TEACHER_INPUTS, TEACHER_LOGITS  # noqa: F401 (re-exported)
+
+
+def per_example_loss_of(loss):
+    """``loss`` (a `keras.losses.Loss`, a Keras loss name, or a function) as a function of (labels, logits) that
+    returns one value per example."""
+    if isinstance(loss, str):
+        loss = keras.losses.get(loss)
+    if isinstance(loss, keras.losses.Loss):
+        return loss.call  # unreduced: the distiller weighs and reduces it with its teacher term
+    if callable(loss):
+        return loss
+    raise ValueError(f"`loss` must be a keras.losses.Loss, a Keras loss name or a function (labels, logits) -> "
+                     f"per-example loss. Received: loss={loss!r}")
 
 
 def split_inputs(x):
@@ -113,15 +126,18 @@ class Distiller(keras.Model):
         return self.student(split_inputs(inputs)[0], training=training)
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
-        """Like `keras.Model.compile`, without ``loss``: the method defines its loss.
+        """Like `keras.Model.compile`; ``loss`` is the *label* loss, the term on the hard labels that each method
+        weighs against its teacher term (the teacher term is the method's own).
 
-        ``metrics`` are computed on the labels against the student's logits; by default the top-1
-        accuracy (``"accuracy"``).
+        ``loss``: a `keras.losses.Loss` (e.g. ``keras.losses.SparseCategoricalCrossentropy(from_logits=True)``:
+        the student gives logits), a Keras loss name, or a function ``(labels, student_logits) -> per-example
+        loss``. Default: cross-entropy from logits, or squared error for a method built with ``regression=True``.
+        ``metrics`` are computed on the labels against the student's logits; by default the top-1 accuracy
+        (``"accuracy"``), or the squared error for regression.
         """
-        if loss is not None:
-            raise ValueError(
-                f"{type(self).__name__} defines its own loss; do not pass `loss` to compile(). Received: loss={loss!r}"
-            )
+        self._label_loss_argument = loss
+        self._labelled_loss = per_example_loss_of(loss) if loss is not None else (
+            losses.regression_loss if getattr(self, "regression", False) else losses.label_loss)
         if metrics is None:
             metrics = [keras.metrics.MeanSquaredError(name="mse") if getattr(self, "regression", False)
                        else keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
@@ -145,6 +161,21 @@ class Distiller(keras.Model):
     def compile_from_config(self, config):
         # Keras skips this for models with a custom compile(); ours takes the same arguments.
         self.compile(**keras.saving.deserialize_keras_object(config))
+
+    def get_compile_config(self):
+        # The label loss is ours, not Keras' compiled loss (which would add its own term): saved beside the rest.
+        config = super().get_compile_config()
+        if config is not None and getattr(self, "_label_loss_argument", None) is not None:
+            config = {**config, "loss": keras.saving.serialize_keras_object(self._label_loss_argument)}
+        return config
+
+    def labelled_loss(self, labels, student_logits):
+        """The label term per example: ``compile``'s ``loss`` (default cross-entropy from logits, or squared
+        error for regression)."""
+        labelled = getattr(self, "_labelled_loss", None)
+        if labelled is None:  # not compiled yet (a loss computed by hand)
+            labelled = losses.regression_loss if getattr(self, "regression", False) else losses.label_loss
+        return labelled(labels, student_logits)
 
     def retrace_steps(self):
         """Rebuilds the traced training and test steps, for a subclass whose `uses_teacher` has changed: `fit` calls

@@ -84,10 +84,10 @@ class ContinuationKD(AnnealedDistiller):
 
     def per_example_loss(self, labels, student_logits, teacher_logits):
         if not self.uses_teacher():
-            return (losses.regression_loss if self.regression else losses.label_loss)(labels, student_logits)
+            return self.labelled_loss(labels, student_logits)
         return losses.continuation_loss(
             labels, student_logits, teacher_logits, self.annealed_phi(),
-            self._label_weight, self.margin, self.regression)
+            self._label_weight, self.margin, self.labelled_loss)
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin, "regression": self.regression}

@@ -12,34 +12,46 @@ from akd_tf.methods.base import Distiller
 @keras.saving.register_keras_serializable(package="akd_tf")
 class HintonKD(Distiller):
     """Vanilla knowledge distillation (Hinton et al., 2015): `akd_tf.losses.hinton_kd_loss` with the
-    teacher run on every step. The baseline the paper compares against, and TAKD's building block."""
+    teacher run on every step. The baseline the paper compares against, and TAKD's building block.
 
-    def __init__(self, teacher, student, temperature=4.0, alpha=0.9, **kwargs):
+    ``student_loss_weight`` weights the label term and 1 − it the soft term, as in
+    `keras.distillation.Distiller` (the paper's KD: 0.1, i.e. 0.9 on the teacher)."""
+
+    def __init__(self, teacher, student, temperature=4.0, student_loss_weight=0.1, **kwargs):
+        if "alpha" in kwargs:  # the name before 0.2; it weighted the soft term, the opposite of Keras' alpha
+            alpha = kwargs.pop("alpha")
+            raise TypeError(f"HintonKD's `alpha` (the soft term's weight) is now `student_loss_weight`, the label "
+                            f"term's weight, as keras.distillation.Distiller has it: student_loss_weight = 1 - alpha. "
+                            f"Received: alpha={alpha!r}")
         if not temperature > 0:
             raise ValueError(f"`temperature` must be > 0. Received: temperature={temperature!r}")
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"`alpha` must lie in [0, 1]. Received: alpha={alpha!r}")
+        if not 0.0 <= student_loss_weight <= 1.0:
+            raise ValueError(f"`student_loss_weight` must lie in [0, 1]. Received: "
+                             f"student_loss_weight={student_loss_weight!r}")
         super().__init__(teacher, student, **kwargs)
         self.temperature = float(temperature)
-        self.alpha = float(alpha)
+        self.student_loss_weight = float(student_loss_weight)
 
     def per_example_loss(self, labels, student_logits, teacher_logits):
-        return losses.hinton_kd_loss(labels, student_logits, teacher_logits, self.temperature, self.alpha)
+        return losses.hinton_kd_loss(labels, student_logits, teacher_logits, self.temperature,
+                                     self.student_loss_weight, self.labelled_loss)
 
     def get_config(self):
-        return {**super().get_config(), "temperature": self.temperature, "alpha": self.alpha}
+        return {**super().get_config(), "temperature": self.temperature,
+                "student_loss_weight": self.student_loss_weight}
 
 
 class HintonMethod(registry.Method):
-    """Hinton KD as the run pipeline builds it, from ``kd_temperature`` and ``kd_alpha``."""
+    """Hinton KD as the run pipeline builds it, from ``kd_temperature`` and ``kd_student_loss_weight``."""
 
     name, title, short = "kd", "Hinton KD", "KD"
-    help = "Hinton KD: (1 − kd_alpha) · cross-entropy + kd_alpha · T² · KL at T = kd_temperature"
+    help = ("Hinton KD: w · cross-entropy + (1 − w) · T² · KL at T = kd_temperature, w = kd_student_loss_weight")
     regression = False  # its soft term compares class probabilities
 
     def build(self, teacher, student, config, *, optimizer, teacher_outputs="logits", regression=False,
               monitor="val_accuracy"):
-        model = HintonKD(teacher=teacher, student=student, temperature=config.kd_temperature, alpha=config.kd_alpha,
+        model = HintonKD(teacher=teacher, student=student, temperature=config.kd_temperature,
+                         student_loss_weight=config.kd_student_loss_weight,
                          teacher_outputs=teacher_outputs)
         model.compile(optimizer=optimizer)
         return registry.Training(model)
