@@ -16,7 +16,8 @@ os.environ.setdefault("TFDS_DATA_DIR", str(ROOT.parent / "shared" / "tensorflow_
 # Test files, heaviest first (their time in a --durations run, most to least): pytest-xdist hands whole files
 # (--dist loadfile) to the workers in collection order, so a heavy file collected last ran alone at the end
 # while the other worker idled. Files not named keep their order, after these.
-HEAVY_FIRST = ("test_docs.py", "test_text.py", "test_views_takd.py", "test_precision_cli.py", "test_resume.py",
+HEAVY_FIRST = ("test_docs.py", "test_tasks_text.py", "test_teacher_views.py", "test_takd.py", "test_cifar_study.py",
+               "test_precision_cli.py", "test_resume.py",
                "test_multi_worker.py", "test_distribute.py", "test_export.py", "test_main.py", "test_continuation.py",
                "test_export_user.py", "test_precision.py", "test_recheck.py", "test_text_input.py", "test_logits.py")
 

