@@ -29,12 +29,13 @@ def test_atomic_path_replaces_a_directory(tmp_path):
 
 
 _MAKER = """
-import sys, time
+import os, sys, time
 from akd_tf import files
 path = sys.argv[1]
 with files.one_maker(path):
     open(path + ".started", "w").close()
-    time.sleep(1.5)
+    while not os.path.exists(path + ".waiting"):  # until the other process says it waits for this one
+        time.sleep(0.01)
     open(path, "w").write("made by the first")
 """
 
@@ -51,7 +52,12 @@ def test_one_maker_makes_a_shared_file_once_while_another_process_waits(tmp_path
         assert time.time() < deadline and first.poll() is None, "the first maker did not start"
         time.sleep(0.05)
     said = []
-    with files.one_maker(path, say=lambda message, **_: said.append(message)):
+
+    def say(message, **_):
+        said.append(message)
+        open(path + ".waiting", "w").close()
+
+    with files.one_maker(path, say=say):
         # It waited for the first maker, so the file is there to read, and it holds the lock now.
         assert open(path).read() == "made by the first"
         assert open(path + ".lock").read() == str(os.getpid())

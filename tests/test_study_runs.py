@@ -180,9 +180,12 @@ def test_a_run_waited_for_is_taken_from_the_process_that_trained_it(tmp_path, mo
     workdir = tmp_path / "teacher"
     holder = holder(tmp_path / "teacher.lock")
     monkeypatch.setattr(study_runs, "_call", lambda *a, **k: pytest.fail("trained a run waited for"))
+    waiting = threading.Event()
+    log = study_runs.log
+    monkeypatch.setattr(study_runs, "log", lambda message: (log(message), "Waiting for" in message and waiting.set()))
 
     def the_other_process_finishes():
-        time.sleep(0.3)
+        assert waiting.wait(timeout=60)  # once the study waits for it
         _finished_record(workdir)
         holder.kill()  # the kernel releases its lock
 
