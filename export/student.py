@@ -94,7 +94,7 @@ def _from_keras(model, source, metadata, dataset):
 
     if isinstance(model, Distiller):  # e.g. a saved AnnealingKD: its call() is the student
         model = model.student
-    metadata = {**metadata, "model_name": model.name}  # names the model in the model card (`export._model_info`)
+    metadata = {**metadata, "model_name": model.name}  # names the model in the model card (`export.library._model_info`)
     if getattr(model, "preprocessor", None) is not None:
         return _text_from_keras(model, source, metadata, dataset)
     from akd_tf import nets, precision

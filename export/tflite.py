@@ -95,7 +95,7 @@ def main(argv):
     except ValueError:
         return _fail(f"--input_mean and --input_std take numbers. Received: {FLAGS.input_mean}, {FLAGS.input_std}")
 
-    from export import export_student, report
+    from export import ExportData, ExportOptions, export_student, report
     from export import user_data
 
     output = FLAGS.output or os.path.join(os.path.dirname(os.path.normpath(FLAGS.model)), "tflite")
@@ -105,15 +105,17 @@ def main(argv):
             representative, _ = user_data.read_npz(FLAGS.representative_data, "--representative_data", labels=False)
         if FLAGS.test_data:
             test = user_data.read_npz(FLAGS.test_data, "--test_data")
+        data = ExportData(representative=representative, test=test, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
+                          representative_examples=FLAGS.representative_examples, test_size=FLAGS.test_size,
+                          labels=FLAGS.labels, normalization=normalization)
+        options = ExportOptions(outputs=FLAGS.outputs, info=_info(), mediapipe=FLAGS.mediapipe,
+                                benchmark=FLAGS.benchmark, invokes=FLAGS.invokes, int8_io=FLAGS.int8_io,
+                                command=command_line("export.tflite"),
+                                qat_options={"epochs": FLAGS.qat_epochs, "train_size": FLAGS.qat_train_size,
+                                             "learning_rate": FLAGS.qat_learning_rate})
         files, result = export_student(
             FLAGS.model, [m.strip() for m in FLAGS.quantization if m.strip()] if FLAGS["quantization"].present else None,
-            representative=representative, test=test, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
-            representative_examples=FLAGS.representative_examples, test_size=FLAGS.test_size, int8_io=FLAGS.int8_io,
-            benchmark=FLAGS.benchmark, invokes=FLAGS.invokes, output=output, labels=FLAGS.labels,
-            normalization=normalization, info=_info(), mediapipe=FLAGS.mediapipe, outputs=FLAGS.outputs,
-            command=command_line("export.tflite"),
-            qat_options={"epochs": FLAGS.qat_epochs, "train_size": FLAGS.qat_train_size,
-                         "learning_rate": FLAGS.qat_learning_rate})
+            data=data, options=options, output=output)
     except (ValueError, FileNotFoundError) as error:  # one line: BadInput from .keras loading is a ValueError
         return _fail(error)
     print(report.markdown(result))

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import akd_tf
 import cli_cases
-from export import export_student, runtime, user_data
+from export import ExportData, ExportOptions, export_student, runtime, user_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,8 +55,9 @@ def test_library_call_on_an_in_memory_model_with_arrays_and_datasets(user, tmp_p
     x, y, model = user["x"], user["y"], user["model"]
     keras_top1 = float(np.mean(model.predict(x[160:], verbose=0).argmax(-1) == y[160:]))
     out = tmp_path / "tflite"
-    files, report = export_student(model, ["fp32", "dynamic", "int8"], representative=x[:64], test=(x[160:], y[160:]),
-                                   invokes=10, output=str(out))
+    files, report = export_student(model, ["fp32", "dynamic", "int8"], output=str(out),
+                                   data=ExportData(representative=x[:64], test=(x[160:], y[160:])),
+                                   options=ExportOptions(invokes=10))
     assert sorted(files) == ["student_dynamic.tflite", "student_fp32.tflite", "student_int8.tflite"]
     rows = {r["mode"]: r for r in report["results"]}
     assert rows["fp32"]["max_abs_output_diff"] <= 1e-4 and rows["fp32"]["agreement"] == 1.0
@@ -79,18 +80,19 @@ def test_library_call_on_an_in_memory_model_with_arrays_and_datasets(user, tmp_p
     interpreter.invoke()
     np.testing.assert_allclose(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).sum(), 1.0,
                                rtol=1e-5)
-    logits_files, logits_report = export_student(model, ["fp32"], test=(x[160:], y[160:]), benchmark=False,
-                                                 outputs="logits")
+    logits_files, logits_report = export_student(model, ["fp32"], data=ExportData(test=(x[160:], y[160:])),
+                                                 options=ExportOptions(benchmark=False, outputs="logits"))
     assert logits_report["outputs"] == "logits"
     assert Interpreter(model_content=logits_files["student_fp32.tflite"]).get_output_details()[0]["name"] == "logits"
     with pytest.raises(ValueError, match="outputs must be one of probabilities, logits. Received: outputs='softmax'"):
-        export_student(model, ["fp32"], test=(x[160:], y[160:]), outputs="softmax")
+        export_student(model, ["fp32"], data=ExportData(test=(x[160:], y[160:])),
+                       options=ExportOptions(outputs="softmax"))
     assert json.loads((out / "export_report.json").read_text())["results"][2]["mode"] == "int8"
 
     calibration = tf.data.Dataset.from_tensor_slices(x[:64])
     test = tf.data.Dataset.from_tensor_slices((x[160:], y[160:])).batch(32)
-    files_ds, report_ds = export_student(model, ["fp32", "int8"], representative=calibration, test=test,
-                                         benchmark=False)
+    files_ds, report_ds = export_student(model, ["fp32", "int8"], options=ExportOptions(benchmark=False),
+                                         data=ExportData(representative=calibration, test=test))
     # Same calibration examples, same quantized file (up to the names of the SavedModel each was converted from)
     np.testing.assert_array_equal(*[runtime.TFLiteModel(f["student_int8.tflite"], batch_size=80).predict(x[160:])
                                     for f in (files_ds, files)])
@@ -102,7 +104,8 @@ def test_a_distiller_exports_its_student(user):
     model = user["model"]
     distiller = akd_tf.AnnealingKD(teacher=model, student=keras.models.clone_model(model))
     distiller.student.set_weights(model.get_weights())
-    _, report = export_student(distiller, ["fp32"], test=(user["x"][:20], user["y"][:20]), benchmark=False)
+    _, report = export_student(distiller, ["fp32"], data=ExportData(test=(user["x"][:20], user["y"][:20])),
+                               options=ExportOptions(benchmark=False))
     assert report["results"][0]["agreement"] == 1.0 and report["model"] == "<in-memory model 'users_model'>"
 
 
@@ -127,7 +130,7 @@ def test_library_errors_are_one_line_and_raised_before_any_conversion(user, kwar
                  **kwargs}
     modes = arguments.pop("modes")
     with pytest.raises(ValueError, match=message) as error:
-        export_student(user["model"], modes, benchmark=False, **arguments)
+        export_student(user["model"], modes, data=ExportData(**arguments), options=ExportOptions(benchmark=False))
     assert "\n" not in str(error.value)
 
 
@@ -215,7 +218,7 @@ def test_cli_bad_input_is_one_line_and_leaves_earlier_output(cli_results, name, 
 
 def test_a_model_card_names_a_model_from_its_name_task_and_class_count():
     """Never `None` or a Keras auto-name: the model's own name when it has one, else the task and class count."""
-    from export import _model_info
+    from export.library import _model_info
     from export.student import Student
 
     cases = [
@@ -245,3 +248,13 @@ def test_the_card_says_why_dynamic_is_as_large_as_fp32_on_a_small_model():
         in small
     large = report.markdown({**base, "results": [row("fp32", 400_000, 1.0), row("dynamic", 110_000, 3.6)]})
     assert "dynamic is about as large" not in large
+
+
+def test_the_former_keywords_are_refused_with_their_new_place(user):
+    with pytest.raises(TypeError, match=r"export_student's test, benchmark moved into its settings objects: pass "
+                                        r"data=ExportData\(test=\.\.\.\), options=ExportOptions\(benchmark=\.\.\.\)"):
+        export_student(user["model"], ["fp32"], test=(user["x"][:8], user["y"][:8]), benchmark=False)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) tests"):
+        export_student(user["model"], ["fp32"], tests=None)
+    with pytest.raises(TypeError, match=r"`data` must be an ExportData.*Received: data=dict"):
+        export_student(user["model"], ["fp32"], data={"test": None})

@@ -50,9 +50,10 @@ def test_a_folder_and_a_teacher_of_ones_own_go_from_the_command_line_to_mediapip
     assert note["labels"] == ["airplane", "cat", "ship"] and note["input_shape"] == [64, 64, 3]
     assert note["preprocessing"]["scale"] == 1.0  # pixels as they are: the student carries its preprocessing
 
-    from export import export_student
+    from export import ExportOptions, export_student
 
-    _, report = export_student(str(workdir / "student"), ["uint8"], benchmark=False, output=str(tmp_path / "tflite"))
+    _, report = export_student(str(workdir / "student"), ["uint8"], options=ExportOptions(benchmark=False),
+                               output=str(tmp_path / "tflite"))
     (row,) = report["results"]
     assert report["labels"] == ["airplane", "cat", "ship"] and row["test_examples"] == 12
     # The class names MediaPipe answered with, read from the file's metadata: the folder's.

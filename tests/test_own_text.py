@@ -95,7 +95,7 @@ def test_a_file_of_sentences_runs_to_a_mediapipe_text_classifier_that_names_its_
     and the exported file, whose metadata MediaPipe's TextClassifier reads, scored on the run's own test rows."""
     from akd_tf import train
     from akd_tf.config import Config
-    from export import export_student
+    from export import ExportOptions, export_student
 
     name = _write(tmp_path / "reviews.csv", "text,label", [f'"{t}",{y}' for t, y in _sentences(480)])
     workdir = str(tmp_path / "run")
@@ -111,7 +111,7 @@ def test_a_file_of_sentences_runs_to_a_mediapipe_text_classifier_that_names_its_
     with open(os.path.join(workdir, "student", "akd_tf.json")) as f:
         assert json.load(f)["labels"] == ["bad", "good", "meh"]
     _, report = export_student(os.path.join(workdir, "student"), modes=["fp32"], output=str(tmp_path / "export"),
-                            benchmark=False)
+                               options=ExportOptions(benchmark=False))
     mediapipe = report["results"][0]["mediapipe"]
     assert mediapipe["categories"] == ["bad", "good", "meh"] and mediapipe["examples"] == 48
     assert mediapipe["agreement_with_keras"] == 1.0

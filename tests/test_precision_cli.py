@@ -67,9 +67,10 @@ def test_the_bfloat16_student_exports_as_float32(bf16_workdir, tmp_path):
     rows = {r["mode"]: r for r in json.loads((out / "export_report.json").read_text())["results"]}
     assert rows["int8"]["agreement"] > 0.8
     # The .keras file converts too (in this process: the library call the CLI makes, one TensorFlow start less).
-    from export import export_student
+    from export import ExportData, ExportOptions, export_student
 
-    _, report = export_student(str(bf16_workdir / "student.keras"), ["fp32"], test_size=256, invokes=5)
+    _, report = export_student(str(bf16_workdir / "student.keras"), ["fp32"], data=ExportData(test_size=256),
+                               options=ExportOptions(invokes=5))
     rows.update({f"keras_{r['mode']}": r for r in report["results"]})
     for key in ("fp32", "keras_fp32"):
         assert rows[key]["max_abs_output_diff"] <= 1e-4 and rows[key]["agreement"] == 1.0, key

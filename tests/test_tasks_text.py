@@ -185,18 +185,19 @@ def test_text_student_exports_to_tflite_with_builtin_ops(sst2_workdir, tmp_path)
     assert sorted(inputs.values()) == [((1, 32), "int32")] * 3
     # Asked for by name, a mode text students cannot take is refused before anything is written (the CLI prints
     # such a ValueError as one line and exits 2, as for an unknown mode: tests/test_export.py).
-    from export import export_student
+    from export import ExportData, ExportOptions, export_student
 
     for mode in ("int16x8", "uint8"):
         with pytest.raises(ValueError, match=rf"\['{mode}'\] do not support text students"):
             export_student(f"{sst2_workdir}/student", [mode], output=str(tmp_path / "x"))
     assert not os.path.exists(tmp_path / "x")
     # The .keras student (a keras-hub classifier with its preprocessor) exports as the SavedModel does
-    _, from_keras = export_student(f"{sst2_workdir}/student.keras", ["fp32"], test_size=16, benchmark=False,
-                                   mediapipe=False)
+    _, from_keras = export_student(f"{sst2_workdir}/student.keras", ["fp32"], data=ExportData(test_size=16),
+                                   options=ExportOptions(benchmark=False, mediapipe=False))
     assert from_keras["results"][0]["agreement"] == 1.0 and from_keras["metric"] == "accuracy"
     # int4: 4-bit dense weights, 8-bit embedding tables, float activations; smaller than the CLI's dynamic file above
-    _, report = export_student(f"{sst2_workdir}/student", ["int4"], test_size=64, benchmark=False)
+    _, report = export_student(f"{sst2_workdir}/student", ["int4"], data=ExportData(test_size=64),
+                               options=ExportOptions(benchmark=False))
     (int4,) = report["results"]
     assert int4["tensor_dtypes"].get("int4", 0) > 0 and int4["agreement"] >= 0.9
     assert int4["size_bytes"] < rows["dynamic"]["size_bytes"]

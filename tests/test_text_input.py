@@ -7,7 +7,9 @@ import keras_hub
 import numpy as np
 import pytest
 
-from export import export_student, metadata, text_input
+from export import ExportData, ExportOptions, export_student, metadata, text_input
+
+NO_TIMING = ExportOptions(benchmark=False)  # the checks, not the speed
 
 WORDS = ["good", "great", "fine", "bad", "awful", "poor", "movie", "film", "plot", "the", "a", "very", "not"]
 VOCABULARY = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]", *WORDS]
@@ -44,8 +46,9 @@ def sentiment():
 
 def test_a_keras_hub_classifier_exports_with_its_tokenizer_and_mediapipe_reads_it(sentiment, tmp_path):
     model, texts, labels = sentiment
-    files, report = export_student(model, ["fp32", "int4"], representative=texts[:50], test=(texts[300:], labels[300:]),
-                                   labels=["negative", "positive"], benchmark=False, output=str(tmp_path / "out"))
+    files, report = export_student(model, ["fp32", "int4"], output=str(tmp_path / "out"), options=NO_TIMING,
+                                   data=ExportData(representative=texts[:50], test=(texts[300:], labels[300:]),
+                                                   labels=["negative", "positive"]))
     rows = {row["mode"]: row for row in report["results"]}
     assert rows["fp32"]["agreement"] == 1.0 and rows["fp32"]["metrics"]["accuracy"] > 0.9  # it learnt the words
     assert rows["int4"]["tensor_dtypes"].get("int4", 0) > 0
@@ -76,8 +79,8 @@ def test_a_regression_student_is_checked_by_pearson_and_pairs_are_explained():
     second, _ = _sentences(rng, 60)
     scores = rng.uniform(0, 5, 60).astype(np.float32)
     model = _classifier(1)
-    _, report = export_student(model, ["fp32", "dynamic"], representative=(first[:20], second[:20]),
-                               test=((first, second), scores), benchmark=False)
+    _, report = export_student(model, ["fp32", "dynamic"], options=NO_TIMING, data=ExportData(
+        representative=(first[:20], second[:20]), test=((first, second), scores)))
     rows = {row["mode"]: row for row in report["results"]}
     assert report["metric"] == "pearson" and "labels" not in report
     assert rows["fp32"]["pearson_with_keras"] > 0.9999 and rows["dynamic"]["pearson_with_keras"] > 0.9
@@ -98,5 +101,5 @@ def test_bad_text_data_is_one_line_before_any_conversion(sentiment, kwargs, mess
     model, texts, labels = sentiment
     arguments = {"modes": ["fp32"], "representative": texts[:4], "test": (texts[:4], labels[:4]), **kwargs}
     with pytest.raises(ValueError, match=message) as error:
-        export_student(model, arguments.pop("modes"), benchmark=False, **arguments)
+        export_student(model, arguments.pop("modes"), data=ExportData(**arguments), options=NO_TIMING)
     assert "\n" not in str(error.value)
