@@ -4,6 +4,7 @@ runs had (pinned or not) reach the tables."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -234,18 +235,28 @@ def test_runs_shared_out_between_processes_give_one_table_to_the_process_that_fi
 
 
 def test_an_interrupted_study_kills_its_run_and_records_a_resumed_one(tmp_path, monkeypatch):
-    marker = tmp_path / "survived"
+    started = []
 
-    def interrupt(*args, **kwargs):
-        raise KeyboardInterrupt
+    class Interrupted(subprocess.Popen):
+        """The run's process, recorded, whose ``wait`` is interrupted as Ctrl-C interrupts the study's."""
 
-    monkeypatch.setattr(study_runs.subprocess.Popen, "wait", interrupt)
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+        def wait(self, timeout=None):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(study_runs.subprocess, "Popen", Interrupted)
     with pytest.raises(KeyboardInterrupt):
-        study_runs._call([sys.executable, "-c", f"import time; time.sleep(1); open({str(marker)!r}, 'w')"],
-                         stdout=None, stderr=None)
+        study_runs._call([sys.executable, "-c", "import time; time.sleep(600)"], stdout=None, stderr=None)
     monkeypatch.undo()
-    time.sleep(1.5)
-    assert not marker.exists()  # the command was killed with its runner
+    (run,) = started
+    deadline = time.monotonic() + 60
+    while run.poll() is None:  # killed with its runner: it ends now, not after its ten minutes
+        assert time.monotonic() < deadline, "the run outlived its interrupted runner"
+        time.sleep(0.01)
+    assert run.returncode == -signal.SIGKILL
 
     workdir = tmp_path / "kd_seed0"
     (workdir / "checkpoints").mkdir(parents=True)  # a killed process left its checkpoint
