@@ -164,7 +164,8 @@ class PredictionLines(keras.callbacks.Callback):
         elapsed = time.perf_counter() - self._start
         left = elapsed * (self._steps - done) / done
         keras_internals.print_msg(f"{self.label}: {done}/{self._steps} batches ({100 * done // self._steps} %), "
-                           f"{done * self.batch_size / elapsed:,.0f} images/s, {elapsed:.0f} s, ~{left:.0f} s left")
+                                  f"{done * self.batch_size / elapsed:,.0f} images/s, {elapsed:.0f} s, "
+                                  f"~{left:.0f} s left")
 
 
 def duration(seconds: float) -> str:

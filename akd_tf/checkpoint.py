@@ -24,10 +24,11 @@ Use::
 With ``every_minutes``, a checkpoint ``epoch-000007-step-000180`` is also written inside an epoch (after 180 steps
 of the 8th), holding the epoch's metric totals too, so that a kill loses minutes, not an epoch (a ResNet-110 epoch
 is most of an hour on a CPU). Keras' ``BackupAndRestore(save_freq=N)`` saves inside an epoch too, but resumes at
-the start of that epoch, so the steps before the kill are trained twice and the run is not the uninterrupted one. Resuming there, ``fit`` is given the epochs from ``start`` as before; the checkpoint
-draws the batches of the steps already done (``initial_step`` after ``restore``) without training on them, so
-the data goes on where it stopped, and every callback sees the epoch's true step numbers. That resumes exactly
-when an epoch's batches are a function of the epoch (`akd_tf.data.images.ImageSplits.train_epochs`).
+the start of that epoch, so the steps before the kill are trained twice and the run is not the uninterrupted one.
+Resuming there, ``fit`` is given the epochs from ``start`` as before; the checkpoint draws the batches of the steps
+already done (``initial_step`` after ``restore``) without training on them, so the data goes on where it stopped,
+and every callback sees the epoch's true step numbers. That resumes exactly when an epoch's batches are a function
+of the epoch (`akd_tf.data.images.ImageSplits.train_epochs`).
 """
 
 from __future__ import annotations
@@ -214,19 +215,22 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         if due or self.stop_requested:
             self.save(self._epoch, step=batch + 1)
         if self.stop_requested:
-            _RUNNING.discard(self)
-            raise KeyboardInterrupt(f"stopped after step {batch + 1} of epoch {self._epoch + 1}, checkpoint saved")
+            self._stop(f"stopped after step {batch + 1} of epoch {self._epoch + 1}, checkpoint saved")
 
     def on_train_end(self, logs=None):
         _RUNNING.discard(self)
+
+    def _stop(self, message):
+        """Ends the ``fit`` a stop was requested of, its checkpoint written: it no longer counts as running."""
+        _RUNNING.discard(self)
+        raise KeyboardInterrupt(message)
 
     # -- writing ----------------------------------------------------------------------------------
     def on_epoch_end(self, epoch, logs=None):
         self.logs = self.logs[:epoch] + [{k: _plain(v) for k, v in (logs or {}).items()}]
         self.save(epoch + 1)
         if self.stop_requested:
-            _RUNNING.discard(self)
-            raise KeyboardInterrupt(f"stopped after epoch {epoch + 1}, checkpoint saved")
+            self._stop(f"stopped after epoch {epoch + 1}, checkpoint saved")
 
     def save(self, epochs_done, step=0):
         """Writes the checkpoint of ``epochs_done`` finished epochs and ``step`` steps of the next one (non-chief

@@ -287,14 +287,10 @@ class Config:
         for name in ("learning_rate", "kd_temperature", "teacher_learning_rate", "clipnorm", "phase2_learning_rate"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0. Received: {name}={getattr(self, name)!r}")
-        if isinstance(self.checkpoint_minutes, bool) or not isinstance(self.checkpoint_minutes, (int, float)) \
-                or not self.checkpoint_minutes >= 0:
-            raise ValueError(f"`checkpoint_minutes` must be a number >= 0. Received: "
-                             f"checkpoint_minutes={self.checkpoint_minutes!r}")
-        if isinstance(self.progress_seconds, bool) or not isinstance(self.progress_seconds, (int, float)) \
-                or not self.progress_seconds >= 0:
-            raise ValueError(f"`progress_seconds` must be a number >= 0. Received: "
-                             f"progress_seconds={self.progress_seconds!r}")
+        for name in ("checkpoint_minutes", "progress_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"`momentum` must lie in [0, 1). Received: momentum={self.momentum!r}")
         if not 0 <= self.kd_student_loss_weight <= 1:

@@ -119,9 +119,8 @@ def kept_progress(workdir: str) -> str:
     done = [stage for stage in STAGES if os.path.isfile(os.path.join(workdir, f"{stage}.keras"))]
     for stage in STAGES:
         epochs, steps = TrainingCheckpoint(os.path.join(workdir, "checkpoints", stage)).latest_position()
-        if steps and stage not in done:
-            return f"the {stage} resumes at epoch {epochs + 1}, after step {steps}"
-        if epochs and stage not in done:
-            return f"the {stage} resumes after its epoch {epochs}"
+        if stage not in done and (epochs or steps):
+            return (f"the {stage} resumes at epoch {epochs + 1}, after step {steps}" if steps
+                    else f"the {stage} resumes after its epoch {epochs}")
     return (f"the {' and '.join(done)} {'is' if len(done) == 1 else 'are'} kept; the next stage starts from its first "
             "epoch" if done else "no epoch had finished: it starts again")

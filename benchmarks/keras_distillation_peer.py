@@ -188,25 +188,29 @@ def replica_step(replicas, out, temperature, w, examples):
 
 
 def compare_replicas(temperature, w, examples):
-    """Runs `replica_step` with 1 and 2 replicas, each in its own process; per distiller, the two losses and the
-    largest difference of the students' weights after the step."""
+    """Runs `replica_step` with 1 and 2 replicas, each in its own process. Returns, per distiller, the two losses
+    and the largest difference of the students' weights after the step; and the student's regularisation at the
+    starting weights."""
     import os
     import subprocess
     import sys
     import tempfile
 
-    directory = tempfile.mkdtemp(prefix="akd_tf_replicas_")
-    for replicas in (1, 2):
-        subprocess.run([sys.executable, "-m", "benchmarks.keras_distillation_peer", f"--replica_step={replicas}",
-                        f"--replica_out={os.path.join(directory, f'replicas{replicas}.npz')}",
-                        f"--temperature={temperature}", f"--student_loss_weight={w}", f"--examples={examples}"], check=True)
-    one, two = (np.load(os.path.join(directory, f"replicas{r}.npz")) for r in (1, 2))
-    out = {"student_regularization": float(one["student_regularization"])}
-    for name in ("hinton_kd", "keras_distillation"):
-        weights = sorted((k for k in one.files if k.startswith(f"{name}_w")), key=lambda k: int(k.split("_w")[-1]))
-        out[name] = {"loss_1_device": float(one[f"{name}_loss"]), "loss_2_replicas": float(two[f"{name}_loss"]),
-                     "max_abs_weight_diff": max(float(np.max(np.abs(one[k] - two[k]))) for k in weights)}
-    return out
+    with tempfile.TemporaryDirectory(prefix="akd_tf_replicas_") as directory:
+        for replicas in (1, 2):
+            subprocess.run([sys.executable, "-m", "benchmarks.keras_distillation_peer", f"--replica_step={replicas}",
+                            f"--replica_out={os.path.join(directory, f'replicas{replicas}.npz')}",
+                            f"--temperature={temperature}", f"--student_loss_weight={w}", f"--examples={examples}"],
+                           check=True)
+        with np.load(os.path.join(directory, "replicas1.npz")) as one, \
+                np.load(os.path.join(directory, "replicas2.npz")) as two:
+            out = {}
+            for name in ("hinton_kd", "keras_distillation"):
+                weights = [k for k in one.files if k.startswith(f"{name}_w")]
+                out[name] = {"loss_1_device": float(one[f"{name}_loss"]),
+                             "loss_2_replicas": float(two[f"{name}_loss"]),
+                             "max_abs_weight_diff": max(float(np.max(np.abs(one[k] - two[k]))) for k in weights)}
+            return out, float(one["student_regularization"])
 
 
 def main(argv):
@@ -287,14 +291,12 @@ def main(argv):
                      if k in per_round else "1") + " |" for k in names]
         lines += ["", speed.reference_line(reference)]
     if FLAGS.replicas:
-        replicas = compare_replicas(FLAGS.temperature, w, FLAGS.examples)
-        report["replicas"] = replicas
+        replicas, penalty = compare_replicas(FLAGS.temperature, w, FLAGS.examples)
+        report["replicas"] = {**replicas, "student_regularization": penalty}
         lines += ["", f"## One step on 2 logical CPU replicas (`MirroredStrategy`) against 1 device, {FLAGS.examples} "
                   "images, synchronised BatchNorm, the same starting weights", "",
                   "| distiller | loss, 1 device | loss, 2 replicas | max abs weight difference after the step |",
                   "|---|---|---|---|"]
-        penalty = replicas.pop("student_regularization")
-        report["replicas"] = {**replicas, "student_regularization": penalty}
         lines += [f"| {titles['akd_tf_hinton_kd' if k == 'hinton_kd' else 'keras_kl_instance']} | "
                   f"{r['loss_1_device']:.6f} | {r['loss_2_replicas']:.6f} | {r['max_abs_weight_diff']:.2e} |"
                   for k, r in replicas.items()]

@@ -268,8 +268,8 @@ def main(argv):
         "two_speeds": {k: speed.two_speeds(v) for k, v in seconds.items()},
         "steadiness": {"median_over_fastest": steadiness, "host_reference": host,
                        "host_reference_seconds": [float(t) for t in reference],
-                       "goal": "each step's >= the host reference's - 0.05",
-                       "met": {k: v >= host - 0.05 for k, v in steadiness.items()}},
+                       "goal": f"each step's >= the host reference's - {speed.STEADY_MARGIN}",
+                       "met": {k: v >= host - speed.STEADY_MARGIN for k, v in steadiness.items()}},
         "ratios": {**ratios(rates), **ratios(rates, teacher_ratios(teacher_train_nets))},
     }
     m = report["machine"]
@@ -290,7 +290,7 @@ def main(argv):
           for r in report["ratios"].values()),
         "",
         speed.reference_line(reference) + " A step is flagged below the host when its fastest / median is more than "
-        "0.05 under the reference's.",
+        f"{speed.STEADY_MARGIN} under the reference's.",
         "",
         "PyTorch reads batches already in memory; this project's steps include its tf.data pipeline. (c) as written",
         "back-propagates into the teacher too; (c') is the same loop with the teacher under torch.no_grad.",

@@ -74,11 +74,10 @@ def project_steps(splits, teacher_net, student_net, jit_compile=False):
 
     import akd_tf
     from akd_tf import nets
-    from akd_tf.nets import fold, fused_batchnorm
+    from akd_tf.nets import fold
 
     keras.utils.set_random_seed(0)
-    student = compiled_student(student_net, jit_compile)
-    fused_batchnorm.enable(student)
+    student_train = training_step(splits, student_net, jit_compile)
     teacher = nets.build(teacher_net, weight_decay=1e-4)
     inference = fold.inference_copy(teacher)
     inference.compile(jit_compile=jit_compile)  # for predict
@@ -92,7 +91,7 @@ def project_steps(splits, teacher_net, student_net, jit_compile=False):
     views = splits.with_teacher_logits(inference.predict(splits.teacher_views(1), verbose=0)[None])
     views_epoch = views.train_epochs(0, 1)  # built once, like `splits.train`: each fit re-iterates it
     steps = {
-        "student_train": lambda: student.fit(splits.train, epochs=1, verbose=0),
+        "student_train": student_train,
         "teacher_inference": lambda: inference.predict(splits.train, verbose=0),
         "akd_phase1": lambda: akd.fit(splits.train, epochs=1, verbose=0),
         "akd_phase1_views": lambda: akd_views.fit(views_epoch, epochs=1, verbose=0),
@@ -147,6 +146,10 @@ def host_reference():
             np.matmul(a, a, out=out)
 
     return run
+
+
+# A step counts as steady when its median / fastest is at most this much under the host reference's, same rounds.
+STEADY_MARGIN = 0.05
 
 
 def steadiness(seconds):

@@ -124,35 +124,30 @@ def export_student(model_or_path, modes=None, *, data=None, options=None, output
     if not isinstance(data, ExportData) or not isinstance(options, ExportOptions):
         raise TypeError(f"`data` must be an ExportData and `options` an ExportOptions. Received: "
                         f"data={type(data).__name__}, options={type(options).__name__}")
-    representative, test, dataset, data_dir = data.representative, data.test, data.dataset, data.data_dir
-    representative_examples, test_size = data.representative_examples, data.test_size
-    labels, normalization = data.labels, data.normalization
-    int8_io, benchmark, invokes, qat_options = options.int8_io, options.benchmark, options.invokes, options.qat_options
-    info, mediapipe, command, outputs = options.info, options.mediapipe, options.command, options.outputs
     from export import image_input, metadata, pipeline, report as report_lib
     from export import student as student_lib
     from export import user_data
 
     from export import convert
 
-    convert.check_outputs(outputs)  # before the student is loaded
+    convert.check_outputs(options.outputs)  # before the student is loaded
     explicit = modes is not None
     modes = list(DEFAULT_MODES if modes is None else modes)
     unknown = [m for m in modes if m not in ALL_MODES]
     if unknown or not modes:
         raise ValueError(f"unknown quantization mode(s) {unknown or modes}. Allowed: {', '.join(ALL_MODES)}")
-    student = student_lib.load(model_or_path, dataset=dataset)
+    student = student_lib.load(model_or_path, dataset=data.dataset)
     if student.text:
         unsupported = [m for m in modes if m in TEXT_UNSUPPORTED]
         if unsupported and explicit:
             raise ValueError(f"mode(s) {unsupported} do not support text students. Allowed for text: "
                              f"{', '.join(m for m in ALL_MODES if m not in TEXT_UNSUPPORTED)}.")
         modes = [m for m in modes if m not in TEXT_UNSUPPORTED]
-    else:
-        normalization = image_input.Normalization.of(normalization or student_lib.preprocessing(student),
-                                                     student.input_shape[-1])
-    labels = None if student.num_classes == 1 else _labels(labels, student, data_dir)
-    info = info if isinstance(info, metadata.ModelInfo) else dataclasses.replace(_model_info(student), **(info or {}))
+    normalization = data.normalization if student.text else image_input.Normalization.of(
+        data.normalization or student_lib.preprocessing(student), student.input_shape[-1])
+    labels = None if student.num_classes == 1 else _labels(data.labels, student, data.data_dir)
+    info = options.info if isinstance(options.info, metadata.ModelInfo) else dataclasses.replace(
+        _model_info(student), **(options.info or {}))
     if QAT in modes:
         from akd_tf import nets
 
@@ -171,18 +166,22 @@ def export_student(model_or_path, modes=None, *, data=None, options=None, output
     test_texts = None
     if student.text:
         representative, (test_inputs, test_labels, test_texts) = _text_examples(
-            student, representative, test, modes, representative_examples, test_size, data_dir)
+            student, data.representative, data.test, modes, data.representative_examples, data.test_size,
+            data.data_dir)
     else:
-        if representative is not None:
-            representative, _ = user_data.examples(representative, student.input_shape, "representative data",
-                                                   labels=False, limit=representative_examples)
+        representative = None
+        if data.representative is not None:
+            representative, _ = user_data.examples(data.representative, student.input_shape, "representative data",
+                                                   labels=False, limit=data.representative_examples)
         elif any(m in NEEDS_CALIBRATION for m in modes):
-            representative, _ = student_lib.examples(student, "train", representative_examples, data_dir, normalization)
-        if test is not None:
-            test_inputs, test_labels = user_data.examples(test, student.input_shape, "test data",
-                                                          num_classes=student.num_classes, limit=test_size)
+            representative, _ = student_lib.examples(student, "train", data.representative_examples, data.data_dir,
+                                                     normalization)
+        if data.test is not None:
+            test_inputs, test_labels = user_data.examples(data.test, student.input_shape, "test data",
+                                                          num_classes=student.num_classes, limit=data.test_size)
         else:
-            test_inputs, test_labels = student_lib.examples(student, "test", test_size, data_dir, normalization)
+            test_inputs, test_labels = student_lib.examples(student, "test", data.test_size, data.data_dir,
+                                                            normalization)
     if "uint8" in modes and image_input.uint8_images(normalization.to_pixels(test_inputs)) is None:
         if explicit:
             raise ValueError("mode 'uint8' takes 8-bit pixels, and this student's test inputs are not 0-255 whole "
@@ -190,13 +189,14 @@ def export_student(model_or_path, modes=None, *, data=None, options=None, output
                              "(normalization=), or leave out uint8.")
         modes.remove("uint8")
         logging.warning("uint8 left out: the inputs are not 8-bit pixels once un-normalised (no normalisation known)")
-    qat_options = {"data_dir": data_dir, **(qat_options or {})}  # its calibration: the pipeline's (pixels)
-    files, report = pipeline.export_modes(student, modes, representative, test_inputs, test_labels, int8_io=int8_io,
-                                          benchmark=benchmark, invokes=invokes, qat_options=qat_options,
-                                          labels=labels, info=info, normalization=normalization, mediapipe=mediapipe,
-                                          test_texts=test_texts, outputs=outputs)
-    if command:
-        report["command"] = command
+    qat_options = {"data_dir": data.data_dir, **(options.qat_options or {})}  # its calibration: the pipeline's (pixels)
+    files, report = pipeline.export_modes(student, modes, representative, test_inputs, test_labels,
+                                          int8_io=options.int8_io, benchmark=options.benchmark,
+                                          invokes=options.invokes, qat_options=qat_options, labels=labels, info=info,
+                                          normalization=normalization, mediapipe=options.mediapipe,
+                                          test_texts=test_texts, outputs=options.outputs)
+    if options.command:
+        report["command"] = options.command
     if output:
         report_lib.write(output, files, report)
     return files, report

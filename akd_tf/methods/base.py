@@ -136,8 +136,7 @@ class Distiller(keras.Model):
         (``"accuracy"``), or the squared error for regression.
         """
         self._label_loss_argument = loss
-        self._labelled_loss = per_example_loss_of(loss) if loss is not None else (
-            losses.regression_loss if getattr(self, "regression", False) else losses.label_loss)
+        self._labelled_loss = per_example_loss_of(loss) if loss is not None else None
         if metrics is None:
             metrics = [keras.metrics.MeanSquaredError(name="mse") if getattr(self, "regression", False)
                        else keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
@@ -172,8 +171,8 @@ class Distiller(keras.Model):
     def labelled_loss(self, labels, student_logits):
         """The label term per example: ``compile``'s ``loss`` (default cross-entropy from logits, or squared
         error for regression)."""
-        labelled = getattr(self, "_labelled_loss", None)
-        if labelled is None:  # not compiled yet (a loss computed by hand)
+        labelled = getattr(self, "_labelled_loss", None)  # None: compiled without `loss`, or not compiled yet
+        if labelled is None:
             labelled = losses.regression_loss if getattr(self, "regression", False) else losses.label_loss
         return labelled(labels, student_logits)
 

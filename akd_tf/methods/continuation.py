@@ -142,7 +142,7 @@ class ContinuationSchedule(keras.callbacks.Callback):
         self.model.label_weight = schedule.label_weight_at(epoch, self.label_ramp_epochs)
         if self.verbose:
             keras_internals.print_msg(f"ContinuationSchedule: epoch {epoch + 1}, T={self.model.temperature}, "
-                               f"Φ(T)={self.model.phi:.3f}, ψ={self.model.label_weight:.3f}")
+                                      f"Φ(T)={self.model.phi:.3f}, ψ={self.model.label_weight:.3f}")
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:

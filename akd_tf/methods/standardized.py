@@ -4,7 +4,8 @@ so the student matches the teacher's logit *relations*, not their range.
 
 A method of its own rather than an option of `HintonKD`: its settings are not Hinton KD's (base temperature 2
 on z-scores of unit variance, where KD's T = 4 is on raw logits; a distillation weight of 9 against a label
-weight of 0.1, which KD's convex ``student_loss_weight`` cannot express), and a study compares it with KD as a row of its own.
+weight of 0.1, which KD's convex ``student_loss_weight`` cannot express), and a study compares it with KD as a row
+of its own.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ class LogitStandardizedKD(Distiller):
         # hinton_kd_loss with no label term is T² · KL alone, the one place that KL is written.
         soft = losses.hinton_kd_loss(labels, standardize(student_logits), standardize(teacher_logits),
                                      self.temperature, 0.0)
-        return self.student_loss_weight * self.labelled_loss(labels, student_logits) + self.distillation_loss_weight * soft
+        return (self.student_loss_weight * self.labelled_loss(labels, student_logits)
+                + self.distillation_loss_weight * soft)
 
     def get_config(self):
         return {**super().get_config(), "temperature": self.temperature,
