@@ -42,6 +42,26 @@ def upgrade(saved: dict) -> dict:
     return saved
 
 
+def recipe(dataset: str) -> dict:
+    """The settings whose value for ``dataset`` differs from the field's default (the paper's CIFAR recipe): your own
+    images' (`akd_tf.data.own.RECIPE`), else none. `Config.with_recipe` applies them under the settings given."""
+    return dict(own.RECIPE) if own.is_own(dataset) else {}
+
+
+def resolve_defaults(values: dict) -> dict:
+    """A configuration's fields (``dataclasses.asdict``, or a saved ``config.json``) with the defaults that follow
+    from other fields written in: the teacher's learning rate (the student's) and the training examples CIFAR and
+    GLUE hold out (`akd_tf.data.images.DEFAULT_VALIDATION_SIZE`). Two configurations that resolve alike are the same
+    run (`akd_tf.workdir`)."""
+    values = dict(values)
+    if values.get("teacher_learning_rate") is None:
+        values["teacher_learning_rate"] = values.get("learning_rate")
+    dataset = values.get("dataset")
+    if values.get("validation_size") is None and (dataset in data_lib.DATASETS or glue.is_glue(dataset)):
+        values["validation_size"] = data_lib.images.DEFAULT_VALIDATION_SIZE
+    return values
+
+
 class BadInput(ValueError):
     """A configuration, path or file that cannot work; raised before any training starts."""
 
@@ -196,6 +216,13 @@ class Config:
     clipnorm: float | None = setting(None, help='Clip each gradient to this norm (GLUE recipe: 1.0).')
 
 
+    @classmethod
+    def with_recipe(cls, **given) -> Config:
+        """A configuration of the settings ``given`` and, for the others, the dataset's `recipe`, else the fields'
+        defaults: ``Config.with_recipe(dataset="folder:photos", teacher_path="my_teacher.keras")``."""
+        dataset = given.get("dataset", cls.__dataclass_fields__["dataset"].default)
+        return cls(**{**recipe(dataset), **given})
+
     @property
     def text(self) -> bool:
         return glue.is_glue(self.dataset) or own_text.is_csv(self.dataset)
@@ -206,12 +233,29 @@ class Config:
         return glue.is_glue(self.dataset) and glue.DATASETS[self.dataset]["num_classes"] == 1
 
     def validate(self):
-        """Raises `ValueError` naming the first bad field, before any data or model is touched."""
-        def one_of(name, allowed):
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ValueError(f"Unknown `{name}` {value!r}. Allowed: {', '.join(allowed)}")
+        """Raises `ValueError` naming the first bad field, before any data or model is touched: the data, the
+        models, the method (its own checks are its registry entry's, `Method.check`), the optimisation, the run."""
+        self._validate_data()  # the method's name among them
+        method = registry.get(self.method)
+        self._validate_student()
+        registry.check_config(self, regression=self.regression, text=self.text,
+                              defaults={field.name: field.default for field in dataclasses.fields(self)})
+        self._validate_models()
+        self._validate_teacher(method)
+        self._validate_optimisation(method)
+        self._validate_run()
+        method.check(self)
+        for name, path in (("teacher_path", self.teacher_path), ("assistant_path", self.assistant_path),
+                           ("student_init", self.student_init_file)):
+            if path is not None and not os.path.isfile(path):
+                raise FileNotFoundError(f"`{name}` file not found. Received: {name}={path!r}")
 
+    def _one_of(self, name, allowed):
+        value = getattr(self, name)
+        if value not in allowed:
+            raise ValueError(f"Unknown `{name}` {value!r}. Allowed: {', '.join(allowed)}")
+
+    def _validate_data(self):
         if not (own.is_own(self.dataset) or own_text.is_csv(self.dataset)):
             if self.dataset not in tuple(data_lib.DATASETS) + tuple(glue.DATASETS):
                 raise ValueError(f"Unknown `dataset` {self.dataset!r}. Allowed: "
@@ -220,21 +264,39 @@ class Config:
         if self.image_size is not None and not own.is_own(self.dataset):
             raise ValueError(f"`image_size` resizes your own images ({own.FOLDER}DIR, {own.TFDS}NAME); "
                              f"{self.dataset} has its own size. Received: image_size={self.image_size!r}")
-        one_of("method", METHODS)
-        architectures = tuple(text_nets.ARCHITECTURES if self.text else nets.NETS)
+        self._one_of("method", METHODS)
+        if self.group_by_length and not self.text:
+            raise ValueError("`group_by_length` batches text by token count; image datasets have none. Received: "
+                             f"group_by_length=True, dataset={self.dataset!r}")
+        for name in ("sequence_length", "teacher_vocabulary_size", "student_vocabulary_size", "batch_size"):
+            self._positive_integer(name)
+
+    def _architectures(self):
+        return tuple(text_nets.ARCHITECTURES if self.text else nets.NETS)
+
+    def _validate_student(self):
         truncate = text_nets.truncate_layers(self.student_init)  # validates K
         if self.student_init is not None:
             self._validate_student_init(truncate)
         if not (self.text and (self.student_preset or truncate)):
-            one_of("student_net", architectures)
-        method = registry.get(self.method)
-        defaults = {field.name: field.default for field in dataclasses.fields(self)}
-        registry.check_config(self, regression=self.regression,
-                              text=self.text, defaults=defaults)
-        if method.via_assistant and self.assistant_path is None:
-            one_of("assistant_net", architectures)
+            self._one_of("student_net", self._architectures())
+
+    def _validate_models(self):
+        """The assistant's and teacher's networks, and what only text or image models have."""
+        architectures = self._architectures()
+        if registry.get(self.method).via_assistant and self.assistant_path is None:
+            self._one_of("assistant_net", architectures)
         if self.teacher_path is None and self.needs_teacher and not (self.text and self.teacher_preset):
-            one_of("teacher_net", architectures)
+            self._one_of("teacher_net", architectures)
+        if not self.text and (self.teacher_preset or self.student_preset):
+            raise ValueError("`teacher_preset`/`student_preset` name keras-nlp text models; they need a text dataset "
+                             f"(glue/<task>, {own_text.CSV}FILE). Received: dataset={self.dataset!r}")
+        if self.sync_batchnorm and self.text:
+            raise ValueError("`sync_batchnorm` synchronises BatchNorm layers; the BERT models of text runs have none "
+                             f"(they use LayerNorm). Received: sync_batchnorm=True, dataset={self.dataset!r}")
+
+    def _validate_teacher(self, method):
+        """How the teacher's knowledge reaches the student: its cached views or logits, its outputs, the assistant."""
         if isinstance(self.teacher_views, bool) or not isinstance(self.teacher_views, int) or self.teacher_views < 0:
             raise ValueError(f"`teacher_views` must be an integer >= 0. Received: teacher_views={self.teacher_views!r}")
         if self.teacher_views and (self.text or not method.teacher):
@@ -249,11 +311,7 @@ class Config:
                                                   or self.assistant_epochs < 1):
             raise ValueError(f"`assistant_epochs` must be a positive integer. Received: "
                              f"assistant_epochs={self.assistant_epochs!r}")
-        if not self.text and (self.teacher_preset or self.student_preset):
-            raise ValueError("`teacher_preset`/`student_preset` name keras-nlp text models; they need a text dataset "
-                             f"(glue/<task>, {own_text.CSV}FILE). Received: dataset={self.dataset!r}")
-        one_of("lr_schedule", tuple(schedule.LR_SCHEDULES) + (schedule.LINEAR,))
-        one_of("teacher_outputs", logits.OUTPUTS)
+        self._one_of("teacher_outputs", logits.OUTPUTS)
         if self.teacher_outputs == "probabilities":
             if self.teacher_path is None:
                 raise ValueError("`teacher_outputs` 'probabilities' describes a `teacher_path` file; a teacher trained "
@@ -262,49 +320,44 @@ class Config:
             if self.regression:
                 raise ValueError(f"`teacher_outputs` 'probabilities' needs a classification task; {self.dataset} is a "
                                  "regression task, whose teacher returns a score. Allowed there: logits")
-        one_of("optimizer", OPTIMIZERS)
-        one_of("mixed_precision", tuple(precision.POLICIES))
         if self.teacher_logits_cache and not (self.text and self.cache_teacher_logits):
             raise ValueError("`teacher_logits_cache` keeps the cached teacher logits of text runs (image runs: "
                              f"`teacher_views_cache`). Received: teacher_logits_cache={self.teacher_logits_cache!r}, "
                              f"dataset={self.dataset!r}, cache_teacher_logits={self.cache_teacher_logits}")
-        if self.group_by_length and not self.text:
-            raise ValueError("`group_by_length` batches text by token count; image datasets have none. Received: "
-                             f"group_by_length=True, dataset={self.dataset!r}")
-        if self.sync_batchnorm and self.text:
-            raise ValueError("`sync_batchnorm` synchronises BatchNorm layers; the BERT models of text runs have none "
-                             f"(they use LayerNorm). Received: sync_batchnorm=True, dataset={self.dataset!r}")
-        one_of("strategy", STRATEGIES)
-        for name in ("phase1_epochs", "phase2_epochs", "batch_size", "max_temperature", "teacher_epochs",
-                     "sequence_length", "teacher_vocabulary_size", "student_vocabulary_size"):
-            value = getattr(self, name)
+
+    def _validate_optimisation(self, method):
+        self._one_of("lr_schedule", tuple(schedule.LR_SCHEDULES) + (schedule.LINEAR,))
+        self._one_of("optimizer", OPTIMIZERS)
+        for name in ("phase1_epochs", "phase2_epochs", "max_temperature", "teacher_epochs"):
             # Only Annealing-KD has a second phase; the others train phase1_epochs + phase2_epochs, and may say all
             # of them in phase1_epochs (Continuation-KD anneals T over phase1_epochs: the paper's whole run).
-            if name == "phase2_epochs" and len(method.phases(self, self.student_epochs)[0]) == 1 and value == 0:
+            one_phase = len(method.phases(self, self.student_epochs)[0]) == 1
+            if name == "phase2_epochs" and one_phase and self.phase2_epochs == 0:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-        for name in ("learning_rate", "kd_temperature", "teacher_learning_rate", "clipnorm", "phase2_learning_rate"):
+            self._positive_integer(name)
+        for name in ("learning_rate", "teacher_learning_rate", "clipnorm", "phase2_learning_rate"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0. Received: {name}={getattr(self, name)!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"`momentum` must lie in [0, 1). Received: momentum={self.momentum!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"`weight_decay` must be >= 0. Received: weight_decay={self.weight_decay!r}")
+
+    def _validate_run(self):
+        """How the run computes and reports: precision, strategy, progress, checkpoints, the seed."""
+        self._one_of("mixed_precision", tuple(precision.POLICIES))
+        self._one_of("strategy", STRATEGIES)
         for name in ("checkpoint_minutes", "progress_seconds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"`momentum` must lie in [0, 1). Received: momentum={self.momentum!r}")
-        if not 0 <= self.kd_student_loss_weight <= 1:
-            raise ValueError(f"`kd_student_loss_weight` must lie in [0, 1]. Received: "
-                             f"kd_student_loss_weight={self.kd_student_loss_weight!r}")
-        if self.weight_decay < 0:
-            raise ValueError(f"`weight_decay` must be >= 0. Received: weight_decay={self.weight_decay!r}")
-        method.check(self)
-        for name, path in (("teacher_path", self.teacher_path), ("assistant_path", self.assistant_path),
-                           ("student_init", self.student_init_file)):
-            if path is not None and not os.path.isfile(path):
-                raise FileNotFoundError(f"`{name}` file not found. Received: {name}={path!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"`seed` must be an integer >= 0. Received: seed={self.seed!r}")
+
+    def _positive_integer(self, name):
+        value = getattr(self, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
 
     def _validate_student_init(self, truncate):
         received = f"Received: student_init={self.student_init!r}, dataset={self.dataset!r}"

@@ -10,6 +10,7 @@ Killed at any moment, the same command resumes the run in ``--workdir``. Exit st
 input (one line on stderr, before any training); 3 the training diverged (NaN or infinite loss).
 """
 
+import copy
 import dataclasses
 import os
 import re
@@ -33,22 +34,25 @@ flags.DEFINE_bool("overwrite", False, "Replace a finished (or differently config
 
 def define_config_flags(flag_values=FLAGS):
     """One flag per `Config` field, with the field's default, help and allowed values: each setting is written once,
-    in `akd_tf.config`."""
+    in `akd_tf.config` (your own images' recipe, `akd_tf.config.recipe`, is added to the help)."""
     types = typing.get_type_hints(config_lib.Config)
+    own_images = config_lib.recipe(config_lib.own.FOLDER)
     for field in dataclasses.fields(config_lib.Config):
         meta = field.metadata
         name, kind = meta["flag"] or field.name, types[field.name]
         base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)  # int | None -> int
+        help_text = meta["help"] + (f" Your own images (folder:, tfds:): {own_images[field.name]} unless given."
+                                    if field.name in own_images else "")
         if meta["choices"] is not None:
-            flags.DEFINE_enum(name, field.default, list(meta["choices"]), meta["help"], flag_values=flag_values)
+            flags.DEFINE_enum(name, field.default, list(meta["choices"]), help_text, flag_values=flag_values)
         elif base is bool:
-            flags.DEFINE_bool(name, field.default, meta["help"], flag_values=flag_values)
+            flags.DEFINE_bool(name, field.default, help_text, flag_values=flag_values)
         elif base is int:
-            flags.DEFINE_integer(name, field.default, meta["help"], flag_values=flag_values)
+            flags.DEFINE_integer(name, field.default, help_text, flag_values=flag_values)
         elif base is float:
-            flags.DEFINE_float(name, field.default, meta["help"], flag_values=flag_values)
+            flags.DEFINE_float(name, field.default, help_text, flag_values=flag_values)
         else:
-            flags.DEFINE_string(name, field.default, meta["help"], flag_values=flag_values)
+            flags.DEFINE_string(name, field.default, help_text, flag_values=flag_values)
 
 
 define_config_flags()
@@ -95,21 +99,39 @@ def parse_flags(argv):
         for old, (new, convert) in config_lib.RENAMED.items():
             if re.search(rf"Unknown command line flag '{old}'", message):
                 value = next((a.split("=", 1)[1] for a in argv if a.startswith(f"--{old}=")), None)
-                hint = f" (here: --{new}={convert(float(value)):g})" if value is not None else ""
+                try:
+                    hint = f" (here: --{new}={convert(float(value)):g})" if value is not None else ""
+                except ValueError:  # not a number: the new flag's own check will say so
+                    hint = ""
                 _error(f"--{old} is now --{new}{hint}; see --helpfull.", 2)
         _error(message.removeprefix("ERROR:: "), 2)
 
 
 def config_from_flags(flag_values=FLAGS) -> config_lib.Config:
-    values = {field.name: flag_values[field.metadata["flag"] or field.name].value
-              for field in dataclasses.fields(config_lib.Config)}
-    if values.get("verbose") == 1 and not sys.stdout.isatty():
+    """The `Config` of the flags given (on the command line or in a flagfile); the others take the dataset's recipe
+    (`akd_tf.config.recipe`), else their defaults."""
+    fields = {field.name: field.metadata["flag"] or field.name for field in dataclasses.fields(config_lib.Config)}
+    given = {name: flag_values[flag].value for name, flag in fields.items() if flag_values[flag].present}
+    if flag_values["verbose"].value == 1 and not sys.stdout.isatty():
         # Keras draws its progress bars with terminal colour codes whatever stdout is; a log file gets lines.
-        values["verbose"] = 2
+        given["verbose"] = 2
     # An empty value unsets an optional flag that a flagfile set (e.g. --student_init= for the teacher's own run).
     optional = {field.name for field in dataclasses.fields(config_lib.Config) if field.default is None}
-    values.update({name: None for name in optional if values.get(name) == ""})
-    return config_lib.Config(**values)
+    given.update({name: None for name in optional if given.get(name) == ""})
+    return config_lib.Config.with_recipe(**given)
+
+
+def resolved_flags(config, flag_values=FLAGS) -> str:
+    """The run's settings as a flagfile that reproduces it (``flags.txt``): every flag of this tool (not absl's or
+    TensorFlow's), with the value the run took, its dataset's recipe included."""
+    lines = [flag_values["workdir"].serialize()]
+    for field in dataclasses.fields(config_lib.Config):
+        value = getattr(config, field.name)
+        if value is not None:
+            flag = copy.deepcopy(flag_values[field.metadata["flag"] or field.name])
+            flag.value = value
+            lines.append(flag.serialize())
+    return "".join(f"{line}\n" for line in sorted(lines))
 
 
 def summary_line(metrics: dict, method: str, workdir: str) -> str:
@@ -146,9 +168,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     quiet_libraries()
     config = config_from_flags()
-    # The resolved flags of this tool (not absl's or TensorFlow's), as a flagfile that reproduces the run.
-    own = sorted(FLAGS.get_key_flags_for_module(sys.argv[0]), key=lambda flag: flag.name)
-    flags_txt = "".join(f"{flag.serialize()}\n" for flag in own if flag.value is not None and flag.name != "overwrite")
+    flags_txt = resolved_flags(config)
     received = []
 
     def stop(signum, frame):

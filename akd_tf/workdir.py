@@ -11,7 +11,7 @@ import os
 import tempfile
 
 from akd_tf import files
-from akd_tf.config import BadInput, Config, upgrade
+from akd_tf.config import BadInput, Config, resolve_defaults, upgrade
 
 
 # Everything a run writes into its workdir; `overwrite=True` removes exactly these.
@@ -28,10 +28,10 @@ def _differences(saved, config):
     """``name (saved X, now Y)`` for each field of the saved ``config.json`` that differs and matters. A field
     that the saved run did not know (added to `Config` since) counts as its default, which keeps the behaviour
     of the code that wrote it: runs started by an older version resume."""
-    current = dataclasses.asdict(config)
+    current = resolve_defaults(dataclasses.asdict(config))
     defaults = {f.name: f.default for f in dataclasses.fields(Config)}
     saved = upgrade(saved)
-    saved = {**{k: defaults[k] for k in current if k not in saved}, **saved}
+    saved = resolve_defaults({**{k: defaults[k] for k in current if k not in saved}, **saved})
     names = sorted(k for k in set(saved) | set(current) if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
     return [f"{k} (saved {saved.get(k)!r}, now {current.get(k)!r})" for k in names]
 

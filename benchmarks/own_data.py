@@ -4,9 +4,10 @@ student trained from scratch beside it.
     python -m benchmarks.own_data --per_class=333 --output=benchmarks/results/own_data
 
 Writes a folder of ``--per_class`` CIFAR-10 test photos of each of 3 classes upscaled to 64×64
-(`examples/own_images.py`) and trains a small teacher of "your own" on it, then runs ``python -m akd_tf.main
---dataset=folder:…`` with the teacher file (``--method``, default Annealing-KD) and without it (``--method=scratch``),
-and ``python -m export.tflite`` on the distilled student. Each step is a process of its own, timed from its start
+(`examples/own_images.py`) and trains a small teacher of "your own" for its classes (on other CIFAR-10 photos),
+then runs ``python -m akd_tf.main --dataset=folder:…`` with the teacher file (``--method``, default Annealing-KD)
+and without it (``--method=scratch``), with no other flags (the own-images recipe a user gets, unless
+``--run_flags``), and ``python -m export.tflite`` on the distilled student. Each step is a process of its own, timed from its start
 to its end. Writes ``<output>.json`` and ``<output>.md``: test top-1 of teacher, student and scratch student, the
 wall time of each step and of all, the uint8 file's size, agreement and MediaPipe's result, the commands and the
 machine. ``--workdir`` keeps the folder and runs (default: a temporary directory).
@@ -32,15 +33,16 @@ def define_flags():
     """Defined when run as a program only: tests import this module beside others that define the same flags."""
     flags.DEFINE_integer("per_class", 333, "Photos per class (3 classes; at most 1,000).")
     flags.DEFINE_integer("teacher_epochs", 15, "Epochs of the teacher of 'your own' (examples/own_images.py).")
+    flags.DEFINE_integer("teacher_per_class", 1500, "CIFAR-10 training photos of each class that teacher learns "
+                         "from (examples/own_images.py; none of the folder's).")
     flags.DEFINE_string("method", "akd", "The distillation method of the student run.")
-    flags.DEFINE_list("run_flags", ["--student_net=mobilenet_v3_small", "--phase1_epochs=10", "--phase2_epochs=5",
-                                    "--max_temperature=5", "--batch_size=32", "--learning_rate=0.05"],
-                      "akd_tf.main flags of both student runs (docs/own-data.md's).")
+    flags.DEFINE_list("run_flags", [], "akd_tf.main flags of both student runs beyond the data and the method "
+                      "(default: none, the own-images recipe a user gets, akd_tf.data.own.RECIPE).")
     flags.DEFINE_string("workdir", None, "Where the folder, teacher and runs go (default: a temporary directory).")
     flags.DEFINE_string("output", "benchmarks/results/own_data", "Output path prefix (.json and .md).")
 
 
-def _step(name, command, log):
+def step(name, command, log):
     """Runs ``command`` (a list) from the repository root, its output appended to ``log``; returns its seconds."""
     print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(command)}", flush=True)
     start = time.perf_counter()
@@ -62,14 +64,15 @@ def main(argv):
     python = sys.executable
     steps = {
         "folder and teacher": [python, "examples/own_images.py", f"--output={folder}", f"--per_class={FLAGS.per_class}",
-                               f"--teacher={teacher}", f"--teacher_epochs={FLAGS.teacher_epochs}"],
+                               f"--teacher={teacher}", f"--teacher_epochs={FLAGS.teacher_epochs}",
+                               f"--teacher_per_class={FLAGS.teacher_per_class}"],
         "student": [python, "-m", "akd_tf.main", f"--dataset=folder:{folder}", f"--teacher={teacher}",
                     f"--method={FLAGS.method}", *FLAGS.run_flags, f"--workdir={workdir}/student_run", "--verbose=2"],
         "scratch student": [python, "-m", "akd_tf.main", f"--dataset=folder:{folder}", "--method=scratch",
                             *FLAGS.run_flags, f"--workdir={workdir}/scratch_run", "--verbose=2"],
         "export": [python, "-m", "export.tflite", f"--model={workdir}/student_run/student/", "--quantization=fp32,uint8"],
     }
-    seconds = {name: _step(name, command, log) for name, command in steps.items()}
+    seconds = {name: step(name, command, log) for name, command in steps.items()}
     with open(os.path.join(workdir, "student_run", "metrics.json")) as f:
         student = json.load(f)
     with open(os.path.join(workdir, "scratch_run", "metrics.json")) as f:
@@ -82,18 +85,23 @@ def main(argv):
         "steps": {name: " ".join(["python", *c[1:]]) for name, c in steps.items()},
         "machine": machine.machine(), "num_examples": student["num_examples"], "labels": student.get("labels"),
         "teacher_top1": student["teacher"]["test_accuracy"], "student_top1": student["student"]["test_accuracy"],
-        "scratch_top1": scratch["student"]["test_accuracy"], "method": FLAGS.method,
+        "scratch_top1": scratch["student"]["test_accuracy"], "method": FLAGS.method, "run_flags": FLAGS.run_flags,
         "student_net": student["student"]["net"], "student_params": student["student"]["params"],
         "seconds": seconds, "total_seconds": sum(seconds.values()),
         "uint8": {key: rows["uint8"][key] for key in ("size_bytes", "top1", "keras_top1", "agreement")},
         "fp32_bytes": rows["fp32"]["size_bytes"], "mediapipe_uint8": rows["uint8"].get("mediapipe"),
     }
-    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-    with open(FLAGS.output + ".json", "w") as f:
+    write(result, _table(result), FLAGS.output)
+
+
+def write(result, table, output):
+    """``<output>.json`` (the result) and ``<output>.md`` (its table), and the table on stdout."""
+    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+    with open(output + ".json", "w") as f:
         json.dump(result, f, indent=2)
-    with open(FLAGS.output + ".md", "w") as f:
-        f.write(_table(result) + "\n")
-    print(_table(result))
+    with open(output + ".md", "w") as f:
+        f.write(table + "\n")
+    print(table)
 
 
 def _table(r):
@@ -104,7 +112,8 @@ def _table(r):
     lines = [
         f"Your own images, from a folder to MediaPipe-ready files: {sum(n.values()):,} photos of "
         f"{', '.join(r['labels'])} at 64×64 (train {n['train']}, validation {n.get('validation', 0)}, test {n['test']}), "
-        f"a small teacher of one's own, a {r['student_net']} student ({r['student_params']:,} parameters).",
+        f"a small teacher of one's own, a {r['student_net']} student ({r['student_params']:,} parameters)"
+        + (f", flags {' '.join(r['run_flags'])}." if r.get("run_flags") else ", the own-images recipe (no flags)."),
         "",
         "| step | wall time (s) |",
         "|---|---|",

@@ -186,7 +186,7 @@ def export_student(model_or_path, modes=None, *, data=None, options=None, output
         if explicit:
             raise ValueError("mode 'uint8' takes 8-bit pixels, and this student's test inputs are not 0-255 whole "
                              "numbers once un-normalised: give the normalisation its inputs were made with "
-                             "(normalization=), or leave out uint8.")
+                             "(ExportData(normalization=...)), or leave out uint8.")
         modes.remove("uint8")
         logging.warning("uint8 left out: the inputs are not 8-bit pixels once un-normalised (no normalisation known)")
     qat_options = {"data_dir": data.data_dir, **(options.qat_options or {})}  # its calibration: the pipeline's (pixels)

@@ -62,7 +62,7 @@ def _checked_dataset(student, dataset):
     if dataset and not student.text and (glue.is_glue(dataset) or own_text.is_csv(dataset)):
         raise ValueError(f"dataset {dataset!r} is text and {student.source} is an image student: give an image "
                          "dataset (cifar10, cifar100, folder:DIR, tfds:NAME), or none to use the one its akd_tf.json "
-                         "names, or your own images (representative= / test=).")
+                         "names, or your own images (ExportData(representative=..., test=...)).")
     return student
 
 
@@ -128,8 +128,8 @@ def _text_from_keras(model, source, metadata, dataset):
     dataset = dataset or metadata.get("dataset")
     if dataset is not None and dataset not in glue.DATASETS and not own_text.is_csv(dataset):
         raise ValueError(f"dataset {dataset!r} is not a GLUE task; a text student's dataset is one of "
-                         f"{', '.join(glue.DATASETS)}, your own {own_text.CSV}FILE (or none, with test= and "
-                         "representative= texts).")
+                         f"{', '.join(glue.DATASETS)}, your own {own_text.CSV}FILE (or none, with texts in "
+                         "ExportData(representative=..., test=...)).")
     length = getattr(model.preprocessor, "sequence_length", None)
     if not length:
         raise ValueError(f"{source}: its preprocessor has no fixed sequence_length; the exported file needs one.")
@@ -205,7 +205,8 @@ def examples(student: Student, split: str, count: int | None, data_dir: str | No
     test labels are hidden). Raises `ValueError` when the student names no dataset."""
     if not student.metadata.get("dataset"):
         raise ValueError(f"model {student.source} names no dataset (no {METADATA}) to read {split} examples from: "
-                         "pass dataset= (a TFDS dataset), or your own examples (representative= / test=).")
+                         "pass ExportData(dataset=...) (a TFDS dataset), or your own examples "
+                         "(ExportData(representative=..., test=...)).")
     if not student.text:
         return images(student, split, count, data_dir, normalization)
     texts, labels = text_examples(student, split, count, data_dir)
@@ -246,9 +247,19 @@ def preprocessing(student: Student) -> dict | None:
     return None
 
 
+def spread(total: int, count: int | None, seed: int) -> np.ndarray:
+    """Indices of ``count`` of ``total`` examples drawn with ``seed``, in their order (all of them when ``count`` is
+    None or more). Your images are in class order: the first 300 of 809 training photos would calibrate the uint8
+    file on 269 airplanes, 31 cats and no ship."""
+    if count is None or count >= total:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(seed).permutation(total)[:count])
+
+
 def images(student: Student, split: str, count: int | None, data_dir: str | None = None, normalization=None):
-    """(float32 images normalised as in training, int labels) of the first ``count`` examples of ``split``;
-    ``normalization`` (an `export.image_input.Normalization`) overrides `preprocessing`."""
+    """(float32 images normalised as in training, int labels) of ``count`` examples of ``split`` (the first ones; of
+    your own images, a seeded draw over the split); ``normalization`` (an `export.image_input.Normalization`)
+    overrides `preprocessing`."""
     from akd_tf.data import images as image_data
     from akd_tf.data import own, pipeline
 
@@ -259,8 +270,10 @@ def images(student: Student, split: str, count: int | None, data_dir: str | None
                         validation_size=drawn.get("validation_size"), test_size=drawn.get("test_size"),
                         data_dir=data_dir)
         x, y = read.splits[split]
-        x = image_data.normalize(x[:count], prep["mean"], prep["std"], prep["scale"]).numpy()
-        return x, y[:count].astype(np.int64)
+        chosen = spread(len(y), count, drawn.get("seed", 0))
+        x, y = x[chosen], y[chosen]
+        x = image_data.normalize(x, prep["mean"], prep["std"], prep["scale"]).numpy()
+        return x, y.astype(np.int64)
     builder = image_data.builder(student.metadata["dataset"], data_dir=data_dir)
     tfds_split = split if count is None else f"{split}[:{count}]"
     ds = builder.as_dataset(split=tfds_split, as_supervised=True, shuffle_files=False)

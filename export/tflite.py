@@ -58,8 +58,10 @@ flags.DEFINE_float("qat_learning_rate", 1e-3, "qat: SGD learning rate of the fin
 
 
 # The library's errors name its arguments; from the command line they are flags.
-_AS_FLAGS = (("dataset=", "--dataset"), ("representative= / test=", "--representative_data / --test_data"),
-             ("normalization=", "--input_mean/--input_std"), ("; model ", "; --model "))
+_AS_FLAGS = (("ExportData(dataset=...)", "--dataset"),
+             ("ExportData(representative=..., test=...)", "--representative_data / --test_data"),
+             ("ExportData(normalization=...)", "--input_mean/--input_std"), ("dataset=", "--dataset="),
+             ("; model ", "; --model "))
 
 
 def _fail(message):

@@ -87,6 +87,8 @@ CASES = [
     ("flagfile_unknown_flag", ["--flagfile={dir}/unknown_flag.flags"], ["Unknown command line flag 'temprature'"]),
     ("renamed_kd_alpha", [SMOKE, "--method=kd", "--kd_alpha=0.9"],
      ["--kd_alpha is now --kd_student_loss_weight (here: --kd_student_loss_weight=0.1)"]),
+    ("renamed_kd_alpha_not_a_number", [SMOKE, "--method=kd", "--kd_alpha=abc"],
+     ["--kd_alpha is now --kd_student_loss_weight; see --helpfull."]),
     ("workdir_unwritable", [SMOKE, "--workdir={dir}/a_file/run"], ["--workdir", "a_file/run", "not writable"]),
     ("workdir_other_settings", [SMOKE, "--workdir={dir}/other_run"], ["unfinished run with other settings",
                                                                       "batch_size (saved 32, now 64)", "--overwrite"]),

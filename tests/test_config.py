@@ -14,7 +14,7 @@ def test_every_flag_takes_its_default_help_and_choices_from_its_config_field():
     assert own == {f.metadata["flag"] or f.name for f in fields} | {"workdir", "overwrite"}
     for field in fields:
         flag = cli.FLAGS[field.metadata["flag"] or field.name]
-        assert flag.default == field.default and flag.help.endswith(field.metadata["help"]), field.name
+        assert flag.default == field.default and field.metadata["help"] in flag.help, field.name
         if field.metadata["choices"] is not None:
             assert list(flag.parser.enum_values) == list(field.metadata["choices"]), field.name
 
@@ -34,6 +34,37 @@ def test_flags_become_the_config_and_cli_names_map_to_fields():
     config = _parsed(["--teacher=t.keras", "--method=ckd", "--ckd_margin=0.5", "--phase2_epochs=0"])
     assert (config.teacher_path, config.method, config.ckd_margin, config.phase2_epochs) == ("t.keras", "ckd", 0.5, 0)
     assert config.dataset == config_lib.Config().dataset and config.assistant_path is None
+
+
+def test_own_images_take_their_recipe_under_the_flags_given():
+    recipe = config_lib.recipe("folder:photos")
+    assert recipe and set(recipe) <= {f.name for f in dataclasses.fields(config_lib.Config)}
+    config = _parsed(["--dataset=folder:photos", "--phase1_epochs=7", "--batch_size=128"])
+    # A flag given at the field's default (batch_size 128) is given all the same.
+    assert (config.phase1_epochs, config.batch_size) == (7, 128)
+    assert all(getattr(config, name) == value for name, value in recipe.items()
+               if name not in ("phase1_epochs", "batch_size"))
+    assert config == config_lib.Config.with_recipe(dataset="folder:photos", phase1_epochs=7, batch_size=128,
+                                                   verbose=config.verbose)  # 2 when stdout is not a terminal
+    cifar = _parsed(["--dataset=cifar10"])
+    assert cifar == config_lib.Config(verbose=cifar.verbose) and config_lib.recipe("cifar10") == {}
+    assert f"{recipe['phase1_epochs']} unless given" in cli.FLAGS["phase1_epochs"].help
+
+
+@pytest.mark.parametrize("argv", [["--dataset=folder:photos", "--teacher=t.keras", "--learning_rate=0.01"],
+                                  ["--method=ckd", "--ckd_margin=0.5", "--phase2_epochs=0", "--verbose=2"]])
+def test_flags_txt_reproduces_the_run_recipe_included(argv):
+    from absl import flags
+
+    config = _parsed(argv)
+    values = flags.FlagValues()
+    cli.define_config_flags(values)
+    flags.DEFINE_string("workdir", None, "", flag_values=values)
+    values(["akd_tf.main", "--workdir=runs/x"])
+    lines = cli.resolved_flags(config, values).splitlines()
+    assert "--workdir=runs/x" in lines and all(line.startswith("--") for line in lines)
+    # Read back with a recipe-free dataset's defaults in between, it is the same run.
+    assert _parsed([line for line in lines if not line.startswith("--workdir")]) == config
 
 
 @pytest.mark.parametrize("flagfile", ["configs/cifar10.flags", "configs/cifar10_ckd.flags", "configs/smoke.flags",

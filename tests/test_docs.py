@@ -159,3 +159,61 @@ def test_the_own_text_commands_run_as_printed():
     report = json.loads(open(os.path.join(ROOT, "runs", "reviews", "tflite", "export_report.json")).read())
     assert report["labels"] == ["negative", "positive"]
     assert all(row["mediapipe"]["categories"] == ["negative", "positive"] for row in report["results"])
+
+
+def _fenced_blocks(text):
+    """(info string, body) of every fenced code block of a Markdown page, fence by fence."""
+    blocks, info, body = [], None, []
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            if info is None:
+                info, body = line.lstrip()[3:].strip(), []
+            else:
+                blocks.append((info, "\n".join(body)))
+                info = None
+        elif info is not None:
+            body.append(line)
+    return blocks
+
+
+def _documented_runs():
+    """Every ``python -m akd_tf.main`` command of a shell block in the README and docs/: (page, its flags)."""
+    import shlex
+
+    runs = []
+    for page in PAGES:
+        for info, block in _fenced_blocks(_read(page)):
+            if info not in ("", "bash", "sh", "console"):
+                continue
+            for line in block.replace("\\\n", " ").splitlines():
+                if "akd_tf.main" not in line:
+                    continue
+                words = shlex.split(line, comments=True)
+                if "akd_tf.main" in words and "-m" in words:
+                    runs.append((page, [w for w in words[words.index("akd_tf.main") + 1:] if w.startswith("--")]))
+    return runs
+
+
+def test_every_documented_command_line_is_a_valid_configuration(monkeypatch):
+    """What the pages tell a reader to run parses (flags that exist, values allowed) and passes the configuration's
+    checks, without running: a renamed flag or a refused combination in the docs fails here."""
+    from absl import flags
+
+    from akd_tf import main as cli
+
+    monkeypatch.chdir(ROOT)  # flagfile paths are relative to the repository root
+    runs = _documented_runs()
+    assert len(runs) >= 10, runs
+    for page, argv in runs:
+        values = flags.FlagValues()
+        cli.define_config_flags(values)
+        flags.DEFINE_string("workdir", None, "", flag_values=values)
+        flags.DEFINE_bool("overwrite", False, "", flag_values=values)
+        try:
+            values(["akd_tf.main", *argv])
+            config = cli.config_from_flags(values)
+            config.validate()
+        except FileNotFoundError:
+            pass  # a file the page's earlier command writes (runs/my_teacher.keras)
+        except Exception as error:  # noqa: BLE001 - the page and the command are the message
+            pytest.fail(f"{page}: python -m akd_tf.main {' '.join(argv)}\n{type(error).__name__}: {error}")

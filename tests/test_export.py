@@ -106,12 +106,23 @@ def test_student_loading_errors(tmp_path, tiny):
         student_lib.load(str(tmp_path / "empty"))
     bare = student_lib.load(tiny[0])  # no akd_tf.json: loads, but has no dataset to read examples from
     with pytest.raises(ValueError, match=r"names no dataset \(no akd_tf.json\) to read test examples from: pass "
-                                         r"dataset= .*\(representative= / test=\)"):
+                                         r"ExportData\(dataset=...\) .*\(ExportData\(representative=..., "
+                                         r"test=...\)\)"):
         student_lib.examples(bare, "test", 10)
     flat = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
     flat.export(str(tmp_path / "flat"), verbose=False)
     with pytest.raises(ValueError, match="unexpected signature.*Received inputs"):
         student_lib.load(str(tmp_path / "flat"), dataset="cifar10")
+
+
+def test_calibration_examples_of_own_images_span_every_class():
+    labels = np.repeat([0, 1, 2], [270, 270, 269])  # a folder's training split: class after class
+    chosen = student_lib.spread(len(labels), 300, seed=20)
+    assert len(chosen) == 300 and np.all(np.diff(chosen) > 0)  # distinct, in the split's order
+    assert min(np.bincount(labels[chosen], minlength=3)) > 70  # the first 300 hold no ship
+    assert np.array_equal(chosen, student_lib.spread(len(labels), 300, seed=20))
+    assert np.array_equal(student_lib.spread(5, None, 0), np.arange(5))
+    assert np.array_equal(student_lib.spread(5, 9, 0), np.arange(5))
 
 
 def test_a_bare_keras_file_named_after_an_akd_tf_net_names_that_net(tmp_path):

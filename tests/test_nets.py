@@ -38,3 +38,17 @@ def test_unknown_names_and_depths_are_rejected():
         nets.resnet_cifar(9)
     with pytest.raises(ValueError, match="depth=3"):
         nets.plain_cnn(3)
+
+
+@pytest.mark.parametrize("name", sorted(nets.PIXEL_INPUT))
+def test_application_students_return_logits_of_pixels_with_a_momentum_small_data_can_move(name):
+    import keras
+
+    model = nets.build(name, num_classes=3, input_shape=(64, 64, 3))
+    logits = model.predict(np.full((2, 64, 64, 3), 128.0, "float32"), verbose=0)
+    assert logits.shape == (2, 3) and np.all(np.isfinite(logits)) and not np.allclose(logits.sum(-1), 1.0)
+    momenta = {layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta == {0.9}
+    # The minimalistic variant is the 8-bit one: no squeeze-and-excite (a Multiply) and no hard-swish.
+    multiplies = [layer for layer in model.layers if isinstance(layer, keras.layers.Multiply)]
+    assert (not multiplies) == name.endswith("_minimalistic")

@@ -29,6 +29,14 @@ def test_workdir_rules(tmp_path):
     workdir.prepare_workdir(Config(train_size=64), str(tmp_path))
     with pytest.raises(BadInput, match=r"kd_student_loss_weight \(saved 0.1, now 0.2\)"):
         workdir.prepare_workdir(Config(train_size=64, kd_student_loss_weight=0.2), str(tmp_path))
+    # A run saved with the recipe's values written out (configs/base.flags did) is the run of their defaults.
+    spelled = {**saved, "teacher_learning_rate": 0.1, "validation_size": 5000}
+    (tmp_path / "config.json").write_text(json.dumps(spelled))
+    workdir.prepare_workdir(Config(train_size=64), str(tmp_path))
+    with pytest.raises(BadInput, match=r"teacher_learning_rate \(saved 0.1, now 0.2\)"):
+        workdir.prepare_workdir(Config(train_size=64, learning_rate=0.2), str(tmp_path))
+    with pytest.raises(BadInput, match=r"validation_size \(saved 5000, now None\)"):
+        workdir.prepare_workdir(Config(train_size=64, dataset="folder:photos"), str(tmp_path))
     (tmp_path / "metrics.json").write_text("{}")
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / "student").mkdir()

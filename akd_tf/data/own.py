@@ -26,6 +26,15 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 SPLIT_DIRS = ("train", "validation", "test")
 # Held out of the training images for model selection and for the test report when the source has no such split.
 HELD_OUT_SHARE = 0.1
+# What a run on your own images gets for the settings it does not give, where that differs from `akd_tf.config`'s
+# defaults (the paper's CIFAR recipe, 300 student epochs after a 200-epoch ResNet-110 teacher: days on a CPU).
+# Sized for a few thousand photos and minutes of CPU, for a phone: the minimalistic MobileNetV3-Small student,
+# whose uint8 file agrees with it on 99 of 100 test photos where the full MobileNetV3-Small's agrees on 85
+# (benchmarks/results/own_data.md, own_data_mobilenet_v3_small.md); 40 + 20 epochs (8 per temperature). The
+# teacher's, when none is given, is a guess that no benchmark has checked.
+RECIPE = {"teacher_net": "mobilenet_v3_large", "student_net": "mobilenet_v3_small_minimalistic",
+          "teacher_epochs": 60, "phase1_epochs": 40, "phase2_epochs": 20, "max_temperature": 5, "batch_size": 32,
+          "learning_rate": 0.05}
 
 
 def is_own(name: str) -> bool:

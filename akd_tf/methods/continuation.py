@@ -26,6 +26,12 @@ from akd_tf.methods import registry
 from akd_tf.methods.base import AnnealedDistiller
 
 
+def check_margin(margin, name="margin"):
+    """Raises `ValueError` for a hinge margin `ContinuationKD` cannot take (``name``: the setting in the message)."""
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin >= 0:
+        raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={margin!r}")
+
+
 @keras.saving.register_keras_serializable(package="akd_tf")
 class ContinuationKD(AnnealedDistiller):
     """Continuation Knowledge Distillation: one loss that moves from the annealed teacher to the labels.
@@ -52,8 +58,7 @@ class ContinuationKD(AnnealedDistiller):
     """
 
     def __init__(self, teacher, student, max_temperature=10, margin=0.0, regression=False, **kwargs):
-        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin >= 0:
-            raise ValueError(f"`margin` must be a number >= 0. Received: margin={margin!r}")
+        check_margin(margin)
         super().__init__(teacher, student, max_temperature, **kwargs)
         self.margin = float(margin)
         self.regression = bool(regression)
@@ -165,9 +170,7 @@ class _Continuation(registry.Method):
 
     def check(self, config):
         schedule.validate_schedule(config.phase1_epochs, config.max_temperature)
-        if isinstance(config.ckd_margin, bool) or not isinstance(config.ckd_margin, (int, float)) \
-                or not config.ckd_margin >= 0:
-            raise ValueError(f"`ckd_margin` must be a number >= 0. Received: ckd_margin={config.ckd_margin!r}")
+        check_margin(config.ckd_margin, name="ckd_margin")
         try:
             schedule.validate_label_ramp(label_ramp_epochs(config), config.student_epochs)
         except ValueError:

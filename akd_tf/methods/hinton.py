@@ -9,6 +9,16 @@ from akd_tf.methods import registry
 from akd_tf.methods.base import Distiller
 
 
+def check_arguments(temperature, student_loss_weight, names=("temperature", "student_loss_weight")):
+    """Raises `ValueError` for what `HintonKD` cannot take; ``names`` are the two settings' names in the message
+    (the run's: ``kd_temperature``, ``kd_student_loss_weight``)."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise ValueError(f"`{names[0]}` must be > 0. Received: {names[0]}={temperature!r}")
+    if isinstance(student_loss_weight, bool) or not isinstance(student_loss_weight, (int, float)) \
+            or not 0.0 <= student_loss_weight <= 1.0:
+        raise ValueError(f"`{names[1]}` must lie in [0, 1]. Received: {names[1]}={student_loss_weight!r}")
+
+
 @keras.saving.register_keras_serializable(package="akd_tf")
 class HintonKD(Distiller):
     """Vanilla knowledge distillation (Hinton et al., 2015): `akd_tf.losses.hinton_kd_loss` with the
@@ -23,11 +33,7 @@ class HintonKD(Distiller):
             raise TypeError(f"HintonKD's `alpha` (the soft term's weight) is now `student_loss_weight`, the label "
                             f"term's weight, as keras.distillation.Distiller has it: student_loss_weight = 1 - alpha. "
                             f"Received: alpha={alpha!r}")
-        if not temperature > 0:
-            raise ValueError(f"`temperature` must be > 0. Received: temperature={temperature!r}")
-        if not 0.0 <= student_loss_weight <= 1.0:
-            raise ValueError(f"`student_loss_weight` must lie in [0, 1]. Received: "
-                             f"student_loss_weight={student_loss_weight!r}")
+        check_arguments(temperature, student_loss_weight)
         super().__init__(teacher, student, **kwargs)
         self.temperature = float(temperature)
         self.student_loss_weight = float(student_loss_weight)
@@ -47,6 +53,10 @@ class HintonMethod(registry.Method):
     name, title, short = "kd", "Hinton KD", "KD"
     help = ("Hinton KD: w · cross-entropy + (1 − w) · T² · KL at T = kd_temperature, w = kd_student_loss_weight")
     regression = False  # its soft term compares class probabilities
+
+    def check(self, config):
+        check_arguments(config.kd_temperature, config.kd_student_loss_weight,
+                        names=("kd_temperature", "kd_student_loss_weight"))
 
     def build(self, teacher, student, config, *, optimizer, teacher_outputs="logits", regression=False,
               monitor="val_accuracy"):

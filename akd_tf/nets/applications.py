@@ -5,10 +5,15 @@ your own images (``--dataset=folder:DIR``) and export with no normalisation of t
 
 import keras
 
+# name -> (keras.applications constructor, its arguments). The minimalistic MobileNetV3 (no squeeze-and-excite,
+# no hard-swish, no 5×5 kernels) is the variant made for 8-bit hardware: its uint8 file agrees with the float model
+# where the full one's hard-swish and squeeze-and-excite lose top classes: 99 % against 85 % of test photos
+# (benchmarks/results/own_data.md, own_data_mobilenet_v3_small.md).
 APPLICATIONS = {
-    "mobilenet_v3_small": "MobileNetV3Small",
-    "mobilenet_v3_large": "MobileNetV3Large",
-    "efficientnet_b0": "EfficientNetB0",
+    "mobilenet_v3_small": ("MobileNetV3Small", {}),
+    "mobilenet_v3_small_minimalistic": ("MobileNetV3Small", {"minimalistic": True}),
+    "mobilenet_v3_large": ("MobileNetV3Large", {}),
+    "efficientnet_b0": ("EfficientNetB0", {}),
 }
 
 
@@ -23,9 +28,9 @@ def application(net, num_classes=10, input_shape=(224, 224, 3), weight_decay=0.0
     k = keras_module or keras
     if input_shape[0] < 32 or input_shape[1] < 32:
         raise ValueError(f"{net} takes images of at least 32×32. Received: input_shape={tuple(input_shape)}")
-    constructor = getattr(k.applications, APPLICATIONS[net])
-    model = constructor(input_shape=tuple(input_shape), weights=None, classes=num_classes,
-                        classifier_activation=None, name=name or net)
+    constructor, arguments = APPLICATIONS[net]
+    model = getattr(k.applications, constructor)(input_shape=tuple(input_shape), weights=None, classes=num_classes,
+                                                 classifier_activation=None, name=name or net, **arguments)
     for layer in model.layers:
         # Keras builds them with momentum 0.999 (0.99 for EfficientNet), made for ImageNet's 10,000 steps an epoch:
         # after the few hundred steps of a small dataset their moving statistics are still near their initial
