@@ -151,7 +151,9 @@ class TextTask(Task):
             "labels": list(self.raw.label_names) if self.raw.label_names else None,
             # How the test rows of your own file were drawn, so the export reads the same rows.
             "split": {"seed": config.seed, "validation_size": config.validation_size, "test_size": config.test_size},
-            "net": config.student_preset or config.student_init or config.student_net, "method": config.method})
+            # A student cut from the teacher ("truncate:3") is named for what it is, "<teacher>_first3".
+            "net": config.student_preset or (student.name if config.student_init else config.student_net),
+            "method": config.method})
 
     def _build(self, who):
         """``(classifier, preprocessor)`` for ``who`` ("teacher"/"student"): its preset, else its architecture with
