@@ -26,6 +26,26 @@ def better(value, previous, mode):
     return previous is None or (value > previous if mode == "max" else value < previous)
 
 
+class BestEpoch:
+    """The best epoch by ``monitor`` so far and, with ``keep_weights``, a copy of the weights it ended with: what
+    `KeepBest` keeps over a fit and `akd_tf.AnnealingSchedule` over each phase, one implementation for both.
+
+    ``best`` is ``{"epoch": int, monitor: float}`` or None; ``weights`` the copied arrays or None."""
+
+    def __init__(self, monitor, mode, keep_weights=True):
+        self.monitor, self.mode, self.keep_weights = monitor, mode, keep_weights
+        self.best, self.weights = None, None
+
+    def offer(self, epoch, value, get_weights) -> bool:
+        """Records ``epoch`` when ``value`` beats the best so far, copying ``get_weights()``; whether it did."""
+        if not better(value, None if self.best is None else self.best[self.monitor], self.mode):
+            return False
+        self.best = {"epoch": epoch, self.monitor: value}
+        if self.keep_weights:
+            self.weights = [np.array(w) for w in get_weights()]
+        return True
+
+
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
@@ -64,34 +84,36 @@ class KeepBest(keras.callbacks.Callback):
         super().__init__()
         mode = resolve_mode(monitor, mode)
         self.monitor, self.mode, self.verbose = monitor, mode, verbose
-        self.best = None  # {"epoch": int, monitor: float}
-        self.best_weights = None
+        self._best = BestEpoch(monitor, mode)
+
+    @property
+    def best(self):
+        """``{"epoch": int, monitor: float}`` of the best epoch so far, or None."""
+        return self._best.best
+
+    @property
+    def best_weights(self):
+        return self._best.weights
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
-        if value is None:
-            return
-        value = float(value)
-        if better(value, None if self.best is None else self.best[self.monitor], self.mode):
-            self.best = {"epoch": epoch, self.monitor: value}
-            self.best_weights = [np.array(w) for w in self.model.get_weights()]
+        if value is not None:
+            self._best.offer(epoch, float(value), self.model.get_weights)
 
     def on_train_end(self, logs=None):
         if self.best_weights is None:
             return
         self.model.set_weights(self.best_weights)
         if self.verbose:
-            keras_internals.print_msg(
-                f"KeepBest: restored the weights of epoch {self.best['epoch'] + 1} "
-                f"({self.monitor}={self.best[self.monitor]:.4f})."
-            )
+            keras_internals.print_msg(f"KeepBest: restored the weights of epoch {self.best['epoch'] + 1} "
+                                      f"({self.monitor}={self.best[self.monitor]:.4f}).")
 
     def get_state(self):
         return {"best": self.best}, list(self.best_weights or [])
 
     def set_state(self, state, arrays):
-        self.best = state["best"]
-        self.best_weights = [np.array(a) for a in arrays] or None
+        self._best.best = state["best"]
+        self._best.weights = [np.array(a) for a in arrays] or None
 
 
 class LinearDecay(keras.callbacks.Callback):

@@ -161,3 +161,19 @@ def test_training_lines_a_line_every_interval_with_the_time_left(monkeypatch):
         lines.on_train_batch_end(batch, {"loss": 0.5})
     assert printed == [
         "teacher: epoch 2/5, step 80/100, loss 0.5000, 16 examples/s, epoch ~40 s left, stage ~11 min left"]
+
+
+def test_best_epoch_keeps_the_best_value_and_a_copy_of_its_weights():
+    from akd_tf.callbacks import BestEpoch
+
+    weights = [np.zeros(2)]
+    best = BestEpoch("val_loss", "min")
+    assert best.offer(0, 0.5, lambda: weights) and best.best == {"epoch": 0, "val_loss": 0.5}
+    weights[0][:] = 1.0  # a copy was kept, not the live arrays
+    assert not best.offer(1, 0.7, lambda: weights) and best.best["epoch"] == 0
+    np.testing.assert_array_equal(best.weights[0], [0.0, 0.0])
+    assert best.offer(2, 0.4, lambda: weights) and best.best["epoch"] == 2
+    np.testing.assert_array_equal(best.weights[0], [1.0, 1.0])
+    record_only = BestEpoch("val_accuracy", "max", keep_weights=False)
+    assert record_only.offer(0, 0.1, lambda: weights) and record_only.weights is None
+    assert not record_only.offer(1, 0.1, lambda: weights)  # a tie is not better

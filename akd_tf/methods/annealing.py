@@ -135,8 +135,7 @@ class AnnealingSchedule(keras.callbacks.Callback):
         self.restore_best_weights = restore_best_weights
         self.reset_optimizer = reset_optimizer
         self.verbose = verbose
-        self.best = {}  # phase -> {"epoch": int, monitor: float}
-        self._best_weights = None
+        self._phases = {}  # phase -> callbacks.BestEpoch: each phase's best student, as KeepBest keeps a fit's
         self._warned_missing_monitor = False
         self._pending_message = None
 
@@ -145,15 +144,23 @@ class AnnealingSchedule(keras.callbacks.Callback):
         if self.verbose:
             keras_internals.print_msg(message)
 
-    def _improved(self, value, phase):
-        return callbacks.better(value, self.best.get(phase, {}).get(self.monitor), self.mode)
+    @property
+    def best(self):
+        """``{phase: {"epoch": int, monitor: float}}``: the best epoch of each phase so far."""
+        return {phase: tracker.best for phase, tracker in self._phases.items() if tracker.best is not None}
+
+    def _tracker(self, phase):
+        if phase not in self._phases:
+            self._phases[phase] = callbacks.BestEpoch(self.monitor, self.mode, self.restore_best_weights)
+        return self._phases[phase]
 
     def _restore_best(self, phase):
         """Reloads the best student of ``phase``; returns what it did, for the log."""
-        if self._best_weights is None:
+        tracker = self._phases.get(phase)
+        if tracker is None or tracker.weights is None:
             return f"no best phase-{phase} student recorded; keeping the last weights."
-        self.model.student.set_weights(self._best_weights)
-        best = self.best[phase]
+        self.model.student.set_weights(tracker.weights)
+        best = tracker.best
         return (
             f"restored the best phase-{phase} student "
             f"(epoch {best['epoch'] + 1}, {self.monitor}={best[self.monitor]:.4f})."
@@ -181,7 +188,8 @@ class AnnealingSchedule(keras.callbacks.Callback):
         self.model.temperature = 1
         if self.reset_optimizer:
             self._reset_optimizer()
-        self._best_weights = None
+        if schedule.PHASE_DISTILL in self._phases:  # phase 1's best student is done with
+            self._phases[schedule.PHASE_DISTILL].weights = None
         # Printed when phase 2 starts, not inside the progress line of the epoch that ends phase 1.
         self._pending_message = f"AnnealingSchedule: {restored}Phase 2 (hard labels); " + (
             "optimizer and learning-rate schedule restarted." if self.reset_optimizer else "optimizer state kept."
@@ -189,15 +197,20 @@ class AnnealingSchedule(keras.callbacks.Callback):
 
     # -- checkpointing (akd_tf.checkpoint.TrainingCheckpoint) ---------------------------------------
     def get_state(self):
-        """The best-so-far record and weights, so a resumed run selects the same students."""
+        """The best-so-far record of each phase and the current phase's best weights (phase 1's are dropped when
+        phase 2 starts), so a resumed run selects the same students."""
         state = {"best": {str(phase): best for phase, best in self.best.items()},
                  "warned_missing_monitor": self._warned_missing_monitor}
-        return state, list(self._best_weights or [])
+        kept = [tracker.weights for tracker in self._phases.values() if tracker.weights is not None]
+        return state, list(kept[-1] if kept else [])
 
     def set_state(self, state, arrays):
-        self.best = {int(phase): dict(best) for phase, best in state["best"].items()}
+        self._phases = {}
+        for phase, best in sorted((int(phase), dict(best)) for phase, best in state["best"].items()):
+            self._tracker(phase).best = best
         self._warned_missing_monitor = bool(state["warned_missing_monitor"])
-        self._best_weights = [np.array(a) for a in arrays] or None
+        if arrays and self._phases:  # the weights of the latest phase with a record
+            self._phases[max(self._phases)].weights = [np.array(a) for a in arrays]
 
     # -- Keras hooks ------------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
@@ -243,10 +256,8 @@ class AnnealingSchedule(keras.callbacks.Callback):
                     "each phase keeps its last weights."
                 )
                 self._warned_missing_monitor = True
-        elif self._improved(float(value), phase):
-            self.best[phase] = {"epoch": epoch, self.monitor: float(value)}
-            if self.restore_best_weights:
-                self._best_weights = [np.array(w) for w in self.model.student.get_weights()]
+        else:
+            self._tracker(phase).offer(epoch, float(value), self.model.student.get_weights)
         if epoch == self.phase1_epochs - 1:
             self._enter_phase2(restore=self.restore_best_weights)
 
