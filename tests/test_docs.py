@@ -176,22 +176,29 @@ def _fenced_blocks(text):
     return blocks
 
 
-def _documented_runs():
-    """Every ``python -m akd_tf.main`` command of a shell block in the README and docs/: (page, its flags)."""
+def _documented_commands():
+    """Every ``python -m <module>`` command of a shell block in the README and docs/: (page, module, its flags)."""
     import shlex
 
-    runs = []
+    commands = []
     for page in PAGES:
         for info, block in _fenced_blocks(_read(page)):
             if info not in ("", "bash", "sh", "console"):
                 continue
             for line in block.replace("\\\n", " ").splitlines():
-                if "akd_tf.main" not in line:
+                if "python -m " not in line:
                     continue
                 words = shlex.split(line, comments=True)
-                if "akd_tf.main" in words and "-m" in words:
-                    runs.append((page, [w for w in words[words.index("akd_tf.main") + 1:] if w.startswith("--")]))
-    return runs
+                for i in (i for i, word in enumerate(words[:-1]) if word == "-m"):
+                    rest = words[i + 2:]
+                    end = next((j for j, word in enumerate(rest) if word in (";", "&&", "|", "||")), len(rest))
+                    commands.append((page, words[i + 1], rest[:end]))
+    return commands
+
+
+def _documented_runs():
+    """Every ``python -m akd_tf.main`` command of the pages: (page, its flags)."""
+    return [(page, argv) for page, module, argv in _documented_commands() if module == "akd_tf.main"]
 
 
 def test_every_documented_command_line_is_a_valid_configuration(monkeypatch):
@@ -217,3 +224,50 @@ def test_every_documented_command_line_is_a_valid_configuration(monkeypatch):
             pass  # a file the page's earlier command writes (runs/my_teacher.keras)
         except Exception as error:  # noqa: BLE001 - the page and the command are the message
             pytest.fail(f"{page}: python -m akd_tf.main {' '.join(argv)}\n{type(error).__name__}: {error}")
+
+
+# Parses each command's flags with the module's own definitions (absl raises on an unknown flag, a bad value or a
+# missing flagfile), without running it.
+_PARSE = """
+import json, runpy, sys
+from absl import app, flags
+app.run = lambda main, *args, **kwargs: None  # each tool's __main__ defines its flags; nothing runs
+bad = []
+for name, runs in json.loads(sys.argv[1]).items():
+    before, imported = set(flags.FLAGS), set(sys.modules)
+    sys.argv = [name]
+    runpy.run_module(name, run_name="__main__", alter_sys=True)
+    for page, argv in runs:
+        flags.FLAGS.unparse_flags()
+        try:
+            flags.FLAGS([name, *argv])
+        except flags.Error as error:
+            bad.append(f"{page}: python -m {name} {' '.join(argv)}: {error}")
+    for flag in set(flags.FLAGS) - before:  # the next tool defines its own
+        delattr(flags.FLAGS, flag)
+    for module in set(sys.modules) - imported:  # and imports the modules that define them afresh
+        if module.startswith(("benchmarks", "export", "akd_tf.main")):
+            del sys.modules[module]
+            parent, _, child = module.rpartition(".")
+            if parent in sys.modules and hasattr(sys.modules[parent], child):  # `from akd_tf import main` reads it
+                delattr(sys.modules[parent], child)
+print("\\n".join(bad))
+sys.exit(1 if bad else 0)
+"""
+
+
+def test_every_documented_tool_command_names_flags_that_exist():
+    """The export and benchmark commands the pages give parse with their tools' flags (akd_tf.main's are checked
+    as configurations above): a renamed or misspelt flag in the docs fails here."""
+    by_module = {}
+    for page, module, argv in _documented_commands():
+        if module == "akd_tf.main" or not module.startswith(("export.", "benchmarks.")):
+            continue
+        argv = [os.path.expandvars(word) for word in argv]
+        if any("$" in word and word.startswith("--flagfile") for word in argv):
+            continue  # a flagfile named by a shell loop's variable
+        by_module.setdefault(module, []).append((page, argv))
+    assert {"export.tflite", "benchmarks.glue_study"} <= set(by_module), sorted(by_module)
+    proc = subprocess.run([sys.executable, "-c", _PARSE, json.dumps(by_module)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
