@@ -233,11 +233,11 @@ def test_labels_are_required():
 def test_compile_loss_is_the_label_term_and_is_saved_with_the_model(tmp_path):
     x = _data()[0]
     targets = np.random.default_rng(1).normal(size=(64, 1)).astype("float32")
-    akd = akd_tf.AnnealingKD(teacher=_mlp("t", classes=1), student=_mlp("s", classes=1), max_temperature=2,
-                             regression=True)
+    akd = akd_tf.AnnealingKD(teacher=_mlp("t", classes=1), student=_mlp("s", classes=1), max_temperature=2)
+    assert akd.regression  # one output: a score
     akd.phase = 2  # the label phase: the loss is the label term alone
     z = akd.student(x)
-    # Default for regression=True: squared error; compile(loss=) replaces it, per example.
+    # The default for a regression student: squared error; compile(loss=) replaces it, per example.
     akd.compile(optimizer="sgd")
     np.testing.assert_allclose(akd.per_example_loss(targets, z, z), np.square(targets - z)[:, 0], rtol=1e-6)
     akd.compile(optimizer="sgd", loss=keras.losses.MeanAbsoluteError())
@@ -250,6 +250,15 @@ def test_compile_loss_is_the_label_term_and_is_saved_with_the_model(tmp_path):
     np.testing.assert_allclose(loaded.per_example_loss(targets, z, z), np.abs(targets - z)[:, 0], rtol=1e-6)
     with pytest.raises(ValueError, match=r"`loss` must be a keras.losses.Loss.*Received: loss=3"):
         akd.compile(optimizer="sgd", loss=3)
+
+
+def test_regression_is_what_the_student_says_and_an_old_files_flag_must_agree():
+    classifier = akd_tf.AnnealingKD(teacher=_mlp("t"), student=_mlp("s"), max_temperature=2)
+    assert not classifier.regression
+    # A file saved before 0.2 carries regression=...: accepted when it agrees with the student, refused otherwise.
+    assert akd_tf.ContinuationKD(teacher=_mlp("t", classes=1), student=_mlp("s", classes=1), regression=True).regression
+    with pytest.raises(ValueError, match=r"a student with one output is a regression student.*regression=True"):
+        akd_tf.AnnealingKD(teacher=_mlp("t"), student=_mlp("s"), max_temperature=2, regression=True)
 
 
 def test_hinton_kd_weighs_the_compiled_label_loss():

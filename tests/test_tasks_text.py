@@ -68,7 +68,7 @@ def test_akd_phase2_on_a_regression_task_fits_the_score():
     teacher, teacher_pre, student, student_pre = _tiny_models(raw)
     assert student.output.shape[-1] == 1
     features = raw.features(student_pre, progress=False)
-    model = AnnealingKD(teacher=teacher, student=student, max_temperature=1, regression=True)
+    model = AnnealingKD(teacher=teacher, student=student, max_temperature=1)  # one output: regression
     model.compile(optimizer=keras.optimizers.SGD(0.01))
     model.phase = 2
     x, y = next(iter(features.dataset("train")))

@@ -26,8 +26,9 @@ class AnnealingKD(AnnealedDistiller):
 
         loss = mean over batch and classes of (z_s(x) − Φ(T) · z_t(x))²,   Φ(T) = 1 − (T − 1) / τ_max
 
-    Phase 2 (``phase == 2``) trains the student with cross-entropy on the hard labels (``regression=True``:
-    squared error against a score, e.g. STS-B, with one output); the teacher is not run. ``temperature`` is
+    Phase 2 (``phase == 2``) trains the student on the hard labels with ``compile``'s ``loss`` (default:
+    cross-entropy from logits; squared error for a student with one output, a score as STS-B's); the teacher is
+    not run. ``temperature`` is
     a variable that the traced step reads; each ``phase`` has its own traced step (retraced when it changes).
     The `akd_tf.AnnealingSchedule` callback sets both per epoch so that one ``fit`` runs both phases::
 
@@ -39,14 +40,12 @@ class AnnealingKD(AnnealedDistiller):
         teacher: a trained `keras.Model` returning logits. It is frozen in place (``trainable = False``).
         student: a `keras.Model` returning logits of the same shape.
         max_temperature: τ_max, a positive integer (the paper uses 10 on CIFAR, 7 on GLUE).
-        regression: phase 2 fits a score with squared error instead of classes with cross-entropy.
         teacher_outputs: ``"logits"`` (default; a teacher ending in softmax/sigmoid is refused) or
             ``"probabilities"``: the teacher's outputs are converted to logits with a clipped log.
     """
 
-    def __init__(self, teacher, student, max_temperature=10, regression=False, **kwargs):
+    def __init__(self, teacher, student, max_temperature=10, **kwargs):
         super().__init__(teacher, student, max_temperature, **kwargs)
-        self.regression = bool(regression)
         self._phase = self.add_weight(
             name="phase", shape=(), dtype="float32", trainable=False,
             initializer=keras.initializers.Constant(schedule.PHASE_DISTILL),
@@ -79,9 +78,6 @@ class AnnealingKD(AnnealedDistiller):
             return losses.annealing_loss(student_logits, teacher_logits,
                                          self.annealed_phi())
         return self.labelled_loss(labels, student_logits)
-
-    def get_config(self):
-        return {**super().get_config(), "regression": self.regression}
 
 
 class AnnealingSchedule(keras.callbacks.Callback):
@@ -278,7 +274,7 @@ class _Annealing(registry.Method):
     def build(self, teacher, student, config, *, optimizer, teacher_outputs="logits", regression=False,
               monitor="val_accuracy"):
         model = AnnealingKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
-                            regression=regression, teacher_outputs=teacher_outputs)
+                            teacher_outputs=teacher_outputs)
         model.compile(optimizer=optimizer)
         return registry.Training(model, early=(AnnealingSchedule(config.phase1_epochs, config.max_temperature,
                                                                  monitor=monitor, verbose=config.verbose),))

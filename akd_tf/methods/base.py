@@ -94,6 +94,9 @@ class Distiller(keras.Model):
     """
 
     def __init__(self, teacher, student, teacher_outputs="logits", **kwargs):
+        # Before 0.2 a constructor flag; now what the student says. Files saved then still carry it: accepted when
+        # it agrees with the student.
+        regression = kwargs.pop("regression", None)
         if teacher_outputs not in logits_lib.OUTPUTS:
             raise ValueError(f"`teacher_outputs` must be one of {', '.join(logits_lib.OUTPUTS)}. "
                              f"Received: teacher_outputs={teacher_outputs!r}")
@@ -115,6 +118,17 @@ class Distiller(keras.Model):
         # fit() calls the student, never this model, so mark it built when both parts are.
         if teacher.built and student.built:
             self.built = True
+        if regression is not None and bool(regression) != self.regression:
+            raise ValueError(f"`regression` is no longer an argument: a student with one output is a regression "
+                             f"student (squared error on a score), one with several a classifier. Received: "
+                             f"regression={regression!r} and a student with outputs {known_shape(student, 'outputs')}")
+
+    @property
+    def regression(self) -> bool:
+        """A regression student: one output, a score (STS-B), fitted with squared error by default; a student with
+        several outputs is a classifier (cross-entropy on logits). ``compile(loss=)`` overrides either default."""
+        shape = known_shape(self.student, "outputs")
+        return shape is not None and shape[-1:] == (1,)
 
     def build(self, input_shape):
         for model in (self.teacher, self.student):
@@ -131,14 +145,14 @@ class Distiller(keras.Model):
 
         ``loss``: a `keras.losses.Loss` (e.g. ``keras.losses.SparseCategoricalCrossentropy(from_logits=True)``:
         the student gives logits), a Keras loss name, or a function ``(labels, student_logits) -> per-example
-        loss``. Default: cross-entropy from logits, or squared error for a method built with ``regression=True``.
+        loss``. Default: cross-entropy from logits, or squared error for a regression student (one output).
         ``metrics`` are computed on the labels against the student's logits; by default the top-1 accuracy
         (``"accuracy"``), or the squared error for regression.
         """
         self._label_loss_argument = loss
         self._labelled_loss = per_example_loss_of(loss) if loss is not None else None
         if metrics is None:
-            metrics = [keras.metrics.MeanSquaredError(name="mse") if getattr(self, "regression", False)
+            metrics = [keras.metrics.MeanSquaredError(name="mse") if self.regression
                        else keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
         # Built now rather than by the first traced step: variables created while tf.function traces make it trace
@@ -173,7 +187,7 @@ class Distiller(keras.Model):
         error for regression)."""
         labelled = getattr(self, "_labelled_loss", None)  # None: compiled without `loss`, or not compiled yet
         if labelled is None:
-            labelled = losses.regression_loss if getattr(self, "regression", False) else losses.label_loss
+            labelled = losses.regression_loss if self.regression else losses.label_loss
         return labelled(labels, student_logits)
 
     def retrace_steps(self):

@@ -53,15 +53,13 @@ class ContinuationKD(AnnealedDistiller):
         max_temperature: τ_max, a positive integer (the paper: 20 on CIFAR, 10 on GLUE).
         margin: m >= 0: the teacher's term ignores an example whose logits lie within m · Φ(T) (squared distance)
             of the annealed teacher's. Not given in the paper; 0 by default.
-        regression: the label term is the squared error of a single output (STS-B) instead of cross-entropy.
         teacher_outputs: ``"logits"`` (default) or ``"probabilities"`` (converted to logits with a clipped log).
     """
 
-    def __init__(self, teacher, student, max_temperature=10, margin=0.0, regression=False, **kwargs):
+    def __init__(self, teacher, student, max_temperature=10, margin=0.0, **kwargs):
         check_margin(margin)
         super().__init__(teacher, student, max_temperature, **kwargs)
         self.margin = float(margin)
-        self.regression = bool(regression)
         self._label_weight = self.add_weight(
             name="label_weight", shape=(), dtype="float32", trainable=False,
             initializer=keras.initializers.Constant(0.0),
@@ -95,7 +93,7 @@ class ContinuationKD(AnnealedDistiller):
             self._label_weight, self.margin, self.labelled_loss)
 
     def get_config(self):
-        return {**super().get_config(), "margin": self.margin, "regression": self.regression}
+        return {**super().get_config(), "margin": self.margin}
 
 
 class ContinuationSchedule(keras.callbacks.Callback):
@@ -182,7 +180,7 @@ class _Continuation(registry.Method):
     def build(self, teacher, student, config, *, optimizer, teacher_outputs="logits", regression=False,
               monitor="val_accuracy"):
         model = ContinuationKD(teacher=teacher, student=student, max_temperature=config.max_temperature,
-                               margin=config.ckd_margin, regression=regression, teacher_outputs=teacher_outputs)
+                               margin=config.ckd_margin, teacher_outputs=teacher_outputs)
         model.compile(optimizer=optimizer)
         # Stateless (T and ψ are functions of the epoch): first, so the epoch's logs carry them.
         return registry.Training(model, first=(ContinuationSchedule(
