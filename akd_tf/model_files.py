@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import os
 import time
+import warnings
 import zipfile
 
 import keras
@@ -66,7 +67,12 @@ def _load_keras_file(path, what):
         raise BadInput(f"{prefix}: it is not a .keras zip archive (another format, or a truncated/corrupt file).")
     start = time.perf_counter()
     try:
-        model = keras.models.load_model(path, compile=False, safe_mode=True)
+        with warnings.catch_warnings():
+            # keras-hub's tasks compile themselves when built (an Adam, with its variables) even under
+            # compile=False; the file holds no optimizer state, by design (`save_model`), so Keras' notice that it
+            # skips loading that state is about nothing.
+            warnings.filterwarnings("ignore", message=r"Skipping variable loading for optimizer", category=UserWarning)
+            model = keras.models.load_model(path, compile=False, safe_mode=True)
         logging.info("Read %s %s in %.1f s", what.strip("`"), path, time.perf_counter() - start)
         return model
     except Exception as error:  # noqa: BLE001 - Keras raises many types for bad files; all mean the same here
@@ -84,14 +90,15 @@ def save_model(model, path):
     file twice the weights' size with SGD momentum and three times with Adam, and which no reader uses (this tool
     and `export` load with ``compile=False``; training resumes from its checkpoints). The model in memory stays
     compiled."""
-    with files.atomic_path(path) as tmp, _uncompiled(model):
+    with files.atomic_path(path) as tmp, uncompiled(model):
         model.save(tmp)
 
 
 @contextlib.contextmanager
-def _uncompiled(model):
-    # Keras 3 writes a .keras file's optimizer and compile settings whenever the model is compiled (its
-    # include_optimizer is for .h5 files only), so the model is shown as uncompiled for the time of the save.
+def uncompiled(model):
+    """``model`` shown as uncompiled for the time of a save. Keras 3 writes a file's optimizer (state and settings)
+    whenever the model is compiled: a ``.keras`` file's (its include_optimizer is for .h5 files only) and a
+    keras-hub preset's weights file, whose reader then warns that it skips the optimizer's variables."""
     if not model.compiled:
         yield
         return

@@ -153,7 +153,13 @@ def test_cli_glue_run_writes_metrics_models_and_a_loadable_student(sst2_workdir)
     below = metrics["student"]["dev"]["dev"]["accuracy"] <= 67 / 128
     assert metrics["student"]["at_or_below_majority_class"] == below
     # The .keras student carries its tokenizer: it classifies raw strings, as the metrics were computed.
-    student = model_files.load_model(os.path.join(sst2_workdir, "student.keras"), "student")
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        student = model_files.load_model(os.path.join(sst2_workdir, "student.keras"), "student")
+    # The file holds no optimizer state; keras-hub's task compiles itself on load: no false alarm about it.
+    assert not [w for w in caught if "Skipping variable loading" in str(w.message)]
     logits = student.predict(np.array(["a gorgeous , witty , seductive movie .", "dull and lifeless ."]), verbose=0)
     assert logits.shape == (2, 2)
     # The preset beside the SavedModel loads with keras-nlp's own from_preset, offline.

@@ -34,7 +34,7 @@ from akd_tf.callbacks import ValidationMetrics
 from akd_tf.config import BadInput
 from akd_tf.data import glue, own_text
 from akd_tf.logits import outputs_as_logits
-from akd_tf.model_files import FIELDS, in_run_precision, load_model, save_model, weights_digest
+from akd_tf.model_files import FIELDS, in_run_precision, load_model, save_model, uncompiled, weights_digest
 from akd_tf.nets import text as text_nets
 from akd_tf.tasks.base import Task
 
@@ -278,7 +278,7 @@ def write_serving_model(student, preprocessor, directory, sequence_length, descr
     with files.atomic_path(directory) as tmp, precision.computing_in(student, "float32"):
         with text_nets.attached(student, None):  # the SavedModel serves token features: no tokenizer in it
             student.export(tmp, format="tf_saved_model", input_signature=signature, verbose=False)
-        with text_nets.attached(student, preprocessor):
+        with text_nets.attached(student, preprocessor), uncompiled(student):
             student.save_to_preset(os.path.join(tmp, PRESET_DIR))
         files.write_json(os.path.join(tmp, "akd_tf.json"), {
             "dataset": description.get("dataset"),
