@@ -39,6 +39,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 import weakref
 
 import keras
@@ -145,7 +146,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         path = checkpoints[-1]
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        model.load_weights(os.path.join(path, "model.weights.h5"))
+        _load_weights(model, os.path.join(path, "model.weights.h5"))
         if os.path.isfile(os.path.join(path, "random.npz")):
             with np.load(os.path.join(path, "random.npz")) as saved:
                 states = _random_states(model)
@@ -288,3 +289,18 @@ def _plain(value):
     """A log value as a JSON number."""
     value = np.asarray(value)
     return value.item() if value.ndim == 0 else value.tolist()
+
+
+def _load_weights(model, path):
+    """``model.load_weights(path)``, without Keras' notice about the optimizer of a model *inside* ``model`` (a
+    distiller's frozen teacher, compiled to be evaluated): that optimizer never trains and its state is not kept,
+    so the notice is a false alarm. One about ``model``'s own optimizer, whose state a resume needs, still shows."""
+    own = getattr(model.optimizer, "name", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.load_weights(path)
+    for warning in caught:
+        text = str(warning.message)
+        if text.startswith("Skipping variable loading for optimizer") and f"optimizer '{own}'" not in text:
+            continue
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
