@@ -301,6 +301,6 @@ def _load_weights(model, path):
         model.load_weights(path)
     for warning in caught:
         text = str(warning.message)
-        if text.startswith("Skipping variable loading for optimizer") and f"optimizer '{own}'" not in text:
+        if text.startswith(keras_internals.SKIPPED_OPTIMIZER_NOTICE) and f"optimizer '{own}'" not in text:
             continue
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)

@@ -223,6 +223,10 @@ class Config:
         dataset = given.get("dataset", cls.__dataclass_fields__["dataset"].default)
         return cls(**{**recipe(dataset), **given})
 
+    def resolved(self) -> dict:
+        """The fields, with the defaults that follow from other fields written in (`resolve_defaults`)."""
+        return resolve_defaults(dataclasses.asdict(self))
+
     @property
     def text(self) -> bool:
         return glue.is_glue(self.dataset) or own_text.is_csv(self.dataset)
@@ -240,7 +244,7 @@ class Config:
         self._validate_student()
         registry.check_config(self, regression=self.regression, text=self.text,
                               defaults={field.name: field.default for field in dataclasses.fields(self)})
-        self._validate_models()
+        self._validate_models(method)
         self._validate_teacher(method)
         self._validate_optimisation(method)
         self._validate_run()
@@ -281,10 +285,10 @@ class Config:
         if not (self.text and (self.student_preset or truncate)):
             self._one_of("student_net", self._architectures())
 
-    def _validate_models(self):
+    def _validate_models(self, method):
         """The assistant's and teacher's networks, and what only text or image models have."""
         architectures = self._architectures()
-        if registry.get(self.method).via_assistant and self.assistant_path is None:
+        if method.via_assistant and self.assistant_path is None:
             self._one_of("assistant_net", architectures)
         if self.teacher_path is None and self.needs_teacher and not (self.text and self.teacher_preset):
             self._one_of("teacher_net", architectures)

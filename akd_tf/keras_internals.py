@@ -10,6 +10,9 @@ from keras.src.utils import io_utils
 
 # The Keras release (major.minor) these accessors were checked against.
 KERAS_CHECKED = "3.15"
+# How Keras' saving code begins the UserWarning it gives when a model's optimizer and the file's disagree (no warning
+# class of its own to filter on): `akd_tf.model_files` and `akd_tf.checkpoint` drop the ones that are false alarms.
+SKIPPED_OPTIMIZER_NOTICE = "Skipping variable loading for optimizer"
 
 
 def print_msg(message: str) -> None:

@@ -24,6 +24,7 @@ from akd_tf import checkpoint as checkpoint_lib
 from akd_tf import config as config_lib
 from akd_tf import files, train
 from akd_tf import workdir as workdir_lib
+from akd_tf.data import own
 from akd_tf.callbacks import TrainingDiverged
 
 FLAGS = flags.FLAGS
@@ -36,7 +37,7 @@ def define_config_flags(flag_values=FLAGS):
     """One flag per `Config` field, with the field's default, help and allowed values: each setting is written once,
     in `akd_tf.config` (your own images' recipe, `akd_tf.config.recipe`, is added to the help)."""
     types = typing.get_type_hints(config_lib.Config)
-    own_images = config_lib.recipe(config_lib.own.FOLDER)
+    own_images = config_lib.recipe(own.FOLDER)
     for field in dataclasses.fields(config_lib.Config):
         meta = field.metadata
         name, kind = meta["flag"] or field.name, types[field.name]

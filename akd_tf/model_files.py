@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from akd_tf import files, logits, precision
+from akd_tf import files, keras_internals, logits, precision
 from akd_tf.config import BadInput
 from akd_tf.methods.base import known_shape
 
@@ -71,7 +71,7 @@ def _load_keras_file(path, what):
             # keras-hub's tasks compile themselves when built (an Adam, with its variables) even under
             # compile=False; the file holds no optimizer state, by design (`save_model`), so Keras' notice that it
             # skips loading that state is about nothing.
-            warnings.filterwarnings("ignore", message=r"Skipping variable loading for optimizer", category=UserWarning)
+            warnings.filterwarnings("ignore", message=keras_internals.SKIPPED_OPTIMIZER_NOTICE, category=UserWarning)
             model = keras.models.load_model(path, compile=False, safe_mode=True)
         logging.info("Read %s %s in %.1f s", what.strip("`"), path, time.perf_counter() - start)
         return model

@@ -25,7 +25,6 @@ A workdir that holds a finished run (``metrics.json``) is refused unless ``overw
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import keras
@@ -34,7 +33,7 @@ from absl import logging
 
 from akd_tf import tasks
 from akd_tf.callbacks import KeepBest
-from akd_tf.config import Config, resolve_defaults
+from akd_tf.config import Config
 from akd_tf.methods import registry
 from akd_tf.methods.labels import compile_for_labels
 from akd_tf.model_files import count_params
@@ -58,7 +57,7 @@ def _teacher(run, task):
             return teacher, {"source": config.teacher_path}, {}
         history = read_history(os.path.join(run.workdir, "history_teacher.csv"))
         return teacher, teacher_summary(config, history, task.monitor), history
-    learning_rate = resolve_defaults(dataclasses.asdict(config))["teacher_learning_rate"]
+    learning_rate = config.resolved()["teacher_learning_rate"]
     keras.utils.set_random_seed(config.seed)  # per stage: a resumed run builds the same initial weights
     with strategy.scope():
         teacher = task.new_model("teacher")

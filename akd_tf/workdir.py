@@ -28,7 +28,7 @@ def _differences(saved, config):
     """``name (saved X, now Y)`` for each field of the saved ``config.json`` that differs and matters. A field
     that the saved run did not know (added to `Config` since) counts as its default, which keeps the behaviour
     of the code that wrote it: runs started by an older version resume."""
-    current = resolve_defaults(dataclasses.asdict(config))
+    current = config.resolved()
     defaults = {f.name: f.default for f in dataclasses.fields(Config)}
     saved = upgrade(saved)
     saved = resolve_defaults({**{k: defaults[k] for k in current if k not in saved}, **saved})

@@ -73,12 +73,8 @@ def main(argv):
         "export": [python, "-m", "export.tflite", f"--model={workdir}/student_run/student/", "--quantization=fp32,uint8"],
     }
     seconds = {name: step(name, command, log) for name, command in steps.items()}
-    with open(os.path.join(workdir, "student_run", "metrics.json")) as f:
-        student = json.load(f)
-    with open(os.path.join(workdir, "scratch_run", "metrics.json")) as f:
-        scratch = json.load(f)
-    with open(os.path.join(workdir, "student_run", "tflite", "export_report.json")) as f:
-        export = json.load(f)
+    student, scratch = read(workdir, "student_run", "metrics.json"), read(workdir, "scratch_run", "metrics.json")
+    export = read(workdir, "student_run", "tflite", "export_report.json")
     rows = {row["mode"]: row for row in export["results"]}
     result = {
         "command": command_line("benchmarks.own_data"),
@@ -92,6 +88,12 @@ def main(argv):
         "fp32_bytes": rows["fp32"]["size_bytes"], "mediapipe_uint8": rows["uint8"].get("mediapipe"),
     }
     write(result, _table(result), FLAGS.output)
+
+
+def read(workdir, *path):
+    """The JSON file a step wrote at ``workdir/<path>``."""
+    with open(os.path.join(workdir, *path)) as f:
+        return json.load(f)
 
 
 def write(result, table, output):

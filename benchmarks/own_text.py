@@ -13,7 +13,6 @@ Writes ``<output>.json`` and ``<output>.md`` with the figures, the wall time of 
 machine. ``--workdir`` keeps the file and runs (default: a temporary directory).
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -25,7 +24,7 @@ from absl import app, flags
 
 from akd_tf import machine
 from akd_tf.command import command_line
-from benchmarks.own_data import ROOT, step, write
+from benchmarks.own_data import ROOT, read, step, write
 
 FLAGS = flags.FLAGS
 RESUMED_AT = "Phase 2 (hard labels)"
@@ -89,12 +88,8 @@ def main(argv):
     resumed = [*run, f"--method={FLAGS.method}", f"--workdir={workdir}/killed_run"]
     print(f"[{time.strftime('%H:%M:%S')}] killed at {RESUMED_AT!r} and resumed: {' '.join(resumed)}", flush=True)
     resume_seconds = _killed_and_resumed(resumed, log)
-    with open(os.path.join(workdir, "student_run", "metrics.json")) as f:
-        student = json.load(f)
-    with open(os.path.join(workdir, "finetune_run", "metrics.json")) as f:
-        finetuned = json.load(f)
-    with open(os.path.join(workdir, "student_run", "tflite", "export_report.json")) as f:
-        export = json.load(f)
+    student, finetuned = read(workdir, "student_run", "metrics.json"), read(workdir, "finetune_run", "metrics.json")
+    export = read(workdir, "student_run", "tflite", "export_report.json")
     result = {
         "command": command_line("benchmarks.own_text"),
         "steps": {name: " ".join(["python", *c[1:]]) for name, c in steps.items()},

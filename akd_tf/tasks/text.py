@@ -28,7 +28,6 @@ import numpy as np
 from absl import logging
 
 from akd_tf import files, glue_metrics, precision
-from akd_tf import data as data_lib
 from akd_tf.batch_keys import TEACHER_INPUTS, TEACHER_LOGITS
 from akd_tf.callbacks import ValidationMetrics
 from akd_tf.config import BadInput
@@ -58,8 +57,7 @@ class TextTask(Task):
                                      group_by_length=config.group_by_length)
         else:
             self.raw = glue.load(config.dataset, batch_size=config.batch_size, data_dir=config.data_dir,
-                                 validation_size=data_lib.images.DEFAULT_VALIDATION_SIZE
-                                 if config.validation_size is None else config.validation_size,
+                                 validation_size=config.resolved()["validation_size"],
                                  train_size=config.train_size, test_size=config.test_size, shuffle_seed=config.seed,
                                  download=config.download, group_by_length=config.group_by_length)
         self.monitor = f"val_{self.raw.spec['metric']}"
